@@ -1,0 +1,3 @@
+module github.com/ssekit/ssekit/core
+
+go 1.26

@@ -1,0 +1,191 @@
+package sse
+
+import (
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Event is one Server-Sent Event.
+//
+// An event with only a Comment and/or a Retry (no ID, no Type and a nil Data)
+// is a control frame: the client reads it but dispatches nothing. Every other
+// event, including the zero Event, is dispatched by the client as a message,
+// with an empty payload when Data is empty.
+type Event struct {
+	// ID is sent in the "id" field and becomes the client's Last-Event-ID.
+	// When events are published through a Hub its Store assigns the ID;
+	// set ID yourself only when encoding with AppendEvent.
+	// It must not contain CR, LF or NUL. Prefer ASCII: some clients mangle
+	// other characters when they send Last-Event-ID back.
+	ID string
+
+	// Type is the event type ("event" field). Empty means "message", which is
+	// what EventSource.onmessage receives. It must not contain CR, LF or NUL.
+	Type string
+
+	// Data is the payload. It may contain any valid UTF-8, including CR and
+	// LF: each line is sent as its own "data" field. Clients turn CRLF and CR
+	// into LF, so those line breaks arrive as LF.
+	Data []byte
+
+	// Retry, when positive, tells the client how long to wait before it
+	// reconnects. It is sent in whole milliseconds, so it must be zero or at
+	// least one millisecond.
+	Retry time.Duration
+
+	// Comment is sent as a comment line, which clients ignore. It must not
+	// contain CR or LF.
+	Comment string
+}
+
+// ErrInvalidEvent is the error that every encoding error matches with
+// errors.Is. Use errors.As with *FieldError to learn which field was wrong.
+var ErrInvalidEvent = errors.New("sse: invalid event")
+
+// FieldError reports an Event field that cannot be encoded.
+type FieldError struct {
+	Field  string // "id", "event", "data", "retry" or "comment"
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return "sse: invalid event " + e.Field + ": " + e.Reason
+}
+
+// Is reports whether target is ErrInvalidEvent.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalidEvent }
+
+// Validate reports whether e can be encoded, without encoding it.
+func (e *Event) Validate() error {
+	if err := checkField("id", e.ID, true); err != nil {
+		return err
+	}
+	if err := checkField("event", e.Type, true); err != nil {
+		return err
+	}
+	if err := checkField("comment", e.Comment, false); err != nil {
+		return err
+	}
+	if !utf8.Valid(e.Data) {
+		return &FieldError{Field: "data", Reason: "not valid UTF-8"}
+	}
+	if e.Retry < 0 {
+		return &FieldError{Field: "retry", Reason: "negative"}
+	}
+	if e.Retry > 0 && e.Retry < time.Millisecond {
+		return &FieldError{Field: "retry", Reason: "below one millisecond"}
+	}
+	return nil
+}
+
+func checkField(name, v string, noNUL bool) error {
+	// CR, LF and NUL never occur inside a multi-byte UTF-8 sequence, so a
+	// byte scan finds them exactly.
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '\n':
+			return &FieldError{Field: name, Reason: "contains LF"}
+		case '\r':
+			return &FieldError{Field: name, Reason: "contains CR"}
+		case 0:
+			if noNUL {
+				return &FieldError{Field: name, Reason: "contains NUL"}
+			}
+		}
+	}
+	if !utf8.ValidString(v) {
+		return &FieldError{Field: name, Reason: "not valid UTF-8"}
+	}
+	return nil
+}
+
+// isControl reports whether e is a control frame: a comment and/or retry
+// hint that the client reads but does not dispatch.
+func (e *Event) isControl() bool {
+	return e.Data == nil && e.ID == "" && e.Type == "" && (e.Comment != "" || e.Retry != 0)
+}
+
+// AppendEvent appends the wire form of e to dst and returns the extended
+// buffer. The frame ends with the blank line that makes the client dispatch
+// it. AppendEvent does not allocate when dst has enough spare capacity.
+//
+// If e cannot be encoded (see Event), AppendEvent returns dst unchanged and
+// an error that matches ErrInvalidEvent; nothing is ever half-written.
+func AppendEvent(dst []byte, e Event) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return dst, err
+	}
+	return appendValid(dst, &e), nil
+}
+
+// appendValid encodes an event that has passed Validate.
+func appendValid(dst []byte, e *Event) []byte {
+	if e.Comment != "" {
+		dst = append(dst, ": "...)
+		dst = append(dst, e.Comment...)
+		dst = append(dst, '\n')
+	}
+	if e.Retry > 0 {
+		dst = append(dst, "retry: "...)
+		dst = strconv.AppendInt(dst, e.Retry.Milliseconds(), 10)
+		dst = append(dst, '\n')
+	}
+	if e.isControl() {
+		return append(dst, '\n')
+	}
+	if e.ID != "" {
+		dst = append(dst, "id: "...)
+		dst = append(dst, e.ID...)
+		dst = append(dst, '\n')
+	}
+	if e.Type != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, e.Type...)
+		dst = append(dst, '\n')
+	}
+	dst = appendData(dst, e.Data)
+	return append(dst, '\n')
+}
+
+// appendData writes one "data" field per line of data. Lines end at CRLF, CR
+// or LF. A payload that ends with a line break yields a final empty data
+// field, which is exactly what makes the client keep that line break (the
+// client drops one trailing LF of the joined data).
+func appendData(dst, data []byte) []byte {
+	for {
+		i := indexLineBreak(data)
+		dst = append(dst, "data: "...)
+		if i < 0 {
+			dst = append(dst, data...)
+			return append(dst, '\n')
+		}
+		dst = append(dst, data[:i]...)
+		dst = append(dst, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+}
+
+func indexLineBreak(b []byte) int {
+	for i, c := range b {
+		if c == '\n' || c == '\r' {
+			return i
+		}
+	}
+	return -1
+}
+
+// encodedLen returns an upper bound of the encoded size of a valid event.
+func encodedLen(e *Event) int {
+	n := len(e.Comment) + len(e.ID) + len(e.Type) + len(e.Data) + 64
+	for _, c := range e.Data {
+		if c == '\n' || c == '\r' {
+			n += len("data: \n")
+		}
+	}
+	return n
+}

@@ -1,0 +1,390 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// SlowConsumerPolicy says what a Hub does when a subscriber's queue is full.
+type SlowConsumerPolicy int
+
+const (
+	// Disconnect ends the slow client's stream cleanly. Its EventSource
+	// reconnects with Last-Event-ID and the Store replays what it missed,
+	// so nothing is lost as long as the Store still holds those events.
+	Disconnect SlowConsumerPolicy = iota
+
+	// DropOldest drops the oldest queued events to make room and then sends
+	// the client the reset event (reason "dropped") so that it knows it
+	// missed some.
+	DropOldest
+)
+
+// Options configures a Hub. The zero value is ready to use; every default is
+// given beside its field. Negative values are an error.
+type Options struct {
+	// Store records events for replay and assigns their IDs.
+	// Default: NewMemoryStore with its defaults.
+	Store Store
+
+	// HeartbeatInterval is the longest a stream stays silent: a comment is
+	// sent when nothing else was written for this long. Heartbeats keep
+	// proxies from closing idle streams and reveal dead peers. Default 15s.
+	HeartbeatInterval time.Duration
+
+	// WriteTimeout bounds every write to a client. A client that does not
+	// take a write within it is cut off. Default 10s.
+	WriteTimeout time.Duration
+
+	// Retry, when set, is sent as a "retry" hint when a stream opens, and
+	// sets how soon browsers reconnect after an unexpected drop. Default:
+	// none (browsers wait about 3s).
+	Retry time.Duration
+
+	// CloseRetry is the "retry" hint sent when the hub ends a stream on
+	// purpose (shutdown, slow consumer). Each stream gets a random value
+	// between CloseRetry and twice CloseRetry, so clients do not all come
+	// back at once. Default 1s.
+	CloseRetry time.Duration
+
+	// MaxQueueEvents and MaxQueueBytes bound each subscriber's queue of
+	// events waiting to be written. When either is reached, SlowConsumer
+	// applies. Defaults 1024 events and 4 MiB.
+	MaxQueueEvents int
+	MaxQueueBytes  int
+
+	// SlowConsumer is the policy for full queues. Default Disconnect.
+	SlowConsumer SlowConsumerPolicy
+
+	// ResetEventType is the type of the event sent when a client cannot be
+	// given every event it missed: its Last-Event-ID is unknown, from an
+	// earlier process lifetime or evicted from the Store, or DropOldest
+	// dropped events. Its data is JSON: {"reason":"unknown-id"},
+	// {"reason":"evicted"} or {"reason":"dropped"}. Clients should reload
+	// their state when they see it. Default "sse-reset".
+	ResetEventType string
+
+	// MaxTopics bounds the topics of one stream. Default 32.
+	MaxTopics int
+
+	// MaxLastEventIDLength bounds the Last-Event-ID a client may send.
+	// A longer one is treated like an unknown ID (reset event). Default 256.
+	MaxLastEventIDLength int
+
+	// Logger receives the hub's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"HeartbeatInterval", &o.HeartbeatInterval, 15 * time.Second},
+		{"WriteTimeout", &o.WriteTimeout, 10 * time.Second},
+		{"Retry", &o.Retry, 0},
+		{"CloseRetry", &o.CloseRetry, time.Second},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return fmt.Errorf("sse: Options.%s is %v; it must not be negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxQueueEvents", &o.MaxQueueEvents, 1024},
+		{"MaxQueueBytes", &o.MaxQueueBytes, 4 << 20},
+		{"MaxTopics", &o.MaxTopics, 32},
+		{"MaxLastEventIDLength", &o.MaxLastEventIDLength, 256},
+	}
+	for _, n := range ints {
+		if *n.v < 0 {
+			return fmt.Errorf("sse: Options.%s is %d; it must not be negative", n.name, *n.v)
+		}
+		if *n.v == 0 {
+			*n.v = n.def
+		}
+	}
+	if o.Retry > 0 && o.Retry < time.Millisecond {
+		return fmt.Errorf("sse: Options.Retry is %v; it must be at least 1ms", o.Retry)
+	}
+	if o.SlowConsumer != Disconnect && o.SlowConsumer != DropOldest {
+		return fmt.Errorf("sse: Options.SlowConsumer is %d; use Disconnect or DropOldest", o.SlowConsumer)
+	}
+	if o.ResetEventType == "" {
+		o.ResetEventType = "sse-reset"
+	}
+	if err := checkField("event", o.ResetEventType, true); err != nil {
+		return fmt.Errorf("sse: Options.ResetEventType: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Store == nil {
+		s, err := NewMemoryStore(MemoryStoreOptions{})
+		if err != nil {
+			return err
+		}
+		o.Store = s
+	}
+	return nil
+}
+
+// Hub fans events out to subscribers by topic and records them in its Store.
+//
+// Publish encodes an event once and hands the same bytes to the queue of
+// every subscriber of its topic; it never waits for a client. Each stream's
+// own handler goroutine writes what is queued for it. A Hub must be created
+// with NewHub and is safe for concurrent use.
+type Hub struct {
+	opts  Options
+	store Store
+	log   *slog.Logger
+
+	// pubMu makes Store.Append and delivery one step, so that subscribers
+	// see events in Store order.
+	pubMu sync.Mutex
+
+	mu       sync.Mutex
+	topics   map[string][]*subscriber
+	subs     map[*subscriber]struct{}
+	lastSeq  uint64 // Seq of the newest event delivered
+	active   int    // stream handlers running
+	closing  bool
+	drained  chan struct{} // closed when closing and active == 0
+	stopBeat chan struct{} // non-nil while the heartbeat goroutine runs
+}
+
+// NewHub returns a Hub configured by opts.
+func NewHub(opts Options) (*Hub, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Hub{
+		opts:    opts,
+		store:   opts.Store,
+		log:     opts.Logger,
+		topics:  make(map[string][]*subscriber),
+		subs:    make(map[*subscriber]struct{}),
+		drained: make(chan struct{}),
+	}, nil
+}
+
+// Store returns the hub's Store.
+func (h *Hub) Store() Store { return h.store }
+
+// ErrIDSet is returned by Publish for an event whose ID is already set: the
+// hub's Store assigns IDs, so that replay can find every event.
+var ErrIDSet = errors.New("sse: Publish: Event.ID must be empty; the Store assigns it")
+
+const maxTopicLen = 256
+
+// checkTopic reports whether name can be a topic: 1 to 256 bytes of UTF-8.
+func checkTopic(name string) error {
+	if name == "" || len(name) > maxTopicLen || !utf8.ValidString(name) {
+		return fmt.Errorf("sse: invalid topic %q: a topic is 1 to %d bytes of UTF-8", truncate(name, 40), maxTopicLen)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Publish records ev on topic in the Store and queues it for every current
+// subscriber of topic. It returns the ID the Store assigned. It does not
+// wait for any client, and it records the event even when nobody is
+// subscribed.
+//
+// An invalid topic or event (see Event) is an error and nothing is recorded
+// or sent. So is an event with an ID: the Store assigns IDs.
+func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, error) {
+	if err := checkTopic(topic); err != nil {
+		return "", err
+	}
+	if ev.ID != "" {
+		return "", ErrIDSet
+	}
+	if err := ev.Validate(); err != nil {
+		return "", err
+	}
+	if ev.isControl() {
+		return "", &FieldError{Field: "data", Reason: "an event with only a comment or retry hint cannot be published; set Data"}
+	}
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	entry, err := h.store.Append(ctx, topic, ev)
+	if err != nil {
+		return "", fmt.Errorf("sse: Publish: store: %w", err)
+	}
+	h.deliver(entry)
+	return entry.Event.ID, nil
+}
+
+// deliver encodes entry once and queues the frame for the subscribers of
+// its topic. Entries must arrive in Seq order.
+func (h *Hub) deliver(entry Entry) {
+	frame := appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastSeq = entry.Seq
+	for _, s := range h.topics[entry.Topic] {
+		s.enqueue(entry.Seq, frame)
+	}
+}
+
+// register adds s to the hub. It returns false when the hub is shutting
+// down. s.after is set to the Seq of the newest delivered event: every later
+// event reaches s's queue.
+func (h *Hub) register(s *subscriber) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	s.after = h.lastSeq
+	s.slots = make([]int, len(s.topics))
+	for i, t := range s.topics {
+		s.slots[i] = len(h.topics[t])
+		h.topics[t] = append(h.topics[t], s)
+	}
+	h.subs[s] = struct{}{}
+	if len(h.subs) == 1 {
+		h.stopBeat = make(chan struct{})
+		go h.heartbeat(h.stopBeat)
+	}
+	return true
+}
+
+// unregister removes s from the hub.
+func (h *Hub) unregister(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
+	for i, t := range s.topics {
+		list := h.topics[t]
+		last := len(list) - 1
+		moved := list[last]
+		list[s.slots[i]] = moved
+		moved.setSlot(t, s.slots[i])
+		list[last] = nil
+		if last == 0 {
+			delete(h.topics, t)
+		} else {
+			h.topics[t] = list[:last]
+		}
+	}
+	delete(h.subs, s)
+	if len(h.subs) == 0 {
+		close(h.stopBeat)
+		h.stopBeat = nil
+	}
+}
+
+// enter counts a stream handler in; it returns false when shutting down.
+func (h *Hub) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.active++
+	return true
+}
+
+// leave counts a stream handler out.
+func (h *Hub) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.active--
+	if h.closing && h.active == 0 {
+		close(h.drained)
+	}
+}
+
+// heartbeat runs while the hub has subscribers. Ticking at half the
+// interval and skipping streams written to since the previous tick keeps
+// every stream's silence below HeartbeatInterval.
+func (h *Hub) heartbeat(stop <-chan struct{}) {
+	t := time.NewTicker(h.opts.HeartbeatInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		for s := range h.subs {
+			if !s.wrote.Swap(false) {
+				s.beat.Store(true)
+				s.wake()
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// Shutdown stops the hub from accepting streams, ends every open stream
+// with a "retry" hint (so browsers reconnect, to another instance if one is
+// there) and waits until every stream handler has returned, or until ctx is
+// done. Call it before http.Server.Shutdown, which otherwise waits for the
+// streams forever. Requests that arrive later get a 200 response with only a
+// retry hint. Publish keeps working: events are still recorded.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.closing {
+		h.closing = true
+		for s := range h.subs {
+			s.end(endShutdown)
+		}
+		if h.active == 0 {
+			close(h.drained)
+		}
+	}
+	h.mu.Unlock()
+	select {
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sse: Shutdown: streams still open: %w", ctx.Err())
+	}
+}
+
+// Stats is a snapshot of a hub's state.
+type Stats struct {
+	Streams     int            // open streams
+	Topics      map[string]int // subscribers per topic
+	QueuedBytes int            // bytes waiting in all subscribers' queues
+}
+
+// Stats returns a snapshot of the hub's state.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := Stats{Streams: len(h.subs), Topics: make(map[string]int, len(h.topics))}
+	for t, list := range h.topics {
+		st.Topics[t] = len(list)
+	}
+	for s := range h.subs {
+		st.QueuedBytes += s.queuedBytes()
+	}
+	return st
+}

@@ -1,0 +1,60 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Entry is an event as a Store recorded it.
+type Entry struct {
+	// Topic is the topic the event was published on.
+	Topic string
+	// Seq is the entry's place in the store's single order across all
+	// topics. Later entries have larger Seq. Seq is never 0.
+	Seq uint64
+	// Time is when the store recorded the entry.
+	Time time.Time
+	// Event is the event, with ID set to the store's name for Seq.
+	Event Event
+}
+
+// A Store records published events so that clients that reconnect can be
+// sent what they missed. It assigns every event its ID, and it orders all
+// events of all topics in one sequence, which is what makes the hand-over
+// from replay to live delivery exact for clients of several topics.
+//
+// The in-memory ring of NewMemoryStore is the default. A Store must be safe
+// for concurrent use.
+type Store interface {
+	// Append records ev on topic and returns the entry, whose Seq is greater
+	// than that of every entry recorded before, and whose Event.ID names
+	// that Seq in the store's present epoch.
+	Append(ctx context.Context, topic string, ev Event) (Entry, error)
+
+	// After returns, oldest first, at most limit entries of the given topics
+	// whose Seq is greater than after. It returns ErrEvicted when entries
+	// with Seq greater than after are no longer kept (the caller may have
+	// missed some), and ErrUnknownID when after is beyond the newest entry.
+	// after == 0 means from the oldest entry ever recorded.
+	After(ctx context.Context, after uint64, topics []string, limit int) ([]Entry, error)
+
+	// Position returns the Seq that id names. It returns ErrUnknownID for
+	// anything that is not an ID of this store's present epoch: malformed
+	// text, an ID from an earlier process lifetime or from another store.
+	Position(id string) (uint64, error)
+
+	// ID returns the ID that names seq in the present epoch. ID(0) names the
+	// position before the first entry.
+	ID(seq uint64) string
+}
+
+var (
+	// ErrUnknownID means an event ID that the store did not issue in its
+	// present epoch. The hub answers it with a reset event.
+	ErrUnknownID = errors.New("sse: unknown event id")
+
+	// ErrEvicted means that events after the given position were dropped
+	// from the store's window. The hub answers it with a reset event.
+	ErrEvicted = errors.New("sse: events after this id were evicted")
+)

@@ -1,0 +1,132 @@
+package sse
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// endReason says why the hub ends a stream.
+type endReason int
+
+const (
+	endNone endReason = iota
+	endShutdown
+	endSlowConsumer
+)
+
+// queued is one encoded event waiting for a subscriber.
+type queued struct {
+	seq   uint64
+	frame []byte // shared by all subscribers; never modified
+}
+
+// subscriber is one open stream's place in the hub: its topics and its
+// bounded queue. Publishers append to the queue; the stream's own goroutine
+// takes everything at once and writes it.
+type subscriber struct {
+	hub    *Hub
+	topics []string
+	slots  []int // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
+
+	// after is the Seq of the newest event the stream has sent or may skip;
+	// used only by the stream goroutine.
+	after uint64
+
+	notify chan struct{} // capacity 1: "something changed"
+	wrote  atomic.Bool   // written since the last heartbeat tick
+	beat   atomic.Bool   // a heartbeat is due
+
+	mu      sync.Mutex
+	queue   []queued
+	spare   []queued // the stream goroutine's previous batch, reused
+	bytes   int
+	dropped bool
+	ended   endReason
+}
+
+func newSubscriber(h *Hub, topics []string) *subscriber {
+	return &subscriber{hub: h, topics: topics, notify: make(chan struct{}, 1)}
+}
+
+func (s *subscriber) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *subscriber) setSlot(topic string, slot int) {
+	for i, t := range s.topics {
+		if t == topic {
+			s.slots[i] = slot
+			return
+		}
+	}
+}
+
+// enqueue appends a frame, applying the slow-consumer policy when the queue
+// is full. It never blocks on the stream.
+func (s *subscriber) enqueue(seq uint64, frame []byte) {
+	opts := &s.hub.opts
+	s.mu.Lock()
+	if s.ended != endNone {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue)+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes {
+		if opts.SlowConsumer == Disconnect {
+			s.ended = endSlowConsumer
+			s.mu.Unlock()
+			s.wake()
+			return
+		}
+		drop := 0
+		for drop < len(s.queue) && (len(s.queue)-drop+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes) {
+			s.bytes -= len(s.queue[drop].frame)
+			drop++
+		}
+		n := copy(s.queue, s.queue[drop:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
+		s.dropped = true
+		if s.bytes+len(frame) > opts.MaxQueueBytes {
+			// The frame alone is over the byte bound.
+			s.mu.Unlock()
+			s.wake()
+			return
+		}
+	}
+	s.queue = append(s.queue, queued{seq: seq, frame: frame})
+	s.bytes += len(frame)
+	s.mu.Unlock()
+	s.wake()
+}
+
+// end marks the stream to be ended for reason, unless it already is.
+func (s *subscriber) end(reason endReason) {
+	s.mu.Lock()
+	if s.ended == endNone {
+		s.ended = reason
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// take returns everything queued, whether events were dropped since the
+// last take, and whether the stream is to end. The returned slice is valid
+// until the next take.
+func (s *subscriber) take() (batch []queued, dropped bool, ended endReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.spare)
+	batch, s.queue, s.spare = s.queue, s.spare[:0], s.queue
+	s.bytes = 0
+	dropped, s.dropped = s.dropped, false
+	return batch, dropped, s.ended
+}
+
+func (s *subscriber) queuedBytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
