@@ -128,9 +128,7 @@ func appendValid(dst []byte, e *Event) []byte {
 		dst = append(dst, '\n')
 	}
 	if e.Retry > 0 {
-		dst = append(dst, "retry: "...)
-		dst = strconv.AppendInt(dst, e.Retry.Milliseconds(), 10)
-		dst = append(dst, '\n')
+		dst = appendRetry(dst, e.Retry)
 	}
 	if e.isControl() {
 		return append(dst, '\n')
@@ -146,6 +144,12 @@ func appendValid(dst []byte, e *Event) []byte {
 		dst = append(dst, '\n')
 	}
 	dst = appendData(dst, e.Data)
+	return append(dst, '\n')
+}
+
+func appendRetry(dst []byte, d time.Duration) []byte {
+	dst = append(dst, "retry: "...)
+	dst = strconv.AppendInt(dst, d.Milliseconds(), 10)
 	return append(dst, '\n')
 }
 

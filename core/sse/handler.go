@@ -256,21 +256,29 @@ func (h *Hub) serve(ctx context.Context, st stream, topics []string, lastID stri
 	if err := st.start(); err != nil {
 		return "write error", err
 	}
-	var buf []byte
-	buf = append(buf, ": ok\n"...)
+	s := newSubscriber(h, topics)
+	if !h.register(s) {
+		return "shutdown", st.write(appendValid(nil, &Event{Retry: h.closeRetry()}))
+	}
+	defer h.unregister(s)
+	// The opening frame flushes the headers at once, so the client's "open"
+	// does not wait for the first event. A client without a position is
+	// given one ("id" with no data sets Last-Event-ID and dispatches
+	// nothing): should this stream end before its first event, the client
+	// resumes from here and misses nothing.
+	buf := append([]byte(nil), ": ok\n"...)
 	if h.opts.Retry > 0 {
-		buf = appendValid(buf, &Event{Retry: h.opts.Retry})
-	} else {
+		buf = appendRetry(buf, h.opts.Retry)
+	}
+	if lastID == "" {
+		buf = append(buf, "id: "...)
+		buf = append(buf, h.store.ID(s.after)...)
 		buf = append(buf, '\n')
 	}
+	buf = append(buf, '\n')
 	if err := st.write(buf); err != nil {
 		return "write error", err
 	}
-	s := newSubscriber(h, topics)
-	if !h.register(s) {
-		return "shutdown", st.write(appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
-	}
-	defer h.unregister(s)
 	s.wrote.Store(true)
 	if lastID != "" {
 		if err := h.replay(ctx, st, s, lastID, buf[:0]); err != nil {
@@ -328,10 +336,7 @@ func (h *Hub) replay(ctx context.Context, st stream, s *subscriber, lastID strin
 // before the stream's live events, so that a client that reconnects resumes
 // from there instead of being reset again.
 func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
-	ev := Event{Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + reason + `"}`)}
-	if after > 0 {
-		ev.ID = h.store.ID(after)
-	}
+	ev := Event{ID: h.store.ID(after), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + reason + `"}`)}
 	return appendValid(buf, &ev)
 }
 
@@ -394,7 +399,7 @@ func (h *Hub) frames(buf *[]byte, s *subscriber, batch []queued, dropped, gather
 	}
 	b := (*buf)[:0]
 	if dropped {
-		b = h.appendReset(b, "dropped", 0)
+		b = h.appendReset(b, "dropped", s.after)
 	}
 	for _, q := range batch {
 		if q.seq > s.after {

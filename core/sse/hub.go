@@ -26,7 +26,8 @@ const (
 )
 
 // Options configures a Hub. The zero value is ready to use; every default is
-// given beside its field. Negative values are an error.
+// given beside its field. Negative values are an error, and so are durations
+// outside 1ms to 24h.
 type Options struct {
 	// Store records events for replay and assigns their IDs.
 	// Default: NewMemoryStore with its defaults.
@@ -92,11 +93,11 @@ func (o *Options) setDefaults() error {
 		{"CloseRetry", &o.CloseRetry, time.Second},
 	}
 	for _, d := range durations {
-		if *d.v < 0 {
-			return fmt.Errorf("sse: Options.%s is %v; it must not be negative", d.name, *d.v)
-		}
 		if *d.v == 0 {
 			*d.v = d.def
+		}
+		if *d.v != 0 && (*d.v < time.Millisecond || *d.v > 24*time.Hour) {
+			return fmt.Errorf("sse: Options.%s is %v; it must be between 1ms and 24h, or 0 for the default", d.name, *d.v)
 		}
 	}
 	ints := []struct {
@@ -116,9 +117,6 @@ func (o *Options) setDefaults() error {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
-	}
-	if o.Retry > 0 && o.Retry < time.Millisecond {
-		return fmt.Errorf("sse: Options.Retry is %v; it must be at least 1ms", o.Retry)
 	}
 	if o.SlowConsumer != Disconnect && o.SlowConsumer != DropOldest {
 		return fmt.Errorf("sse: Options.SlowConsumer is %d; use Disconnect or DropOldest", o.SlowConsumer)
@@ -330,15 +328,21 @@ func (h *Hub) heartbeat(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+			h.tick()
 		}
-		h.mu.Lock()
-		for s := range h.subs {
-			if !s.wrote.Swap(false) {
-				s.beat.Store(true)
-				s.wake()
-			}
+	}
+}
+
+// tick asks every stream not written to since the previous tick for a
+// heartbeat.
+func (h *Hub) tick() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		if !s.wrote.Swap(false) {
+			s.beat.Store(true)
+			s.wake()
 		}
-		h.mu.Unlock()
 	}
 }
 

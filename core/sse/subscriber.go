@@ -98,8 +98,13 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) {
 	}
 	s.queue = append(s.queue, queued{seq: seq, frame: frame})
 	s.bytes += len(frame)
+	first := len(s.queue) == 1
 	s.mu.Unlock()
-	s.wake()
+	if first {
+		// Otherwise a wake-up is pending already: the stream has not taken
+		// the queue since it became non-empty.
+		s.wake()
+	}
 }
 
 // end marks the stream to be ended for reason, unless it already is.

@@ -1,0 +1,110 @@
+package sse_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
+)
+
+// newHub returns a hub that the test shuts down when it ends.
+func newHub(t *testing.T, opts sse.Options) *sse.Hub {
+	t.Helper()
+	h, err := sse.NewHub(opts)
+	if err != nil {
+		t.Fatalf("NewHub: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub Shutdown: %v", err)
+		}
+	})
+	return h
+}
+
+// serve starts a test server for the hub's handler.
+func serve(t *testing.T, h *sse.Hub, opts sse.HandlerOptions) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h.Handler(opts))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// connect opens a stream that is closed when the test ends.
+func connect(t *testing.T, url, lastID string) *ssetest.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	st, err := ssetest.Connect(ctx, nil, url, lastID)
+	if err != nil {
+		cancel()
+		t.Fatalf("Connect(%s): %v", url, err)
+	}
+	t.Cleanup(func() { st.Close(); cancel() })
+	return st
+}
+
+// next returns the next event of st; the stream's context bounds the wait.
+func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
+	t.Helper()
+	ev, err := st.Next()
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return ev
+}
+
+// publish publishes data on topic and returns the ID.
+func publish(t *testing.T, h *sse.Hub, topic, data string) string {
+	t.Helper()
+	id, err := h.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	return id
+}
+
+// waitFor polls cond until it holds or 10 s have passed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitStreams waits until the hub has n open streams.
+func waitStreams(t *testing.T, h *sse.Hub, n int) {
+	t.Helper()
+	waitFor(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
+}
+
+// checkGoroutines fails the test if, once it has cleaned up, more goroutines
+// run than when it started.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
+					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}

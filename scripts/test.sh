@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, staticcheck, race-enabled tests in
+# every workspace module, and a short fuzz run of the encoder. It installs
+# the tools it needs. `make test` and .ci/run call this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+command -v go >/dev/null || { echo "Go 1.26 or newer is needed: https://go.dev/dl/" >&2; exit 1; }
+export PATH="$(go env GOPATH)/bin:$PATH"
+
+if ! command -v staticcheck >/dev/null; then
+	step "installing staticcheck"
+	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+# The workspace modules, as go.work lists them.
+mapfile -t modules < <(go list -m -f '{{.Dir}}')
+
+step "gofmt"
+unformatted=$(gofmt -l "${modules[@]}")
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+for dir in "${modules[@]}"; do
+	rel=${dir#"$PWD"/}
+	step "$rel: go vet, staticcheck"
+	(cd "$dir" && go vet ./... && staticcheck ./...)
+	step "$rel: go test -race"
+	(cd "$dir" && go test -race -count=1 -timeout 10m ./...)
+done
+
+step "core: fuzz the encoder for ${FUZZTIME:=20s}"
+(cd core && go test -run '^$' -fuzz '^FuzzAppendEvent$' -fuzztime "$FUZZTIME" -fuzzminimizetime 5s ./sse)
+
+step "all checks passed"
