@@ -1,12 +1,10 @@
 package sse
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 )
@@ -15,8 +13,18 @@ import (
 type HandlerOptions struct {
 	// Topics picks the topics of a request, or refuses it by returning an
 	// error made by Refuse or TryLater. Any other error is answered with
-	// 500 and logged. Default: TopicsFromQuery("topic").
+	// 500 and logged. PrincipalFrom(r.Context()) gives the authenticated
+	// principal. Default: TopicsFromQuery("topic").
 	Topics func(r *http.Request) ([]string, error)
+
+	// Auth, if set, authenticates every request and authorizes its topics.
+	// A request whose context already carries a principal (WithPrincipal,
+	// as router adapters' middleware does) is not authenticated again, but
+	// its topics are still authorized.
+	Auth *Auth
+
+	// CORS, if set, serves pages of other origins.
+	CORS *CORS
 }
 
 // Topics returns a HandlerOptions.Topics function that subscribes every
@@ -41,59 +49,25 @@ func TopicsFromQuery(param string) func(*http.Request) ([]string, error) {
 	}
 }
 
-// RefusalError is the answer to a stream request that is turned away before
-// the stream starts. Make one with Refuse or TryLater.
-type RefusalError struct {
-	// Status is the HTTP status; http.StatusOK for TryLater.
-	Status int
-	// Message is the response body (text/plain) for a status other than 200.
-	Message string
-	// Retry is the reconnection delay hinted by TryLater.
-	Retry time.Duration
-}
-
-func (e *RefusalError) Error() string {
-	if e.Status == http.StatusOK {
-		return "sse: try again in " + e.Retry.String()
-	}
-	return "sse: refused with " + strconv.Itoa(e.Status) + ": " + e.Message
-}
-
-// Refuse returns an error that answers a stream request with status and
-// message (as text/plain) instead of a stream.
-//
-// A browser's EventSource treats every status other than 200 as final: it
-// fires "error", ends in the CLOSED state and never reconnects by itself.
-// Use 204 No Content to tell it to stop, 401 or 403 when it must not
-// listen; use TryLater when it should come back.
-func Refuse(status int, message string) error {
-	if status < 200 || status > 599 || status == http.StatusOK {
-		status = http.StatusInternalServerError
-	}
-	return &RefusalError{Status: status, Message: message}
-}
-
-// TryLater returns an error that answers a stream request with a 200 event
-// stream that carries only a "retry" hint and then ends. A browser's
-// EventSource reconnects after retry; that is the only way to say "not now"
-// that browsers obey (a 429 or 503 stops them for good).
-func TryLater(retry time.Duration) error {
-	return &RefusalError{Status: http.StatusOK, Retry: max(retry, time.Millisecond)}
-}
-
 // Handler returns the http.Handler that serves event streams from the hub.
-// It answers GET requests; a stream resumes after the Last-Event-ID header,
-// or on a first connection after the "lastEventId" query parameter.
+//
+// For each GET request it answers CORS (if configured), authenticates
+// (Auth), picks the topics (Topics), authorizes them, applies the hub's
+// connection caps, and streams. A stream resumes after the Last-Event-ID
+// header or, when there is none, the "lastEventId" query parameter (so a
+// page can resume a stream it opens anew, after a reload).
+//
+// When the handler returns a response, the client is already subscribed.
 func (h *Hub) Handler(opts HandlerOptions) http.Handler {
 	if opts.Topics == nil {
 		opts.Topics = TopicsFromQuery("topic")
 	}
-	return &handler{hub: h, topics: opts.Topics}
+	return &handler{hub: h, opts: opts}
 }
 
 type handler struct {
-	hub    *Hub
-	topics func(*http.Request) ([]string, error)
+	hub  *Hub
+	opts HandlerOptions
 }
 
 // errCannotFlush explains why a ResponseWriter that cannot flush is refused.
@@ -102,65 +76,111 @@ var errCannotFlush = errors.New("sse: the http.ResponseWriter cannot flush, so e
 
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := hd.hub
+	if c := hd.opts.CORS; c != nil {
+		if !c.apply(w, r) {
+			hd.refuse(w, r, &RefusalError{Status: http.StatusForbidden, Message: "origin not allowed", reason: RefusedOrigin})
+			return
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			c.preflight(w)
+			return
+		}
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		http.Error(w, "event streams answer GET only", http.StatusMethodNotAllowed)
+		hd.refuse(w, r, &RefusalError{Status: http.StatusMethodNotAllowed, Message: "event streams answer GET only", reason: RefusedBadRequest})
 		return
 	}
 	if !canFlush(w) {
 		h.log.Error(errCannotFlush.Error(), "path", r.URL.Path)
-		http.Error(w, "this server cannot stream events (see its log)", http.StatusInternalServerError)
+		hd.refuse(w, r, &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush})
 		return
 	}
-	topics, err := hd.topics(r)
-	if err == nil {
-		topics, err = h.checkTopics(topics)
-	}
+	info, r, err := hd.accept(r)
 	if err != nil {
 		hd.refuse(w, r, err)
 		return
 	}
-	if !h.enter() {
-		writeTryLater(w, h.closeRetry())
+	if err := h.admit(r, &info); err != nil {
+		hd.refuse(w, r, err)
 		return
 	}
-	defer h.leave()
+	defer h.release(&info)
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = r.URL.Query().Get("lastEventId")
 	}
-	st := newHTTPStream(w, h.opts.WriteTimeout)
-	reason, err := h.serve(r.Context(), st, topics, lastID)
-	if err != nil {
-		h.log.Debug("sse: stream ended", "reason", reason, "err", err)
-	}
+	h.serve(r.Context(), newHTTPStream(w, h.opts.WriteTimeout), &info, lastID)
 }
 
+// accept authenticates r, picks and authorizes its topics. It returns the
+// request with the principal in its context.
+func (hd *handler) accept(r *http.Request) (StreamInfo, *http.Request, error) {
+	info := StreamInfo{ClientIP: hd.hub.opts.ClientIP(r), Started: time.Now()}
+	p, ok := PrincipalFrom(r.Context())
+	if !ok && hd.opts.Auth != nil {
+		var err error
+		if p, err = hd.opts.Auth.Check(r); err != nil {
+			return info, r, err
+		}
+		r = r.WithContext(WithPrincipal(r.Context(), p))
+	}
+	info.Principal = p
+	topics, err := hd.opts.Topics(r)
+	if err != nil {
+		var re *RefusalError
+		if !errors.As(err, &re) {
+			hd.hub.log.Error("sse: HandlerOptions.Topics failed", "path", r.URL.Path, "err", err)
+			err = Refuse(http.StatusInternalServerError, "internal error")
+		}
+		return info, r, err
+	}
+	if info.Topics, err = hd.hub.checkTopics(topics); err != nil {
+		return info, r, err
+	}
+	if hd.opts.Auth != nil {
+		if err := hd.opts.Auth.authorize(r.Context(), p, info.Topics); err != nil {
+			return info, r, err
+		}
+	}
+	return info, r, nil
+}
+
+// refuse answers r without a stream, as err (a *RefusalError) says.
 func (hd *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	var re *RefusalError
 	if !errors.As(err, &re) {
-		hd.hub.log.Error("sse: choosing topics failed", "path", r.URL.Path, "err", err)
 		re = &RefusalError{Status: http.StatusInternalServerError, Message: "internal error"}
+	}
+	reason := re.reason
+	if reason == 0 {
+		reason = RefusedOther
+	}
+	if re.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="events"`)
 	}
 	if re.Status == http.StatusOK {
 		writeTryLater(w, re.Retry)
-		return
+	} else {
+		http.Error(w, re.Message, re.Status)
 	}
-	http.Error(w, re.Message, re.Status)
+	if f := hd.hub.opts.Observer.Refused; f != nil {
+		f(r, reason, re.Status)
+	}
 }
 
 // checkTopics validates and de-duplicates the topics of one stream.
 func (h *Hub) checkTopics(topics []string) ([]string, error) {
 	if len(topics) == 0 {
-		return nil, Refuse(http.StatusBadRequest, "no topic")
+		return nil, badRequest("no topic")
 	}
 	if len(topics) > h.opts.MaxTopics {
-		return nil, Refuse(http.StatusBadRequest, fmt.Sprintf("too many topics: %d, at most %d", len(topics), h.opts.MaxTopics))
+		return nil, badRequest(fmt.Sprintf("too many topics: %d, at most %d", len(topics), h.opts.MaxTopics))
 	}
 	out := make([]string, 0, len(topics))
 	for _, t := range topics {
 		if err := checkTopic(t); err != nil {
-			return nil, Refuse(http.StatusBadRequest, err.Error())
+			return nil, badRequest(err.Error())
 		}
 		dup := false
 		for _, o := range out {
@@ -171,6 +191,10 @@ func (h *Hub) checkTopics(topics []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func badRequest(msg string) error {
+	return &RefusalError{Status: http.StatusBadRequest, Message: msg, reason: RefusedBadRequest}
 }
 
 // closeRetry returns a reconnection delay between CloseRetry and twice that.
@@ -206,207 +230,4 @@ func writeTryLater(w http.ResponseWriter, retry time.Duration) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(appendValid(nil, &Event{Retry: retry}))
 	_ = http.NewResponseController(w).Flush()
-}
-
-// stream is what the hub needs from a connection: write, flush, and a
-// deadline for both.
-type stream interface {
-	// start sends the response head. It is called once, before any write.
-	start() error
-	write(p []byte) error
-}
-
-// httpStream is a stream over net/http.
-type httpStream struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func newHTTPStream(w http.ResponseWriter, timeout time.Duration) *httpStream {
-	return &httpStream{w: w, rc: http.NewResponseController(w), timeout: timeout}
-}
-
-func (s *httpStream) start() error {
-	// A read deadline (http.Server.ReadTimeout) would cancel the request
-	// context of an open stream; heartbeats and write deadlines detect dead
-	// peers instead.
-	_ = s.rc.SetReadDeadline(time.Time{})
-	setStreamHeaders(s.w.Header())
-	s.w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-// write writes p and flushes it, within the write timeout. The deadline
-// replaces http.Server.WriteTimeout's, which would otherwise end healthy
-// long-lived streams.
-func (s *httpStream) write(p []byte) error {
-	err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-	if err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	if _, err := s.w.Write(p); err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
-
-// serve runs one stream until it ends and says why.
-func (h *Hub) serve(ctx context.Context, st stream, topics []string, lastID string) (string, error) {
-	if err := st.start(); err != nil {
-		return "write error", err
-	}
-	s := newSubscriber(h, topics)
-	if !h.register(s) {
-		return "shutdown", st.write(appendValid(nil, &Event{Retry: h.closeRetry()}))
-	}
-	defer h.unregister(s)
-	// The opening frame flushes the headers at once, so the client's "open"
-	// does not wait for the first event. A client without a position is
-	// given one ("id" with no data sets Last-Event-ID and dispatches
-	// nothing): should this stream end before its first event, the client
-	// resumes from here and misses nothing.
-	buf := append([]byte(nil), ": ok\n"...)
-	if h.opts.Retry > 0 {
-		buf = appendRetry(buf, h.opts.Retry)
-	}
-	if lastID == "" {
-		buf = append(buf, "id: "...)
-		buf = append(buf, h.store.ID(s.after)...)
-		buf = append(buf, '\n')
-	}
-	buf = append(buf, '\n')
-	if err := st.write(buf); err != nil {
-		return "write error", err
-	}
-	s.wrote.Store(true)
-	if lastID != "" {
-		if err := h.replay(ctx, st, s, lastID, buf[:0]); err != nil {
-			return "write error", err
-		}
-	}
-	return h.pump(ctx, st, s)
-}
-
-// replay sends the events after lastID, then leaves s.after at the newest
-// event sent so that the live queue skips them.
-func (h *Hub) replay(ctx context.Context, st stream, s *subscriber, lastID string, buf []byte) error {
-	const page = 256
-	var reason string
-	pos, err := uint64(0), ErrUnknownID
-	if len(lastID) <= h.opts.MaxLastEventIDLength {
-		pos, err = h.store.Position(lastID)
-	}
-	for err == nil {
-		var entries []Entry
-		entries, err = h.store.After(ctx, pos, s.topics, page)
-		if err != nil {
-			break
-		}
-		buf = buf[:0]
-		for i := range entries {
-			buf = appendValid(buf, &entries[i].Event)
-			pos = entries[i].Seq
-		}
-		if len(buf) > 0 {
-			if werr := st.write(buf); werr != nil {
-				return werr
-			}
-			s.wrote.Store(true)
-		}
-		if len(entries) < page {
-			s.after = max(s.after, pos)
-			return nil
-		}
-	}
-	switch {
-	case errors.Is(err, ErrUnknownID):
-		reason = "unknown-id"
-	case errors.Is(err, ErrEvicted):
-		reason = "evicted"
-	default:
-		// The store failed: the client cannot be told what it missed.
-		h.log.Warn("sse: replay failed", "err", err)
-		reason = "unavailable"
-	}
-	return st.write(h.appendReset(buf[:0], reason, s.after))
-}
-
-// appendReset appends the reset event. Its ID is that of the newest event
-// before the stream's live events, so that a client that reconnects resumes
-// from there instead of being reset again.
-func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
-	ev := Event{ID: h.store.ID(after), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + reason + `"}`)}
-	return appendValid(buf, &ev)
-}
-
-// pump writes queued events, heartbeats and the final retry hint until the
-// stream ends.
-func (h *Hub) pump(ctx context.Context, st stream, s *subscriber) (string, error) {
-	var buf []byte
-	for {
-		select {
-		case <-s.notify:
-		case <-ctx.Done():
-			return "client gone", nil
-		}
-		batch, dropped, ended := s.take()
-		if ended == endSlowConsumer {
-			h.log.Info("sse: slow client disconnected", "topics", s.topics)
-			return "slow consumer", st.write(appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
-		}
-		out := h.frames(&buf, s, batch, dropped, ended == endShutdown)
-		if ended == endShutdown {
-			out = appendValid(out, &Event{Retry: h.closeRetry()})
-		}
-		if s.beat.Swap(false) && len(out) == 0 {
-			out = append(buf[:0], ": ping\n\n"...)
-		}
-		if len(out) > 0 {
-			if err := st.write(out); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					return "write timeout", err
-				}
-				return "write error", err
-			}
-			s.wrote.Store(true)
-		}
-		if ended == endShutdown {
-			return "shutdown", nil
-		}
-		if cap(buf) > 64<<10 {
-			buf = nil // do not keep a large buffer on an idle stream
-		}
-	}
-}
-
-// frames returns the bytes to write for a batch: the one frame itself when
-// there is only one (no copy), or all of them gathered in *buf, so that a
-// batch goes out in one write. With gather, the result is always in *buf.
-func (h *Hub) frames(buf *[]byte, s *subscriber, batch []queued, dropped, gather bool) []byte {
-	first, n := -1, 0
-	for i, q := range batch {
-		if q.seq > s.after {
-			if first < 0 {
-				first = i
-			}
-			n++
-		}
-	}
-	if n == 1 && !dropped && !gather {
-		s.after = batch[first].seq
-		return batch[first].frame
-	}
-	b := (*buf)[:0]
-	if dropped {
-		b = h.appendReset(b, "dropped", s.after)
-	}
-	for _, q := range batch {
-		if q.seq > s.after {
-			s.after = q.seq
-			b = append(b, q.frame...)
-		}
-	}
-	*buf = b
-	return b
 }

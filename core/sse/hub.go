@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -77,6 +80,36 @@ type Options struct {
 	// A longer one is treated like an unknown ID (reset event). Default 256.
 	MaxLastEventIDLength int
 
+	// MaxStreamAge, when set, ends each stream after about this long (a
+	// random 0-10% less, so that streams opened together do not all end
+	// together) with a retry hint; the client reconnects and resumes. Use
+	// it to spread long-lived streams across instances after a scale-up
+	// or deploy. Default: no limit.
+	MaxStreamAge time.Duration
+
+	// MaxStreams, MaxStreamsPerPrincipal and MaxStreamsPerIP cap open
+	// streams: in all, per Principal.ID (streams of the zero Principal are
+	// not counted per principal) and per client IP. Default: no caps.
+	MaxStreams             int
+	MaxStreamsPerPrincipal int
+	MaxStreamsPerIP        int
+
+	// OverLimit answers a request over a cap. Default: TryLater with a
+	// random delay between 5 and 10 seconds, the one answer that makes
+	// browsers come back. Return Refuse(http.StatusTooManyRequests, ...)
+	// or 503 only for clients that are not browsers: EventSource never
+	// retries after a non-200 status.
+	OverLimit func(r *http.Request, reason RefusalReason) error
+
+	// ClientIP returns the client address that MaxStreamsPerIP counts and
+	// the Observer sees. Default: the host part of Request.RemoteAddr.
+	// Behind a proxy, return the address it forwards, and only from a
+	// proxy you trust.
+	ClientIP func(r *http.Request) string
+
+	// Observer receives the hub's events for metrics. Default: none.
+	Observer Observer
+
 	// Logger receives the hub's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -109,6 +142,9 @@ func (o *Options) setDefaults() error {
 		{"MaxQueueBytes", &o.MaxQueueBytes, 4 << 20},
 		{"MaxTopics", &o.MaxTopics, 32},
 		{"MaxLastEventIDLength", &o.MaxLastEventIDLength, 256},
+		{"MaxStreams", &o.MaxStreams, 0},
+		{"MaxStreamsPerPrincipal", &o.MaxStreamsPerPrincipal, 0},
+		{"MaxStreamsPerIP", &o.MaxStreamsPerIP, 0},
 	}
 	for _, n := range ints {
 		if *n.v < 0 {
@@ -117,6 +153,9 @@ func (o *Options) setDefaults() error {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+	}
+	if o.MaxStreamAge < 0 || (o.MaxStreamAge > 0 && o.MaxStreamAge < time.Millisecond) {
+		return fmt.Errorf("sse: Options.MaxStreamAge is %v; it must be at least 1ms, or 0 for no limit", o.MaxStreamAge)
 	}
 	if o.SlowConsumer != Disconnect && o.SlowConsumer != DropOldest {
 		return fmt.Errorf("sse: Options.SlowConsumer is %d; use Disconnect or DropOldest", o.SlowConsumer)
@@ -129,6 +168,14 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.OverLimit == nil {
+		o.OverLimit = func(*http.Request, RefusalReason) error {
+			return TryLater(5*time.Second + rand.N(5*time.Second))
+		}
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = remoteIP
 	}
 	if o.Store == nil {
 		s, err := NewMemoryStore(MemoryStoreOptions{})
@@ -155,14 +202,18 @@ type Hub struct {
 	// see events in Store order.
 	pubMu sync.Mutex
 
-	mu       sync.Mutex
-	topics   map[string][]*subscriber
-	subs     map[*subscriber]struct{}
-	lastSeq  uint64 // Seq of the newest event delivered
-	active   int    // stream handlers running
-	closing  bool
-	drained  chan struct{} // closed when closing and active == 0
-	stopBeat chan struct{} // non-nil while the heartbeat goroutine runs
+	tickEvery time.Duration // heartbeat and max-age check period
+
+	mu          sync.Mutex
+	topics      map[string][]*subscriber
+	subs        map[*subscriber]struct{}
+	lastSeq     uint64 // Seq of the newest event delivered
+	active      int    // admitted stream handlers running
+	byPrincipal map[string]int
+	byIP        map[string]int
+	closing     bool
+	drained     chan struct{} // closed when closing and active == 0
+	stopBeat    chan struct{} // non-nil while the heartbeat goroutine runs
 }
 
 // NewHub returns a Hub configured by opts.
@@ -170,13 +221,20 @@ func NewHub(opts Options) (*Hub, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	tick := opts.HeartbeatInterval / 2
+	if opts.MaxStreamAge > 0 {
+		tick = min(tick, opts.MaxStreamAge/4)
+	}
 	return &Hub{
-		opts:    opts,
-		store:   opts.Store,
-		log:     opts.Logger,
-		topics:  make(map[string][]*subscriber),
-		subs:    make(map[*subscriber]struct{}),
-		drained: make(chan struct{}),
+		opts:        opts,
+		store:       opts.Store,
+		log:         opts.Logger,
+		tickEvery:   max(tick, 250*time.Microsecond),
+		topics:      make(map[string][]*subscriber),
+		subs:        make(map[*subscriber]struct{}),
+		byPrincipal: make(map[string]int),
+		byIP:        make(map[string]int),
+		drained:     make(chan struct{}),
 	}, nil
 }
 
@@ -238,11 +296,23 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 // its topic. Entries must arrive in Seq order.
 func (h *Hub) deliver(entry Entry) {
 	frame := appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
+	var queued, dropped, evicted int
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.lastSeq = entry.Seq
 	for _, s := range h.topics[entry.Topic] {
-		s.enqueue(entry.Seq, frame)
+		switch s.enqueue(entry.Seq, frame) {
+		case enqueued:
+			queued++
+		case enqueuedDropping:
+			queued++
+			dropped++
+		case enqueueEvicted:
+			evicted++
+		}
+	}
+	h.mu.Unlock()
+	if f := h.opts.Observer.Published; f != nil {
+		f(entry.Topic, queued, dropped, evicted)
 	}
 }
 
@@ -256,6 +326,9 @@ func (h *Hub) register(s *subscriber) bool {
 		return false
 	}
 	s.after = h.lastSeq
+	if age := h.opts.MaxStreamAge; age > 0 {
+		s.expires = time.Now().Add(age - rand.N(age/10+1))
+	}
 	s.slots = make([]int, len(s.topics))
 	for i, t := range s.topics {
 		s.slots[i] = len(h.topics[t])
@@ -296,49 +369,95 @@ func (h *Hub) unregister(s *subscriber) {
 	}
 }
 
-// enter counts a stream handler in; it returns false when shutting down.
-func (h *Hub) enter() bool {
+// admit counts a stream handler in, unless the hub is shutting down or a
+// cap is reached; then it returns the answer for the request.
+func (h *Hub) admit(r *http.Request, info *StreamInfo) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
-		return false
+	reason := RefusalReason(0)
+	switch o := &h.opts; {
+	case h.closing:
+		h.mu.Unlock()
+		return &RefusalError{Status: http.StatusOK, Retry: h.closeRetry(), reason: RefusedShutdown}
+	case o.MaxStreams > 0 && h.active >= o.MaxStreams:
+		reason = RefusedStreamLimit
+	case o.MaxStreamsPerPrincipal > 0 && info.Principal.ID != "" && h.byPrincipal[info.Principal.ID] >= o.MaxStreamsPerPrincipal:
+		reason = RefusedPrincipalLimit
+	case o.MaxStreamsPerIP > 0 && h.byIP[info.ClientIP] >= o.MaxStreamsPerIP:
+		reason = RefusedIPLimit
+	default:
+		h.active++
+		if info.Principal.ID != "" {
+			h.byPrincipal[info.Principal.ID]++
+		}
+		h.byIP[info.ClientIP]++
+		h.mu.Unlock()
+		return nil
 	}
-	h.active++
-	return true
+	h.mu.Unlock()
+	err := h.opts.OverLimit(r, reason)
+	var re *RefusalError
+	if !errors.As(err, &re) {
+		re = &RefusalError{Status: http.StatusServiceUnavailable, Message: "too many streams"}
+	}
+	c := *re
+	c.reason = reason
+	return &c
 }
 
-// leave counts a stream handler out.
-func (h *Hub) leave() {
+// release counts a stream handler out.
+func (h *Hub) release(info *StreamInfo) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.active--
+	decrement(h.byPrincipal, info.Principal.ID)
+	decrement(h.byIP, info.ClientIP)
 	if h.closing && h.active == 0 {
 		close(h.drained)
 	}
+}
+
+func decrement(m map[string]int, key string) {
+	if n := m[key]; n > 1 {
+		m[key] = n - 1
+	} else {
+		delete(m, key)
+	}
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // heartbeat runs while the hub has subscribers. Ticking at half the
 // interval and skipping streams written to since the previous tick keeps
 // every stream's silence below HeartbeatInterval.
 func (h *Hub) heartbeat(stop <-chan struct{}) {
-	t := time.NewTicker(h.opts.HeartbeatInterval / 2)
+	t := time.NewTicker(h.tickEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
-			h.tick()
+		case now := <-t.C:
+			h.tick(now)
 		}
 	}
 }
 
 // tick asks every stream not written to since the previous tick for a
-// heartbeat.
-func (h *Hub) tick() {
+// heartbeat, and ends streams past their maximum age.
+func (h *Hub) tick(now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
+		if !s.expires.IsZero() && now.After(s.expires) {
+			s.end(EndMaxAge)
+			continue
+		}
 		if !s.wrote.Swap(false) {
 			s.beat.Store(true)
 			s.wake()
@@ -357,7 +476,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closing {
 		h.closing = true
 		for s := range h.subs {
-			s.end(endShutdown)
+			s.end(EndShutdown)
 		}
 		if h.active == 0 {
 			close(h.drained)

@@ -3,15 +3,7 @@ package sse
 import (
 	"sync"
 	"sync/atomic"
-)
-
-// endReason says why the hub ends a stream.
-type endReason int
-
-const (
-	endNone endReason = iota
-	endShutdown
-	endSlowConsumer
+	"time"
 )
 
 // queued is one encoded event waiting for a subscriber.
@@ -24,9 +16,11 @@ type queued struct {
 // bounded queue. Publishers append to the queue; the stream's own goroutine
 // takes everything at once and writes it.
 type subscriber struct {
-	hub    *Hub
-	topics []string
-	slots  []int // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
+	hub     *Hub
+	topics  []string
+	info    StreamInfo
+	expires time.Time // MaxStreamAge: zero for none; guarded by hub.mu
+	slots   []int     // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
 
 	// after is the Seq of the newest event the stream has sent or may skip;
 	// used only by the stream goroutine.
@@ -41,7 +35,7 @@ type subscriber struct {
 	spare   []queued // the stream goroutine's previous batch, reused
 	bytes   int
 	dropped bool
-	ended   endReason
+	ended   EndReason // 0 while the stream runs
 }
 
 func newSubscriber(h *Hub, topics []string) *subscriber {
@@ -64,22 +58,34 @@ func (s *subscriber) setSlot(topic string, slot int) {
 	}
 }
 
+// enqueueResult is what enqueue did with a frame.
+type enqueueResult int
+
+const (
+	enqueueSkipped enqueueResult = iota // the stream is ending
+	enqueued
+	enqueuedDropping // queued after dropping older events
+	enqueueEvicted   // the queue was full: the stream is ending
+)
+
 // enqueue appends a frame, applying the slow-consumer policy when the queue
 // is full. It never blocks on the stream.
-func (s *subscriber) enqueue(seq uint64, frame []byte) {
+func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 	opts := &s.hub.opts
 	s.mu.Lock()
-	if s.ended != endNone {
+	if s.ended != 0 {
 		s.mu.Unlock()
-		return
+		return enqueueSkipped
 	}
+	result := enqueued
 	if len(s.queue)+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes {
 		if opts.SlowConsumer == Disconnect {
-			s.ended = endSlowConsumer
+			s.ended = EndSlowConsumer
 			s.mu.Unlock()
 			s.wake()
-			return
+			return enqueueEvicted
 		}
+		result = enqueuedDropping
 		drop := 0
 		for drop < len(s.queue) && (len(s.queue)-drop+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes) {
 			s.bytes -= len(s.queue[drop].frame)
@@ -93,7 +99,7 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) {
 			// The frame alone is over the byte bound.
 			s.mu.Unlock()
 			s.wake()
-			return
+			return result
 		}
 	}
 	s.queue = append(s.queue, queued{seq: seq, frame: frame})
@@ -105,12 +111,13 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) {
 		// the queue since it became non-empty.
 		s.wake()
 	}
+	return result
 }
 
 // end marks the stream to be ended for reason, unless it already is.
-func (s *subscriber) end(reason endReason) {
+func (s *subscriber) end(reason EndReason) {
 	s.mu.Lock()
-	if s.ended == endNone {
+	if s.ended == 0 {
 		s.ended = reason
 	}
 	s.mu.Unlock()
@@ -120,7 +127,7 @@ func (s *subscriber) end(reason endReason) {
 // take returns everything queued, whether events were dropped since the
 // last take, and whether the stream is to end. The returned slice is valid
 // until the next take.
-func (s *subscriber) take() (batch []queued, dropped bool, ended endReason) {
+func (s *subscriber) take() (batch []queued, dropped bool, ended EndReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.spare)

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newTestHub(t *testing.T, opts Options) *Hub {
@@ -31,14 +32,14 @@ func TestQueueLimits(t *testing.T) {
 		frames      int
 		wantSeqs    string
 		wantDropped bool
-		wantEnded   endReason
+		wantEnded   EndReason
 	}{
-		{"under both bounds", Options{MaxQueueEvents: 5, MaxQueueBytes: 1000}, 5, "1,2,3,4,5", false, endNone},
-		{"disconnect on events", Options{MaxQueueEvents: 3}, 5, "1,2,3", false, endSlowConsumer},
-		{"disconnect on bytes", Options{MaxQueueBytes: 250}, 5, "1,2", false, endSlowConsumer},
-		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: DropOldest}, 5, "3,4,5", true, endNone},
-		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: DropOldest}, 5, "4,5", true, endNone},
-		{"frame larger than the byte bound", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 2, "", true, endNone},
+		{"under both bounds", Options{MaxQueueEvents: 5, MaxQueueBytes: 1000}, 5, "1,2,3,4,5", false, 0},
+		{"disconnect on events", Options{MaxQueueEvents: 3}, 5, "1,2,3", false, EndSlowConsumer},
+		{"disconnect on bytes", Options{MaxQueueBytes: 250}, 5, "1,2", false, EndSlowConsumer},
+		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: DropOldest}, 5, "3,4,5", true, 0},
+		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: DropOldest}, 5, "4,5", true, 0},
+		{"frame larger than the byte bound", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 2, "", true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,7 +52,7 @@ func TestQueueLimits(t *testing.T) {
 				t.Errorf("take() = [%s], dropped %v, ended %v; want [%s], %v, %v",
 					seqs(batch), dropped, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
 			}
-			if tt.wantEnded == endNone && len(frame) <= s.hub.opts.MaxQueueBytes {
+			if tt.wantEnded == 0 && len(frame) <= s.hub.opts.MaxQueueBytes {
 				if s.enqueue(99, frame); s.queuedBytes() != len(frame) {
 					t.Errorf("after take, queue holds %d bytes, want %d", s.queuedBytes(), len(frame))
 				}
@@ -116,7 +117,7 @@ func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 	defer h.unregister(idle)
 
 	active.wrote.Store(true)
-	h.tick()
+	h.tick(time.Now())
 	if active.beat.Load() || !idle.beat.Load() {
 		t.Fatalf("after one tick: active beat %v, idle beat %v; want false, true", active.beat.Load(), idle.beat.Load())
 	}
@@ -125,7 +126,7 @@ func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 	default:
 		t.Fatal("idle stream not woken for its heartbeat")
 	}
-	h.tick() // nothing written since the last tick: now the active one is due too
+	h.tick(time.Now()) // nothing written since the last tick: now the active one is due too
 	if !active.beat.Load() {
 		t.Fatal("a stream silent for a whole tick got no heartbeat")
 	}

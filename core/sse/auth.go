@@ -1,0 +1,160 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Principal is who a stream belongs to, as Auth.Authenticate says.
+type Principal struct {
+	// ID names the principal. Options.MaxStreamsPerPrincipal counts streams
+	// per ID, and the hub's logs show it.
+	ID string
+	// Data is anything the application keeps with the principal (claims, a
+	// user record). The hub never looks at it.
+	Data any
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context that carries p. Auth middleware of a
+// router adapter uses it; the stream handler then skips its own
+// authentication.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal that authentication stored in ctx.
+// HandlerOptions.Topics can use it to pick the principal's topics.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Auth authenticates stream requests and authorizes their topics.
+//
+// A browser's EventSource cannot set headers, so the token may come from
+// three places, tried in this order: an "Authorization: Bearer" header
+// (other clients, or EventSource polyfills), the cookie named CookieName
+// (EventSource sends cookies: same-origin always, cross-origin with
+// withCredentials), and, only if QueryParam is set, a query parameter.
+// Query tokens end up in URLs, so keep them short-lived: Tickets issues
+// signed tickets that expire. The hub never logs query strings; see
+// RedactQuery for access logs.
+//
+// Refusals happen before any stream byte: 401 when the token is missing or
+// Authenticate fails, 403 when Authorize fails. A browser's EventSource
+// does not retry either.
+type Auth struct {
+	// Authenticate turns a token into a principal. An error means 401,
+	// unless it is a *RefusalError (Refuse, TryLater), which is used as is.
+	Authenticate func(ctx context.Context, token string) (Principal, error)
+
+	// Authorize, if set, decides whether p may subscribe to topics. An
+	// error means 403, unless it is a *RefusalError.
+	Authorize func(ctx context.Context, p Principal, topics []string) error
+
+	// CookieName is the cookie that carries the token. Empty: no cookie.
+	CookieName string
+
+	// QueryParam is the query parameter that carries the token. Empty (the
+	// default): tokens are not accepted in the query.
+	QueryParam string
+
+	// Optional lets requests without any token through with the zero
+	// Principal (a token that is present must still be valid).
+	Optional bool
+}
+
+// Token returns the request's token and where it came from ("header",
+// "cookie" or "query"), or "" when there is none.
+func (a *Auth) Token(r *http.Request) (token, source string) {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:]), "header"
+	}
+	if a.CookieName != "" {
+		if c, err := r.Cookie(a.CookieName); err == nil && c.Value != "" {
+			return c.Value, "cookie"
+		}
+	}
+	if a.QueryParam != "" {
+		if v := r.URL.Query().Get(a.QueryParam); v != "" {
+			return v, "query"
+		}
+	}
+	return "", ""
+}
+
+// Check authenticates r. It returns the principal, or a *RefusalError that
+// says how to answer. Router adapters call it from their auth middleware.
+func (a *Auth) Check(r *http.Request) (Principal, error) {
+	token, _ := a.Token(r)
+	if token == "" {
+		if a.Optional {
+			return Principal{}, nil
+		}
+		return Principal{}, unauthorized("missing token")
+	}
+	if a.Authenticate == nil {
+		return Principal{}, Refuse(http.StatusInternalServerError, "sse: Auth.Authenticate is not set")
+	}
+	p, err := a.Authenticate(r.Context(), token)
+	if err != nil {
+		var re *RefusalError
+		if errors.As(err, &re) {
+			return Principal{}, re
+		}
+		return Principal{}, unauthorized("invalid or expired token")
+	}
+	return p, nil
+}
+
+// authorize runs Authorize, turning its error into a refusal.
+func (a *Auth) authorize(ctx context.Context, p Principal, topics []string) error {
+	if a.Authorize == nil {
+		return nil
+	}
+	err := a.Authorize(ctx, p, topics)
+	if err == nil {
+		return nil
+	}
+	var re *RefusalError
+	if errors.As(err, &re) {
+		return re
+	}
+	return &RefusalError{Status: http.StatusForbidden, Message: "not allowed to subscribe to these topics", reason: RefusedForbidden}
+}
+
+func unauthorized(msg string) *RefusalError {
+	return &RefusalError{Status: http.StatusUnauthorized, Message: msg, reason: RefusedUnauthenticated}
+}
+
+// RedactQuery returns u as a string with the values of the named query
+// parameters replaced by "REDACTED". Use it in access logs when tokens
+// travel in the query (Auth.QueryParam):
+//
+//	logger.Info("request", "url", sse.RedactQuery(r.URL, "ticket"))
+func RedactQuery(u *url.URL, params ...string) string {
+	if u.RawQuery == "" || len(params) == 0 {
+		return u.String()
+	}
+	q := u.Query()
+	changed := false
+	for _, p := range params {
+		if vs, ok := q[p]; ok {
+			for i := range vs {
+				vs[i] = "REDACTED"
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return u.String()
+	}
+	c := *u
+	c.RawQuery = q.Encode()
+	return c.String()
+}

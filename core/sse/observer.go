@@ -1,0 +1,139 @@
+package sse
+
+import (
+	"net/http"
+	"time"
+)
+
+// EndReason says why a stream ended.
+type EndReason int
+
+const (
+	// EndClientGone: the client closed the connection.
+	EndClientGone EndReason = iota + 1
+	// EndSlowConsumer: the stream's queue filled up (policy Disconnect).
+	EndSlowConsumer
+	// EndWriteTimeout: a write did not complete within Options.WriteTimeout.
+	EndWriteTimeout
+	// EndWriteError: a write failed.
+	EndWriteError
+	// EndMaxAge: the stream reached Options.MaxStreamAge.
+	EndMaxAge
+	// EndShutdown: Hub.Shutdown ended it.
+	EndShutdown
+)
+
+var endReasonNames = [...]string{
+	EndClientGone:   "client gone",
+	EndSlowConsumer: "slow consumer",
+	EndWriteTimeout: "write timeout",
+	EndWriteError:   "write error",
+	EndMaxAge:       "max age",
+	EndShutdown:     "shutdown",
+}
+
+func (r EndReason) String() string {
+	if r > 0 && int(r) < len(endReasonNames) {
+		return endReasonNames[r]
+	}
+	return "unknown"
+}
+
+// RefusalReason says why a stream request was turned away.
+type RefusalReason int
+
+const (
+	// RefusedOther: HandlerOptions.Topics refused the request, or it failed.
+	RefusedOther RefusalReason = iota + 1
+	// RefusedBadRequest: wrong method, or invalid or too many topics.
+	RefusedBadRequest
+	// RefusedCannotFlush: the ResponseWriter cannot flush.
+	RefusedCannotFlush
+	// RefusedUnauthenticated: no valid token (401).
+	RefusedUnauthenticated
+	// RefusedForbidden: Auth.Authorize said no (403).
+	RefusedForbidden
+	// RefusedOrigin: the Origin is not allowed by CORS (403).
+	RefusedOrigin
+	// RefusedStreamLimit, RefusedPrincipalLimit, RefusedIPLimit: a
+	// connection cap of Options was reached.
+	RefusedStreamLimit
+	RefusedPrincipalLimit
+	RefusedIPLimit
+	// RefusedShutdown: the hub is shutting down.
+	RefusedShutdown
+)
+
+var refusalReasonNames = [...]string{
+	RefusedOther:           "other",
+	RefusedBadRequest:      "bad request",
+	RefusedCannotFlush:     "cannot flush",
+	RefusedUnauthenticated: "unauthenticated",
+	RefusedForbidden:       "forbidden",
+	RefusedOrigin:          "origin",
+	RefusedStreamLimit:     "stream limit",
+	RefusedPrincipalLimit:  "principal limit",
+	RefusedIPLimit:         "ip limit",
+	RefusedShutdown:        "shutdown",
+}
+
+func (r RefusalReason) String() string {
+	if r > 0 && int(r) < len(refusalReasonNames) {
+		return refusalReasonNames[r]
+	}
+	return "unknown"
+}
+
+// ReplayOutcome says how a resuming stream's replay went.
+type ReplayOutcome int
+
+const (
+	// ReplayHit: every missed event was sent (possibly none).
+	ReplayHit ReplayOutcome = iota + 1
+	// ReplayReset: the missed events could not be sent; the stream got the
+	// reset event. ReplayInfo.Reason says why.
+	ReplayReset
+)
+
+func (o ReplayOutcome) String() string {
+	switch o {
+	case ReplayHit:
+		return "hit"
+	case ReplayReset:
+		return "reset"
+	}
+	return "unknown"
+}
+
+// StreamInfo describes one stream to an Observer.
+type StreamInfo struct {
+	Principal Principal
+	ClientIP  string
+	Topics    []string
+	Started   time.Time
+}
+
+// Observer receives what a hub does, for metrics and tracing. Every field is
+// optional. Hooks run on the goroutine that did the work, never under the
+// hub's locks, and must return quickly.
+//
+// It is a struct of functions, like net/http/httptrace.ClientTrace, so that
+// new hooks can be added without breaking implementations.
+type Observer struct {
+	// StreamOpened runs when a stream has started.
+	StreamOpened func(StreamInfo)
+	// StreamClosed runs when a stream has ended; sent counts the events
+	// written to it (replayed ones included).
+	StreamClosed func(info StreamInfo, reason EndReason, sent int)
+	// Refused runs when a request was answered without a stream.
+	Refused func(r *http.Request, reason RefusalReason, status int)
+	// Published runs after each Publish: queued is the number of streams
+	// the event was queued for, dropped the number of streams that lost
+	// older events to make room (DropOldest), and evicted the number of
+	// streams ended as slow consumers.
+	Published func(topic string, queued, dropped, evicted int)
+	// Replayed runs after a resuming stream's replay with the number of
+	// events sent; for ReplayReset, reason is "unknown-id", "evicted" or
+	// "unavailable".
+	Replayed func(outcome ReplayOutcome, events int, reason string)
+}

@@ -1,0 +1,256 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"time"
+)
+
+// stream is what the hub needs from a connection: write, flush, and a
+// deadline for both.
+type stream interface {
+	// start sends the response head. It is called once, before any write.
+	start() error
+	write(p []byte) error
+}
+
+// httpStream is a stream over net/http.
+type httpStream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func newHTTPStream(w http.ResponseWriter, timeout time.Duration) *httpStream {
+	return &httpStream{w: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+func (s *httpStream) start() error {
+	// A read deadline (http.Server.ReadTimeout) would cancel the request
+	// context of an open stream; heartbeats and write deadlines detect dead
+	// peers instead.
+	_ = s.rc.SetReadDeadline(time.Time{})
+	setStreamHeaders(s.w.Header())
+	s.w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// write writes p and flushes it, within the write timeout. The deadline
+// replaces http.Server.WriteTimeout's, which would otherwise end healthy
+// long-lived streams.
+func (s *httpStream) write(p []byte) error {
+	err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := s.w.Write(p); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// serve runs one stream until it ends.
+func (h *Hub) serve(ctx context.Context, st stream, info *StreamInfo, lastID string) {
+	s := newSubscriber(h, info.Topics)
+	s.info = *info
+	sent := 0
+	reason, err := h.run(ctx, st, s, lastID, &sent)
+	if reason == 0 {
+		return // never started: shut down in between
+	}
+	if err != nil {
+		h.log.Debug("sse: stream ended", "reason", reason, "principal", info.Principal.ID, "err", err)
+	}
+	if f := h.opts.Observer.StreamClosed; f != nil {
+		f(*info, reason, sent)
+	}
+}
+
+// run registers s, sends the opening frame, replays and pumps; it returns
+// why the stream ended, or 0 if it never started.
+func (h *Hub) run(ctx context.Context, st stream, s *subscriber, lastID string, sent *int) (EndReason, error) {
+	if err := st.start(); err != nil {
+		return EndWriteError, err
+	}
+	if !h.register(s) { // Shutdown came after admit
+		return 0, st.write(appendValid(nil, &Event{Retry: h.closeRetry()}))
+	}
+	defer h.unregister(s)
+	if f := h.opts.Observer.StreamOpened; f != nil {
+		f(s.info)
+	}
+	// The opening frame flushes the headers at once, so the client's "open"
+	// does not wait for the first event. A client without a position is
+	// given one ("id" with no data sets Last-Event-ID and dispatches
+	// nothing): should this stream end before its first event, the client
+	// resumes from here and misses nothing.
+	buf := append([]byte(nil), ": ok\n"...)
+	if h.opts.Retry > 0 {
+		buf = appendRetry(buf, h.opts.Retry)
+	}
+	if lastID == "" {
+		buf = append(buf, "id: "...)
+		buf = append(buf, h.store.ID(s.after)...)
+		buf = append(buf, '\n')
+	}
+	buf = append(buf, '\n')
+	if err := st.write(buf); err != nil {
+		return writeErrorReason(err), err
+	}
+	s.wrote.Store(true)
+	if lastID != "" {
+		if err := h.replay(ctx, st, s, lastID, buf[:0], sent); err != nil {
+			return writeErrorReason(err), err
+		}
+	}
+	return h.pump(ctx, st, s, sent)
+}
+
+func writeErrorReason(err error) EndReason {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return EndWriteTimeout
+	}
+	return EndWriteError
+}
+
+// replay sends the events after lastID, then leaves s.after at the newest
+// event sent so that the live queue skips them.
+func (h *Hub) replay(ctx context.Context, st stream, s *subscriber, lastID string, buf []byte, sent *int) error {
+	const page = 256
+	var reason string
+	pos, err := uint64(0), ErrUnknownID
+	if len(lastID) <= h.opts.MaxLastEventIDLength {
+		pos, err = h.store.Position(lastID)
+	}
+	for err == nil {
+		var entries []Entry
+		entries, err = h.store.After(ctx, pos, s.topics, page)
+		if err != nil {
+			break
+		}
+		buf = buf[:0]
+		for i := range entries {
+			buf = appendValid(buf, &entries[i].Event)
+			pos = entries[i].Seq
+		}
+		if len(buf) > 0 {
+			if werr := st.write(buf); werr != nil {
+				return werr
+			}
+			s.wrote.Store(true)
+			*sent += len(entries)
+		}
+		if len(entries) < page {
+			s.after = max(s.after, pos)
+			if f := h.opts.Observer.Replayed; f != nil {
+				f(ReplayHit, *sent, "")
+			}
+			return nil
+		}
+	}
+	switch {
+	case errors.Is(err, ErrUnknownID):
+		reason = "unknown-id"
+	case errors.Is(err, ErrEvicted):
+		reason = "evicted"
+	default:
+		// The store failed: the client cannot be told what it missed.
+		h.log.Warn("sse: replay failed", "err", err)
+		reason = "unavailable"
+	}
+	if f := h.opts.Observer.Replayed; f != nil {
+		f(ReplayReset, *sent, reason)
+	}
+	return st.write(h.appendReset(buf[:0], reason, s.after))
+}
+
+// appendReset appends the reset event. Its ID is that of the newest event
+// before the stream's live events, so that a client that reconnects resumes
+// from there instead of being reset again.
+func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
+	ev := Event{ID: h.store.ID(after), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + reason + `"}`)}
+	return appendValid(buf, &ev)
+}
+
+// pump writes queued events, heartbeats and the final retry hint until the
+// stream ends.
+func (h *Hub) pump(ctx context.Context, st stream, s *subscriber, sent *int) (EndReason, error) {
+	var buf []byte
+	for {
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			return EndClientGone, nil
+		}
+		batch, dropped, ended := s.take()
+		if ended == EndSlowConsumer {
+			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
+			return ended, st.write(appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
+		}
+		before := s.after
+		out := h.frames(&buf, s, batch, dropped, ended != 0)
+		if ended != 0 { // shutdown or max age: send what is queued, then say when to return
+			out = appendValid(out, &Event{Retry: h.closeRetry()})
+		}
+		if s.beat.Swap(false) && len(out) == 0 {
+			out = append(buf[:0], ": ping\n\n"...)
+		}
+		if len(out) > 0 {
+			if err := st.write(out); err != nil {
+				return writeErrorReason(err), err
+			}
+			s.wrote.Store(true)
+			*sent += countAfter(batch, before)
+		}
+		if ended != 0 {
+			return ended, nil
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a large buffer on an idle stream
+		}
+	}
+}
+
+// countAfter counts the events of batch after Seq after.
+func countAfter(batch []queued, after uint64) int {
+	n := 0
+	for _, q := range batch {
+		if q.seq > after {
+			n++
+		}
+	}
+	return n
+}
+
+// frames returns the bytes to write for a batch: the one frame itself when
+// there is only one (no copy), or all of them gathered in *buf, so that a
+// batch goes out in one write. With gather, the result is always in *buf.
+func (h *Hub) frames(buf *[]byte, s *subscriber, batch []queued, dropped, gather bool) []byte {
+	first, n := -1, 0
+	for i, q := range batch {
+		if q.seq > s.after {
+			if first < 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	if n == 1 && !dropped && !gather {
+		s.after = batch[first].seq
+		return batch[first].frame
+	}
+	b := (*buf)[:0]
+	if dropped {
+		b = h.appendReset(b, "dropped", s.after)
+	}
+	for _, q := range batch {
+		if q.seq > s.after {
+			s.after = q.seq
+			b = append(b, q.frame...)
+		}
+	}
+	*buf = b
+	return b
+}
