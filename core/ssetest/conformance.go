@@ -1,0 +1,620 @@
+package ssetest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core/sse"
+)
+
+// Server mounts a stream route for hub with opts on a test server and
+// returns the route's URL (without a query). Run calls it once per check,
+// with a fresh hub; the server must be closed by t.Cleanup.
+//
+// A router adapter maps opts to its own API: HandlerOptions.Topics to its
+// topic option, HandlerOptions.Auth to its auth middleware, and so on.
+type Server func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string
+
+// Run checks that a server built with newServer behaves as ssekit's
+// net/http handler does, following CONFORMANCE.md: response head and
+// immediate flush, encoding through a WHATWG parser, resume, the reset
+// signal, heartbeats, release of departed clients, shutdown, auth refusals,
+// CORS, connection caps and stream rotation. Every router adapter runs it.
+func Run(t *testing.T, newServer Server) {
+	checks := []struct {
+		name string
+		run  func(*testing.T, Server)
+	}{
+		{"Head", checkHead},
+		{"Encoding", checkEncoding},
+		{"Resume", checkResume},
+		{"Reset", checkReset},
+		{"Heartbeat", checkHeartbeat},
+		{"ClientGone", checkClientGone},
+		{"StalledClient", checkStalledClient},
+		{"Shutdown", checkShutdown},
+		{"Auth", checkAuth},
+		{"CORS", checkCORS},
+		{"Caps", checkCaps},
+		{"MaxAge", checkMaxAge},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) { c.run(t, newServer) })
+	}
+}
+
+// kit is one check's hub and server.
+type kit struct {
+	t   *testing.T
+	hub *sse.Hub
+	url string
+}
+
+func newKit(t *testing.T, newServer Server, hopts sse.Options, opts sse.HandlerOptions) *kit {
+	t.Helper()
+	hub, err := sse.NewHub(hopts)
+	if err != nil {
+		t.Fatalf("NewHub: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("hub Shutdown: %v", err)
+		}
+	})
+	return &kit{t: t, hub: hub, url: newServer(t, hub, opts)}
+}
+
+func (k *kit) connect(query, lastID string) *Stream {
+	k.t.Helper()
+	st, err := k.tryConnect(query, lastID, nil)
+	if err != nil {
+		k.t.Fatalf("Connect: %v", err)
+	}
+	return st
+}
+
+func (k *kit) tryConnect(query, lastID string, hdr http.Header) (*Stream, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	client := http.DefaultClient
+	if hdr != nil {
+		client = &http.Client{Transport: headerTransport(hdr)}
+	}
+	st, err := Connect(ctx, client, k.url+query, lastID)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	k.t.Cleanup(func() { st.Close(); cancel() })
+	return st, nil
+}
+
+// headerTransport adds headers to every request.
+type headerTransport http.Header
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header[k] = v
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (k *kit) publish(topic, data string) string {
+	k.t.Helper()
+	id, err := k.hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
+	if err != nil {
+		k.t.Fatalf("Publish: %v", err)
+	}
+	return id
+}
+
+func (k *kit) next(st *Stream) Event {
+	k.t.Helper()
+	ev, err := st.Next()
+	if err != nil {
+		k.t.Fatalf("Next: %v", err)
+	}
+	return ev
+}
+
+// get makes a plain request and returns the response with its body read.
+func (k *kit) get(method, query string, hdr http.Header) (*http.Response, string) {
+	k.t.Helper()
+	req, err := http.NewRequest(method, k.url+query, nil)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	for key, v := range hdr {
+		req.Header[key] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		k.t.Fatalf("%s %s: %v", method, query, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		k.t.Fatalf("reading the body of %s %s: %v", method, query, err)
+	}
+	return resp, string(body)
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+var topicT = sse.HandlerOptions{Topics: sse.Topics("t")}
+
+func checkHead(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{Retry: 1500 * time.Millisecond}, topicT)
+	st := k.connect("", "")
+	// Connect has returned with nothing published: the head was flushed at
+	// once, and the client is subscribed.
+	h := st.Response.Header
+	if st.Response.StatusCode != http.StatusOK {
+		t.Errorf("status %d", st.Response.StatusCode)
+	}
+	for name, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+	} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if st.Response.ContentLength != -1 || h.Get("Content-Length") != "" {
+		t.Errorf("Content-Length is set (%d)", st.Response.ContentLength)
+	}
+	if st.Response.Close || strings.EqualFold(h.Get("Connection"), "close") {
+		t.Error("the response asks to close the connection")
+	}
+	comments := make(chan string, 8)
+	st.Parser().OnComment = func(c string) {
+		select {
+		case comments <- c:
+		default:
+		}
+	}
+	id := k.publish("t", "first")
+	if ev := k.next(st); ev.Data != "first" || ev.LastEventID != id || ev.Type != "message" {
+		t.Errorf("first event %+v, want data first with id %s", ev, id)
+	}
+	if c := <-comments; c != " ok" {
+		t.Errorf("opening comment %q, want \" ok\"", c)
+	}
+	if r, ok := st.Parser().Retry(); !ok || r != 1500*time.Millisecond {
+		t.Errorf("retry hint %v (%v), want 1.5s", r, ok)
+	}
+}
+
+func checkEncoding(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{}, topicT)
+	st := k.connect("", "")
+	payloads := []string{
+		"", "\n", "a\n", "a\r\nb\rc", " leading space", "\ttab", "nul\x00byte",
+		strings.Repeat("x", 64<<10), "ünïcödé ✓ 世界", "\r\n\r\n", "a\n\nb",
+	}
+	types := []string{"", "update", "ünï"}
+	for i, p := range payloads {
+		typ := types[i%len(types)]
+		id, err := k.hub.Publish(context.Background(), "t", sse.Event{Type: typ, Data: []byte(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := k.next(st)
+		want := strings.ReplaceAll(strings.ReplaceAll(p, "\r\n", "\n"), "\r", "\n")
+		if typ == "" {
+			typ = "message"
+		}
+		if ev.Data != want || ev.Type != typ || ev.LastEventID != id {
+			t.Errorf("payload %q: got type %q data %q id %q", truncate(p), ev.Type, truncate(ev.Data), ev.LastEventID)
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+func checkResume(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{}, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, k.publish([]string{"a", "b"}[i%2], strconv.Itoa(i)))
+	}
+	viaHeader := k.connect("?topic=a&topic=b", ids[4])
+	viaQuery := k.connect("?topic=a&topic=b&lastEventId="+ids[9], "")
+	for _, c := range []struct {
+		st   *Stream
+		from int
+		what string
+	}{{viaHeader, 5, "Last-Event-ID header"}, {viaQuery, 10, "lastEventId query"}} {
+		for i := c.from; i < 20; i++ {
+			if ev := k.next(c.st); ev.Data != strconv.Itoa(i) || ev.LastEventID != ids[i] {
+				t.Fatalf("%s: got %+v, want %d with id %s", c.what, ev, i, ids[i])
+			}
+		}
+	}
+	live := k.publish("a", "live")
+	for _, st := range []*Stream{viaHeader, viaQuery} {
+		if ev := k.next(st); ev.Data != "live" || ev.LastEventID != live {
+			t.Fatalf("after replay got %+v, want the live event", ev)
+		}
+	}
+
+	// A stream cut before its first event resumes from its opening position.
+	open := k.hub.Stats().Streams
+	pos := k.openingPosition("?topic=a")
+	waitUntil(t, "the stream to end", func() bool { return k.hub.Stats().Streams == open })
+	missed := k.publish("a", "missed")
+	st := k.connect("?topic=a", pos)
+	if ev := k.next(st); ev.Data != "missed" || ev.LastEventID != missed {
+		t.Fatalf("resuming from the opening position %q gave %+v", pos, ev)
+	}
+}
+
+// openingPosition opens a stream, reads its opening frame only, closes it
+// and returns the Last-Event-ID a browser would then hold.
+func (k *kit) openingPosition(query string) string {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", k.url+query, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var frame []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			k.t.Fatalf("reading the opening frame: %v", err)
+		}
+		frame = append(frame, line...)
+		if len(line) == 1 {
+			break
+		}
+	}
+	p := NewParser(bytes.NewReader(frame))
+	if _, err := p.Next(); err != io.EOF {
+		k.t.Fatalf("the opening frame %q dispatched an event", frame)
+	}
+	if p.LastEventID() == "" {
+		k.t.Fatalf("the opening frame %q gives no position", frame)
+	}
+	return p.LastEventID()
+}
+
+func checkReset(t *testing.T, newServer Server) {
+	store, err := sse.NewMemoryStore(sse.MemoryStoreOptions{MaxEvents: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKit(t, newServer, sse.Options{Store: store}, topicT)
+	first := k.publish("t", "0")
+	for i := 1; i < 6; i++ {
+		k.publish("t", strconv.Itoa(i))
+	}
+	for _, c := range []struct{ lastID, reason string }{
+		{first, "evicted"},
+		{"elsewhere-1", "unknown-id"},
+		{strings.Repeat("7", 1000), "unknown-id"},
+	} {
+		st := k.connect("", c.lastID)
+		ev := k.next(st)
+		if ev.Type != "sse-reset" || ev.Data != `{"reason":"`+c.reason+`"}` || ev.LastEventID == "" {
+			t.Errorf("Last-Event-ID %q: first event %+v, want an sse-reset with reason %s and an id", truncate(c.lastID), ev, c.reason)
+		}
+		id := k.publish("t", "live")
+		if ev := k.next(st); ev.Data != "live" || ev.LastEventID != id {
+			t.Errorf("after the reset got %+v, want the live event", ev)
+		}
+	}
+}
+
+func checkHeartbeat(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{HeartbeatInterval: 40 * time.Millisecond}, topicT)
+	st := k.connect("", "")
+	pings := make(chan struct{}, 8)
+	st.Parser().OnComment = func(c string) {
+		if c == " ping" {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+		}
+	}
+	go func() { _, _ = st.Next() }()
+	for range 3 {
+		select {
+		case <-pings:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no heartbeat on an idle stream")
+		}
+	}
+}
+
+func checkClientGone(t *testing.T, newServer Server) {
+	base := runtime.NumGoroutine()
+	k := newKit(t, newServer, sse.Options{}, topicT)
+	for range 5 {
+		st := k.connect("", "")
+		waitUntil(t, "the stream to open", func() bool { return k.hub.Stats().Streams == 1 })
+		st.Close()
+		waitUntil(t, "the departed client's stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+	}
+	if n := len(k.hub.Stats().Topics); n != 0 {
+		t.Errorf("%d topics left in the hub after every client left", n)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	// The server's own idle connections may hold a goroutine or two.
+	waitUntil(t, "goroutines to return to their number before the check", func() bool {
+		return runtime.NumGoroutine() <= base+4
+	})
+}
+
+// checkStalledClient: a client that never reads is cut off, while a healthy
+// client gets every event once.
+func checkStalledClient(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10}, topicT)
+	u, err := url.Parse(k.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	if _, err := io.WriteString(stalled, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the stalled client's stream", func() bool { return k.hub.Stats().Streams == 1 })
+	healthy := k.connect("", "")
+
+	payload := strings.Repeat("x", 32<<10)
+	const n = 300 // 9 MiB: more than socket buffers hold
+	got := make(chan []string, 1)
+	go func() {
+		var ids []string
+		st := healthy
+		for len(ids) < n {
+			ev, err := st.Next()
+			if err != nil { // evicted as a slow consumer: resume, as a browser would
+				st, err = k.tryConnect("", st.Parser().LastEventID(), nil)
+				if err != nil {
+					break
+				}
+				continue
+			}
+			ids = append(ids, ev.LastEventID)
+		}
+		got <- ids
+	}()
+	var want []string
+	for i := range n {
+		want = append(want, k.publish("t", payload))
+		if i%4 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if ids := <-got; strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Fatalf("the healthy client got %d events, want each of %d once, in order", len(ids), n)
+	}
+	waitUntil(t, "the stalled client to be cut off", func() bool { return k.hub.Stats().Streams <= 1 })
+}
+
+func checkShutdown(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{CloseRetry: 100 * time.Millisecond}, topicT)
+	streams := make([]*Stream, 20)
+	for i := range streams {
+		streams[i] = k.connect("", "")
+	}
+	queued := k.publish("t", "before shutdown")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := k.hub.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for i, st := range streams {
+		if ev := k.next(st); ev.LastEventID != queued {
+			t.Errorf("stream %d: got %+v before the end, want the queued event", i, ev)
+		}
+		if _, err := st.Next(); !errors.Is(err, io.EOF) {
+			t.Errorf("stream %d: %v, want a clean end", i, err)
+		}
+		if r, ok := st.Parser().Retry(); !ok || r < 100*time.Millisecond || r > 200*time.Millisecond {
+			t.Errorf("stream %d: retry hint %v (%v), want 100-200ms", i, r, ok)
+		}
+	}
+	resp, body := k.get("GET", "", nil)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "retry: ") {
+		t.Errorf("a request after Shutdown got %d %q, want 200 with a retry hint", resp.StatusCode, body)
+	}
+}
+
+func checkAuth(t *testing.T, newServer Server) {
+	auth := &sse.Auth{
+		CookieName: "session",
+		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
+			if user, ok := strings.CutPrefix(token, "good-"); ok {
+				return sse.Principal{ID: user}, nil
+			}
+			return sse.Principal{}, errors.New("bad token")
+		},
+		Authorize: func(_ context.Context, p sse.Principal, topics []string) error {
+			for _, tp := range topics {
+				if tp != "user/"+p.ID && tp != "public" {
+					return errors.New("not yours")
+				}
+			}
+			return nil
+		},
+	}
+	k := newKit(t, newServer, sse.Options{}, sse.HandlerOptions{Auth: auth, Topics: sse.TopicsFromQuery("topic")})
+	for _, c := range []struct {
+		name, query string
+		hdr         http.Header
+		status      int
+	}{
+		{"no token", "?topic=public", nil, 401},
+		{"bad token", "?topic=public", http.Header{"Authorization": {"Bearer bad"}}, 401},
+		{"other user's topic", "?topic=user/bob", http.Header{"Authorization": {"Bearer good-ann"}}, 403},
+	} {
+		resp, body := k.get("GET", c.query, c.hdr)
+		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") == "text/event-stream" || body == "" {
+			t.Errorf("%s: got %d %q (%s), want %d with an explanation", c.name, resp.StatusCode, body, resp.Header.Get("Content-Type"), c.status)
+		}
+		if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without WWW-Authenticate", c.name)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		hdr  http.Header
+	}{
+		{"bearer", http.Header{"Authorization": {"Bearer good-ann"}}},
+		{"cookie", http.Header{"Cookie": {"session=good-ann"}}},
+	} {
+		st, err := k.tryConnect("?topic=user/ann&topic=public", "", c.hdr)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		id := k.publish("user/ann", "for ann")
+		if ev := k.next(st); ev.Data != "for ann" || ev.LastEventID != id {
+			t.Errorf("%s: got %+v", c.name, ev)
+		}
+	}
+}
+
+func checkCORS(t *testing.T, newServer Server) {
+	const allowed = "http://app.example"
+	k := newKit(t, newServer, sse.Options{}, sse.HandlerOptions{
+		Topics: sse.Topics("t"),
+		CORS:   &sse.CORS{AllowedOrigins: []string{allowed}, AllowCredentials: true},
+	})
+	st, err := k.tryConnect("", "", http.Header{"Origin": {allowed}})
+	if err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+	h := st.Response.Header
+	if h.Get("Access-Control-Allow-Origin") != allowed || h.Get("Access-Control-Allow-Credentials") != "true" || !hasVaryOrigin(h) {
+		t.Errorf("allowed origin: CORS headers %v", h)
+	}
+	resp, _ := k.get("GET", "", http.Header{"Origin": {"http://evil.example"}})
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" || !hasVaryOrigin(resp.Header) {
+		t.Errorf("other origin: %d %v, want 403 without Access-Control-Allow-Origin", resp.StatusCode, resp.Header)
+	}
+	resp, _ = k.get("OPTIONS", "", http.Header{
+		"Origin": {allowed}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"last-event-id"},
+	})
+	if resp.StatusCode/100 != 2 || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID") ||
+		resp.Header.Get("Access-Control-Allow-Origin") != allowed {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func hasVaryOrigin(h http.Header) bool {
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "Origin") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func checkCaps(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{MaxStreams: 2}, topicT)
+	a := k.connect("", "")
+	k.connect("", "")
+	resp, body := k.get("GET", "", nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" || !strings.HasPrefix(body, "retry: ") {
+		t.Errorf("over the cap: %d %q, want 200 with only a retry hint", resp.StatusCode, body)
+	}
+	a.Close()
+	waitUntil(t, "a stream to close", func() bool { return k.hub.Stats().Streams == 1 })
+	k.connect("", "")
+}
+
+func checkMaxAge(t *testing.T, newServer Server) {
+	k := newKit(t, newServer, sse.Options{MaxStreamAge: 150 * time.Millisecond, CloseRetry: 10 * time.Millisecond}, topicT)
+	stop := make(chan struct{})
+	published := make(chan []string, 1)
+	go func() {
+		var ids []string
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				published <- ids
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			id, err := k.hub.Publish(context.Background(), "t", sse.Event{Data: []byte(strconv.Itoa(i))})
+			if err != nil {
+				t.Error(err)
+			}
+			ids = append(ids, id)
+		}
+	}()
+	var got []string
+	rotations := 0
+	st := k.connect("", "")
+	deadline := time.Now().Add(20 * time.Second)
+	for rotations < 3 && time.Now().Before(deadline) {
+		ev, err := st.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("the stream did not end cleanly: %v", err)
+			}
+			if _, ok := st.Parser().Retry(); !ok {
+				t.Error("the stream ended without a retry hint")
+			}
+			rotations++
+			st = k.connect("", st.Parser().LastEventID())
+			continue
+		}
+		got = append(got, ev.LastEventID)
+	}
+	close(stop)
+	ids := <-published
+	if rotations < 3 {
+		t.Fatalf("%d rotations before the deadline", rotations)
+	}
+	for len(got) < len(ids) {
+		got = append(got, k.next(st).LastEventID)
+	}
+	if strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Errorf("across %d rotations the client got %d events, want each of %d once, in order", rotations, len(got), len(ids))
+	}
+}
