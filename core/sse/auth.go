@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -141,20 +142,31 @@ func RedactQuery(u *url.URL, params ...string) string {
 	if u.RawQuery == "" || len(params) == 0 {
 		return u.String()
 	}
-	q := u.Query()
-	changed := false
-	for _, p := range params {
-		if vs, ok := q[p]; ok {
-			for i := range vs {
-				vs[i] = "REDACTED"
-			}
-			changed = true
+	// Work on the raw query, pair by pair, so that pairs url.ParseQuery
+	// would reject (bad escapes, ";") are redacted too.
+	var b strings.Builder
+	rest := u.RawQuery
+	for rest != "" {
+		var pair string
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			pair, rest = rest[:i+1], rest[i+1:]
+		} else {
+			pair, rest = rest, ""
 		}
-	}
-	if !changed {
-		return u.String()
+		key, _, _ := strings.Cut(strings.TrimRight(pair, "&;"), "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if slices.Contains(params, key) {
+			sep := ""
+			if last := pair[len(pair)-1]; last == '&' || last == ';' {
+				sep = string(last)
+			}
+			pair = url.QueryEscape(key) + "=REDACTED" + sep
+		}
+		b.WriteString(pair)
 	}
 	c := *u
-	c.RawQuery = q.Encode()
+	c.RawQuery = b.String()
 	return c.String()
 }

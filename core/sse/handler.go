@@ -1,11 +1,13 @@
 package sse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -75,79 +77,120 @@ var errCannotFlush = errors.New("sse: the http.ResponseWriter cannot flush, so e
 	"serve the stream outside http.TimeoutHandler, and make wrapping middleware implement http.Flusher or Unwrap")
 
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := hd.hub
-	if c := hd.opts.CORS; c != nil {
+	if !canFlush(w) {
+		hd.hub.log.Error(errCannotFlush.Error(), "path", r.URL.Path)
+		hd.hub.WriteRefusal(w, r, &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush})
+		return
+	}
+	if s := hd.hub.Accept(w, r, hd.opts); s != nil {
+		s.Serve(r.Context(), newHTTPStream(w))
+	}
+}
+
+// Session is a stream request that Hub.Accept has admitted: it counts
+// against the hub's caps until Serve ends or Release is called.
+type Session struct {
+	hub    *Hub
+	info   StreamInfo
+	lastID string
+	once   sync.Once
+}
+
+// Accept does for r everything Handler does before streaming: CORS,
+// authentication, topics, authorization and the connection caps. It
+// returns the Session to serve, or nil when it has answered w itself (a
+// refusal, a CORS preflight). Handler uses it; so do adapters for servers
+// other than net/http, which then call Session.Serve with their own
+// StreamWriter. w is only used for those answers, never for the stream.
+func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts HandlerOptions) *Session {
+	if c := opts.CORS; c != nil {
 		if !c.apply(w, r) {
-			hd.refuse(w, r, &RefusalError{Status: http.StatusForbidden, Message: "origin not allowed", reason: RefusedOrigin})
-			return
+			h.WriteRefusal(w, r, &RefusalError{Status: http.StatusForbidden, Message: "origin not allowed", reason: RefusedOrigin})
+			return nil
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			c.preflight(w)
-			return
+			return nil
 		}
 	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		hd.refuse(w, r, &RefusalError{Status: http.StatusMethodNotAllowed, Message: "event streams answer GET only", reason: RefusedBadRequest})
-		return
+		h.WriteRefusal(w, r, &RefusalError{Status: http.StatusMethodNotAllowed, Message: "event streams answer GET only", reason: RefusedBadRequest})
+		return nil
 	}
-	if !canFlush(w) {
-		h.log.Error(errCannotFlush.Error(), "path", r.URL.Path)
-		hd.refuse(w, r, &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush})
-		return
+	if opts.Topics == nil {
+		opts.Topics = TopicsFromQuery("topic")
 	}
-	info, r, err := hd.accept(r)
+	info, r, err := h.accept(r, &opts)
+	if err == nil {
+		err = h.admit(r, &info)
+	}
 	if err != nil {
-		hd.refuse(w, r, err)
-		return
+		h.WriteRefusal(w, r, err)
+		return nil
 	}
-	if err := h.admit(r, &info); err != nil {
-		hd.refuse(w, r, err)
-		return
-	}
-	defer h.release(&info)
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = r.URL.Query().Get("lastEventId")
 	}
-	h.serve(r.Context(), newHTTPStream(w, h.opts.WriteTimeout), &info, lastID)
+	return &Session{hub: h, info: info, lastID: lastID}
+}
+
+// Info describes the session's stream.
+func (s *Session) Info() StreamInfo { return s.info }
+
+// Release gives the session up without serving it. Serve releases it by
+// itself; a second call does nothing.
+func (s *Session) Release() {
+	s.once.Do(func() { s.hub.release(&s.info) })
+}
+
+// Serve streams to sw until the stream ends: the client goes away (ctx is
+// done, or a write fails), the hub ends it, or it reaches its maximum age.
+// It returns why, or 0 when Shutdown came before the stream started.
+func (s *Session) Serve(ctx context.Context, sw StreamWriter) EndReason {
+	defer s.Release()
+	return s.hub.serve(ctx, sw, &s.info, s.lastID)
 }
 
 // accept authenticates r, picks and authorizes its topics. It returns the
 // request with the principal in its context.
-func (hd *handler) accept(r *http.Request) (StreamInfo, *http.Request, error) {
-	info := StreamInfo{ClientIP: hd.hub.opts.ClientIP(r), Started: time.Now()}
+func (h *Hub) accept(r *http.Request, opts *HandlerOptions) (StreamInfo, *http.Request, error) {
+	info := StreamInfo{ClientIP: h.opts.ClientIP(r), Started: time.Now()}
 	p, ok := PrincipalFrom(r.Context())
-	if !ok && hd.opts.Auth != nil {
+	if !ok && opts.Auth != nil {
 		var err error
-		if p, err = hd.opts.Auth.Check(r); err != nil {
+		if p, err = opts.Auth.Check(r); err != nil {
 			return info, r, err
 		}
 		r = r.WithContext(WithPrincipal(r.Context(), p))
 	}
 	info.Principal = p
-	topics, err := hd.opts.Topics(r)
+	topics, err := opts.Topics(r)
 	if err != nil {
 		var re *RefusalError
 		if !errors.As(err, &re) {
-			hd.hub.log.Error("sse: HandlerOptions.Topics failed", "path", r.URL.Path, "err", err)
+			h.log.Error("sse: HandlerOptions.Topics failed", "path", r.URL.Path, "err", err)
 			err = Refuse(http.StatusInternalServerError, "internal error")
 		}
 		return info, r, err
 	}
-	if info.Topics, err = hd.hub.checkTopics(topics); err != nil {
+	if info.Topics, err = h.checkTopics(topics); err != nil {
 		return info, r, err
 	}
-	if hd.opts.Auth != nil {
-		if err := hd.opts.Auth.authorize(r.Context(), p, info.Topics); err != nil {
+	if opts.Auth != nil {
+		if err := opts.Auth.authorize(r.Context(), p, info.Topics); err != nil {
 			return info, r, err
 		}
 	}
 	return info, r, nil
 }
 
-// refuse answers r without a stream, as err (a *RefusalError) says.
-func (hd *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+// WriteRefusal answers r without a stream, as err says: a *RefusalError
+// (Refuse, TryLater, or one returned by Auth.Check) is written as it says,
+// any other error as 500. The Observer's Refused hook sees it. Router
+// adapters' auth middleware uses it.
+func (h *Hub) WriteRefusal(w http.ResponseWriter, r *http.Request, err error) {
 	var re *RefusalError
 	if !errors.As(err, &re) {
 		re = &RefusalError{Status: http.StatusInternalServerError, Message: "internal error"}
@@ -164,7 +207,7 @@ func (hd *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		http.Error(w, re.Message, re.Status)
 	}
-	if f := hd.hub.opts.Observer.Refused; f != nil {
+	if f := h.opts.Observer.Refused; f != nil {
 		f(r, reason, re.Status)
 	}
 }
@@ -217,10 +260,22 @@ func canFlush(w http.ResponseWriter) bool {
 	}
 }
 
+// StreamHeader returns the headers of an event stream response:
+// Content-Type text/event-stream, Cache-Control no-cache and
+// X-Accel-Buffering no (nginx then passes events through unbuffered).
+// A StreamWriter sends them in Start.
+func StreamHeader() http.Header {
+	return http.Header{
+		"Content-Type":      {"text/event-stream"},
+		"Cache-Control":     {"no-cache"},
+		"X-Accel-Buffering": {"no"},
+	}
+}
+
 func setStreamHeaders(hdr http.Header) {
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
+	for k, v := range StreamHeader() {
+		hdr[k] = v
+	}
 	hdr.Del("Content-Length")
 }
 

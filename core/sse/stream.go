@@ -8,26 +8,31 @@ import (
 	"time"
 )
 
-// stream is what the hub needs from a connection: write, flush, and a
-// deadline for both.
-type stream interface {
-	// start sends the response head. It is called once, before any write.
-	start() error
-	write(p []byte) error
+// StreamWriter is the connection a Session streams to. Handler uses one
+// over http.ResponseWriter; adapters for other servers (fasthttp) bring
+// their own.
+type StreamWriter interface {
+	// Start sends the response head: status 200 and StreamHeader(). Serve
+	// calls it once, after the stream has subscribed, before any Write.
+	Start() error
+
+	// Write writes p and flushes it to the client. It must give up and
+	// return an error when the client has not taken p within timeout, so
+	// that a stalled peer is cut off. An error ends the stream.
+	Write(p []byte, timeout time.Duration) error
 }
 
-// httpStream is a stream over net/http.
+// httpStream is a StreamWriter over net/http.
 type httpStream struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
+	w  http.ResponseWriter
+	rc *http.ResponseController
 }
 
-func newHTTPStream(w http.ResponseWriter, timeout time.Duration) *httpStream {
-	return &httpStream{w: w, rc: http.NewResponseController(w), timeout: timeout}
+func newHTTPStream(w http.ResponseWriter) *httpStream {
+	return &httpStream{w: w, rc: http.NewResponseController(w)}
 }
 
-func (s *httpStream) start() error {
+func (s *httpStream) Start() error {
 	// A read deadline (http.Server.ReadTimeout) would cancel the request
 	// context of an open stream; heartbeats and write deadlines detect dead
 	// peers instead.
@@ -40,8 +45,8 @@ func (s *httpStream) start() error {
 // write writes p and flushes it, within the write timeout. The deadline
 // replaces http.Server.WriteTimeout's, which would otherwise end healthy
 // long-lived streams.
-func (s *httpStream) write(p []byte) error {
-	err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+func (s *httpStream) Write(p []byte, timeout time.Duration) error {
+	err := s.rc.SetWriteDeadline(time.Now().Add(timeout))
 	if err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
@@ -52,13 +57,13 @@ func (s *httpStream) write(p []byte) error {
 }
 
 // serve runs one stream until it ends.
-func (h *Hub) serve(ctx context.Context, st stream, info *StreamInfo, lastID string) {
+func (h *Hub) serve(ctx context.Context, st StreamWriter, info *StreamInfo, lastID string) EndReason {
 	s := newSubscriber(h, info.Topics)
 	s.info = *info
 	sent := 0
 	reason, err := h.run(ctx, st, s, lastID, &sent)
 	if reason == 0 {
-		return // never started: shut down in between
+		return 0 // never started: shut down in between
 	}
 	if err != nil {
 		h.log.Debug("sse: stream ended", "reason", reason, "principal", info.Principal.ID, "err", err)
@@ -66,16 +71,17 @@ func (h *Hub) serve(ctx context.Context, st stream, info *StreamInfo, lastID str
 	if f := h.opts.Observer.StreamClosed; f != nil {
 		f(*info, reason, sent)
 	}
+	return reason
 }
 
 // run registers s, sends the opening frame, replays and pumps; it returns
 // why the stream ended, or 0 if it never started.
-func (h *Hub) run(ctx context.Context, st stream, s *subscriber, lastID string, sent *int) (EndReason, error) {
-	if err := st.start(); err != nil {
+func (h *Hub) run(ctx context.Context, st StreamWriter, s *subscriber, lastID string, sent *int) (EndReason, error) {
+	if err := st.Start(); err != nil {
 		return EndWriteError, err
 	}
 	if !h.register(s) { // Shutdown came after admit
-		return 0, st.write(appendValid(nil, &Event{Retry: h.closeRetry()}))
+		return 0, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 	}
 	defer h.unregister(s)
 	if f := h.opts.Observer.StreamOpened; f != nil {
@@ -96,7 +102,7 @@ func (h *Hub) run(ctx context.Context, st stream, s *subscriber, lastID string, 
 		buf = append(buf, '\n')
 	}
 	buf = append(buf, '\n')
-	if err := st.write(buf); err != nil {
+	if err := h.write(st, buf); err != nil {
 		return writeErrorReason(err), err
 	}
 	s.wrote.Store(true)
@@ -117,7 +123,7 @@ func writeErrorReason(err error) EndReason {
 
 // replay sends the events after lastID, then leaves s.after at the newest
 // event sent so that the live queue skips them.
-func (h *Hub) replay(ctx context.Context, st stream, s *subscriber, lastID string, buf []byte, sent *int) error {
+func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID string, buf []byte, sent *int) error {
 	const page = 256
 	var reason string
 	pos, err := uint64(0), ErrUnknownID
@@ -136,7 +142,7 @@ func (h *Hub) replay(ctx context.Context, st stream, s *subscriber, lastID strin
 			pos = entries[i].Seq
 		}
 		if len(buf) > 0 {
-			if werr := st.write(buf); werr != nil {
+			if werr := h.write(st, buf); werr != nil {
 				return werr
 			}
 			s.wrote.Store(true)
@@ -163,7 +169,7 @@ func (h *Hub) replay(ctx context.Context, st stream, s *subscriber, lastID strin
 	if f := h.opts.Observer.Replayed; f != nil {
 		f(ReplayReset, *sent, reason)
 	}
-	return st.write(h.appendReset(buf[:0], reason, s.after))
+	return h.write(st, h.appendReset(buf[:0], reason, s.after))
 }
 
 // appendReset appends the reset event. Its ID is that of the newest event
@@ -176,7 +182,7 @@ func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
 
 // pump writes queued events, heartbeats and the final retry hint until the
 // stream ends.
-func (h *Hub) pump(ctx context.Context, st stream, s *subscriber, sent *int) (EndReason, error) {
+func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *int) (EndReason, error) {
 	var buf []byte
 	for {
 		select {
@@ -187,7 +193,7 @@ func (h *Hub) pump(ctx context.Context, st stream, s *subscriber, sent *int) (En
 		batch, dropped, ended := s.take()
 		if ended == EndSlowConsumer {
 			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
-			return ended, st.write(appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
+			return ended, h.write(st, appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
 		}
 		before := s.after
 		out := h.frames(&buf, s, batch, dropped, ended != 0)
@@ -198,7 +204,7 @@ func (h *Hub) pump(ctx context.Context, st stream, s *subscriber, sent *int) (En
 			out = append(buf[:0], ": ping\n\n"...)
 		}
 		if len(out) > 0 {
-			if err := st.write(out); err != nil {
+			if err := h.write(st, out); err != nil {
 				return writeErrorReason(err), err
 			}
 			s.wrote.Store(true)
@@ -253,4 +259,9 @@ func (h *Hub) frames(buf *[]byte, s *subscriber, batch []queued, dropped, gather
 	}
 	*buf = b
 	return b
+}
+
+// write writes p to st within the hub's WriteTimeout.
+func (h *Hub) write(st StreamWriter, p []byte) error {
+	return st.Write(p, h.opts.WriteTimeout)
 }
