@@ -15,6 +15,14 @@ if ! command -v staticcheck >/dev/null; then
 	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
 
+# Services and tools the tests use: each need-*.sh installs or starts one
+# (Redis, Chromium, nginx, the Node client). Outside CI, one that cannot be
+# had makes its tests skip with a reason; under CI=true it is an error.
+for need in scripts/need-*.sh; do
+	step "$(basename "$need" .sh)"
+	bash "$need"
+done
+
 # The workspace modules, as go.work lists them.
 mapfile -t modules < <(go list -m -f '{{.Dir}}')
 

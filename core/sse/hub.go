@@ -204,6 +204,10 @@ type Hub struct {
 
 	tickEvery time.Duration // heartbeat and max-age check period
 
+	// With a Broadcaster store, the goroutine running Listen.
+	stopListen context.CancelFunc
+	listening  chan struct{} // closed when Listen has returned
+
 	mu          sync.Mutex
 	topics      map[string][]*subscriber
 	subs        map[*subscriber]struct{}
@@ -225,7 +229,7 @@ func NewHub(opts Options) (*Hub, error) {
 	if opts.MaxStreamAge > 0 {
 		tick = min(tick, opts.MaxStreamAge/4)
 	}
-	return &Hub{
+	h := &Hub{
 		opts:        opts,
 		store:       opts.Store,
 		log:         opts.Logger,
@@ -235,7 +239,44 @@ func NewHub(opts Options) (*Hub, error) {
 		byPrincipal: make(map[string]int),
 		byIP:        make(map[string]int),
 		drained:     make(chan struct{}),
-	}, nil
+	}
+	if b, ok := opts.Store.(Broadcaster); ok {
+		if err := h.listen(b); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// listen starts delivering what b broadcasts, from its newest entry on.
+func (h *Hub) listen(b Broadcaster) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	newest, err := b.Newest(ctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("sse: NewHub: the store is not reachable: %w", err)
+	}
+	h.lastSeq = newest
+	ctx, h.stopListen = context.WithCancel(context.Background())
+	h.listening = make(chan struct{})
+	go func() {
+		defer close(h.listening)
+		state := func(err error) {
+			if err != nil {
+				h.log.Warn("sse: the store stopped broadcasting; catching up when it is back", "err", err)
+			} else {
+				h.log.Info("sse: the store broadcasts again")
+			}
+			if f := h.opts.Observer.BroadcastState; f != nil {
+				f(err)
+			}
+		}
+		err := b.Listen(ctx, newest, h.deliver, state)
+		if ctx.Err() == nil {
+			h.log.Error("sse: the store's Listen returned; this hub gets no more events", "err", err)
+		}
+	}()
+	return nil
 }
 
 // Store returns the hub's Store.
@@ -282,6 +323,14 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 	if ev.isControl() {
 		return "", &FieldError{Field: "data", Reason: "an event with only a comment or retry hint cannot be published; set Data"}
 	}
+	if h.stopListen != nil {
+		// The store broadcasts the entry to every hub, this one included.
+		entry, err := h.store.Append(ctx, topic, ev)
+		if err != nil {
+			return "", fmt.Errorf("sse: Publish: store: %w", err)
+		}
+		return entry.Event.ID, nil
+	}
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
 	entry, err := h.store.Append(ctx, topic, ev)
@@ -293,11 +342,16 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 }
 
 // deliver encodes entry once and queues the frame for the subscribers of
-// its topic. Entries must arrive in Seq order.
+// its topic. Entries must arrive in Seq order; one already delivered is
+// ignored.
 func (h *Hub) deliver(entry Entry) {
 	frame := appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
 	var queued, dropped, evicted int
 	h.mu.Lock()
+	if entry.Seq <= h.lastSeq {
+		h.mu.Unlock()
+		return
+	}
 	h.lastSeq = entry.Seq
 	for _, s := range h.topics[entry.Topic] {
 		switch s.enqueue(entry.Seq, frame) {
@@ -470,7 +524,9 @@ func (h *Hub) tick(now time.Time) {
 // there) and waits until every stream handler has returned, or until ctx is
 // done. Call it before http.Server.Shutdown, which otherwise waits for the
 // streams forever. Requests that arrive later get a 200 response with only a
-// retry hint. Publish keeps working: events are still recorded.
+// retry hint. Publish keeps working: events are still recorded. With a
+// Broadcaster store, Shutdown also stops listening to it; call Shutdown
+// for every hub you no longer use, so that its listener ends.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.closing {
@@ -485,10 +541,18 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	select {
 	case <-h.drained:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("sse: Shutdown: streams still open: %w", ctx.Err())
 	}
+	if h.stopListen != nil {
+		h.stopListen()
+		select {
+		case <-h.listening:
+		case <-ctx.Done():
+			return fmt.Errorf("sse: Shutdown: the store's Listen has not returned: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // Stats is a snapshot of a hub's state.

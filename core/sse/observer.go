@@ -136,4 +136,8 @@ type Observer struct {
 	// events sent; for ReplayReset, reason is "unknown-id", "evicted" or
 	// "unavailable".
 	Replayed func(outcome ReplayOutcome, events int, reason string)
+	// BroadcastState runs when a Broadcaster store stops delivering (err
+	// says why; events published meanwhile arrive when it catches up) and
+	// when it delivers again (nil).
+	BroadcastState func(err error)
 }

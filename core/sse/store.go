@@ -58,3 +58,25 @@ var (
 	// from the store's window. The hub answers it with a reset event.
 	ErrEvicted = errors.New("sse: events after this id were evicted")
 )
+
+// A Broadcaster is a Store shared by several processes that also carries
+// what is appended to every hub that uses it: a hub whose Store is a
+// Broadcaster delivers to its clients what Listen hands it, its own
+// publishes included, instead of delivering them directly. That is how
+// events published on one instance reach clients on every other, in the
+// same order everywhere (sseredis implements it on Redis).
+type Broadcaster interface {
+	Store
+
+	// Newest returns the Seq of the newest entry; NewHub calls it once, so
+	// an unreachable store is an error at start.
+	Newest(ctx context.Context) (uint64, error)
+
+	// Listen calls deliver for every entry appended after Seq after, by any
+	// process, in Seq order and without gaps, until ctx is done, and then
+	// returns ctx's error. It rides out outages of the store itself,
+	// catching up from what the store still holds; state is called with a
+	// non-nil error when delivery stops and with nil when it resumes.
+	// deliver and state are never called concurrently.
+	Listen(ctx context.Context, after uint64, deliver func(Entry), state func(error)) error
+}

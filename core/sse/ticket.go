@@ -53,7 +53,7 @@ func (t *Tickets) Issue(id string, ttl time.Duration) (string, error) {
 		return "", errors.New("sse: Tickets.Issue: ttl must be positive")
 	}
 	payload := make([]byte, 8, 8+len(id))
-	binary.BigEndian.PutUint64(payload, uint64(t.now().Add(ttl).Unix()))
+	binary.BigEndian.PutUint64(payload, uint64(t.now().Add(ttl).UnixMilli()))
 	payload = append(payload, id...)
 	body := ticketPrefix + base64.RawURLEncoding.EncodeToString(payload)
 	return body + "." + base64.RawURLEncoding.EncodeToString(t.mac(body)), nil
@@ -69,16 +69,17 @@ func (t *Tickets) Verify(ticket string) (string, error) {
 		return "", ErrTicketInvalid
 	}
 	body, sig := ticket[:dot], ticket[dot+1:]
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(mac, t.mac(body)) {
+	// Compare the MAC's canonical text, so that no other spelling of it
+	// (base64 decoders skip line breaks and ignore trailing bits) verifies.
+	if !hmac.Equal([]byte(sig), []byte(base64.RawURLEncoding.EncodeToString(t.mac(body)))) {
 		return "", ErrTicketInvalid
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(body[len(ticketPrefix):])
 	if err != nil || len(payload) < 8 {
 		return "", ErrTicketInvalid
 	}
-	exp := int64(binary.BigEndian.Uint64(payload))
-	if t.now().Unix() >= exp {
+	exp := int64(binary.BigEndian.Uint64(payload)) // Unix milliseconds
+	if t.now().UnixMilli() >= exp {
 		return "", ErrTicketExpired
 	}
 	return string(payload[8:]), nil
