@@ -32,9 +32,23 @@ type Server func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string
 // signal, heartbeats, release of departed clients, shutdown, auth refusals,
 // CORS, connection caps and stream rotation. Every router adapter runs it.
 func Run(t *testing.T, newServer Server) {
+	RunWith(t, newServer, Config{})
+}
+
+// Config adjusts RunWith.
+type Config struct {
+	// NewStore, if set, returns the Store of each check's hub, for
+	// example a shared store such as sseredis. The check of evicted IDs
+	// always uses a small MemoryStore. Default: the hub's default store.
+	NewStore func(t *testing.T) sse.Store
+}
+
+// RunWith is Run with a Config.
+func RunWith(t *testing.T, newServer Server, cfg Config) {
+	su := &suite{newServer: newServer, cfg: cfg}
 	checks := []struct {
 		name string
-		run  func(*testing.T, Server)
+		run  func(*testing.T, *suite)
 	}{
 		{"Head", checkHead},
 		{"Encoding", checkEncoding},
@@ -50,8 +64,14 @@ func Run(t *testing.T, newServer Server) {
 		{"MaxAge", checkMaxAge},
 	}
 	for _, c := range checks {
-		t.Run(c.name, func(t *testing.T) { c.run(t, newServer) })
+		t.Run(c.name, func(t *testing.T) { c.run(t, su) })
 	}
+}
+
+// suite is what every check gets: how to build the server, and the Config.
+type suite struct {
+	newServer Server
+	cfg       Config
 }
 
 // kit is one check's hub and server.
@@ -61,8 +81,11 @@ type kit struct {
 	url string
 }
 
-func newKit(t *testing.T, newServer Server, hopts sse.Options, opts sse.HandlerOptions) *kit {
+func newKit(t *testing.T, su *suite, hopts sse.Options, opts sse.HandlerOptions) *kit {
 	t.Helper()
+	if hopts.Store == nil && su.cfg.NewStore != nil {
+		hopts.Store = su.cfg.NewStore(t)
+	}
 	hub, err := sse.NewHub(hopts)
 	if err != nil {
 		t.Fatalf("NewHub: %v", err)
@@ -74,7 +97,7 @@ func newKit(t *testing.T, newServer Server, hopts sse.Options, opts sse.HandlerO
 			t.Errorf("hub Shutdown: %v", err)
 		}
 	})
-	return &kit{t: t, hub: hub, url: newServer(t, hub, opts)}
+	return &kit{t: t, hub: hub, url: su.newServer(t, hub, opts)}
 }
 
 func (k *kit) connect(query, lastID string) *Stream {
@@ -165,8 +188,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 var topicT = sse.HandlerOptions{Topics: sse.Topics("t")}
 
-func checkHead(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{Retry: 1500 * time.Millisecond}, topicT)
+func checkHead(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{Retry: 1500 * time.Millisecond}, topicT)
 	st := k.connect("", "")
 	// Connect has returned with nothing published: the head was flushed at
 	// once, and the client is subscribed.
@@ -206,8 +229,8 @@ func checkHead(t *testing.T, newServer Server) {
 	}
 }
 
-func checkEncoding(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{}, topicT)
+func checkEncoding(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{}, topicT)
 	st := k.connect("", "")
 	payloads := []string{
 		"", "\n", "a\n", "a\r\nb\rc", " leading space", "\ttab", "nul\x00byte",
@@ -238,8 +261,8 @@ func truncate(s string) string {
 	return s
 }
 
-func checkResume(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{}, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
+func checkResume(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{}, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
 	var ids []string
 	for i := range 20 {
 		ids = append(ids, k.publish([]string{"a", "b"}[i%2], strconv.Itoa(i)))
@@ -309,12 +332,12 @@ func (k *kit) openingPosition(query string) string {
 	return p.LastEventID()
 }
 
-func checkReset(t *testing.T, newServer Server) {
+func checkReset(t *testing.T, su *suite) {
 	store, err := sse.NewMemoryStore(sse.MemoryStoreOptions{MaxEvents: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := newKit(t, newServer, sse.Options{Store: store}, topicT)
+	k := newKit(t, su, sse.Options{Store: store}, topicT)
 	first := k.publish("t", "0")
 	for i := 1; i < 6; i++ {
 		k.publish("t", strconv.Itoa(i))
@@ -336,8 +359,8 @@ func checkReset(t *testing.T, newServer Server) {
 	}
 }
 
-func checkHeartbeat(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{HeartbeatInterval: 40 * time.Millisecond}, topicT)
+func checkHeartbeat(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{HeartbeatInterval: 40 * time.Millisecond}, topicT)
 	st := k.connect("", "")
 	pings := make(chan struct{}, 8)
 	st.Parser().OnComment = func(c string) {
@@ -358,9 +381,9 @@ func checkHeartbeat(t *testing.T, newServer Server) {
 	}
 }
 
-func checkClientGone(t *testing.T, newServer Server) {
+func checkClientGone(t *testing.T, su *suite) {
 	base := runtime.NumGoroutine()
-	k := newKit(t, newServer, sse.Options{}, topicT)
+	k := newKit(t, su, sse.Options{}, topicT)
 	for range 5 {
 		st := k.connect("", "")
 		waitUntil(t, "the stream to open", func() bool { return k.hub.Stats().Streams == 1 })
@@ -379,8 +402,8 @@ func checkClientGone(t *testing.T, newServer Server) {
 
 // checkStalledClient: a client that never reads is cut off, while a healthy
 // client gets every event once.
-func checkStalledClient(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10}, topicT)
+func checkStalledClient(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10}, topicT)
 	u, err := url.Parse(k.url)
 	if err != nil {
 		t.Fatal(err)
@@ -433,8 +456,8 @@ func checkStalledClient(t *testing.T, newServer Server) {
 	waitUntil(t, "the stalled client to be cut off", func() bool { return k.hub.Stats().Streams <= 1 })
 }
 
-func checkShutdown(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{CloseRetry: 100 * time.Millisecond}, topicT)
+func checkShutdown(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{CloseRetry: 100 * time.Millisecond}, topicT)
 	streams := make([]*Stream, 20)
 	for i := range streams {
 		streams[i] = k.connect("", "")
@@ -462,7 +485,7 @@ func checkShutdown(t *testing.T, newServer Server) {
 	}
 }
 
-func checkAuth(t *testing.T, newServer Server) {
+func checkAuth(t *testing.T, su *suite) {
 	auth := &sse.Auth{
 		CookieName: "session",
 		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
@@ -480,7 +503,7 @@ func checkAuth(t *testing.T, newServer Server) {
 			return nil
 		},
 	}
-	k := newKit(t, newServer, sse.Options{}, sse.HandlerOptions{Auth: auth, Topics: sse.TopicsFromQuery("topic")})
+	k := newKit(t, su, sse.Options{}, sse.HandlerOptions{Auth: auth, Topics: sse.TopicsFromQuery("topic")})
 	for _, c := range []struct {
 		name, query string
 		hdr         http.Header
@@ -516,9 +539,9 @@ func checkAuth(t *testing.T, newServer Server) {
 	}
 }
 
-func checkCORS(t *testing.T, newServer Server) {
+func checkCORS(t *testing.T, su *suite) {
 	const allowed = "http://app.example"
-	k := newKit(t, newServer, sse.Options{}, sse.HandlerOptions{
+	k := newKit(t, su, sse.Options{}, sse.HandlerOptions{
 		Topics: sse.Topics("t"),
 		CORS:   &sse.CORS{AllowedOrigins: []string{allowed}, AllowCredentials: true},
 	})
@@ -554,8 +577,8 @@ func hasVaryOrigin(h http.Header) bool {
 	return false
 }
 
-func checkCaps(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{MaxStreams: 2}, topicT)
+func checkCaps(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{MaxStreams: 2}, topicT)
 	a := k.connect("", "")
 	k.connect("", "")
 	resp, body := k.get("GET", "", nil)
@@ -567,8 +590,8 @@ func checkCaps(t *testing.T, newServer Server) {
 	k.connect("", "")
 }
 
-func checkMaxAge(t *testing.T, newServer Server) {
-	k := newKit(t, newServer, sse.Options{MaxStreamAge: 150 * time.Millisecond, CloseRetry: 10 * time.Millisecond}, topicT)
+func checkMaxAge(t *testing.T, su *suite) {
+	k := newKit(t, su, sse.Options{MaxStreamAge: 150 * time.Millisecond, CloseRetry: 10 * time.Millisecond}, topicT)
 	stop := make(chan struct{})
 	published := make(chan []string, 1)
 	go func() {
