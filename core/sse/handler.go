@@ -45,7 +45,7 @@ func TopicsFromQuery(param string) func(*http.Request) ([]string, error) {
 	return func(r *http.Request) ([]string, error) {
 		names := r.URL.Query()[param]
 		if len(names) == 0 {
-			return nil, Refuse(http.StatusBadRequest, "missing query parameter "+strconv.Quote(param))
+			return nil, badRequest("missing query parameter " + strconv.Quote(param))
 		}
 		return names, nil
 	}

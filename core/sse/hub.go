@@ -332,25 +332,33 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		return entry.Event.ID, nil
 	}
 	h.pubMu.Lock()
-	defer h.pubMu.Unlock()
 	entry, err := h.store.Append(ctx, topic, ev)
 	if err != nil {
+		h.pubMu.Unlock()
 		return "", fmt.Errorf("sse: Publish: store: %w", err)
 	}
-	h.deliver(entry)
+	queued, dropped, evicted, _ := h.fanOut(entry)
+	h.pubMu.Unlock()
+	h.observePublished(topic, queued, dropped, evicted)
 	return entry.Event.ID, nil
 }
 
-// deliver encodes entry once and queues the frame for the subscribers of
-// its topic. Entries must arrive in Seq order; one already delivered is
-// ignored.
+// deliver fans a broadcast entry out (see fanOut) and tells the Observer.
 func (h *Hub) deliver(entry Entry) {
+	if queued, dropped, evicted, fresh := h.fanOut(entry); fresh {
+		h.observePublished(entry.Topic, queued, dropped, evicted)
+	}
+}
+
+// fanOut encodes entry once and queues the frame for the subscribers of
+// its topic, counting what happened. Entries must arrive in Seq order; one
+// already delivered is ignored (fresh is false).
+func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
 	frame := appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
-	var queued, dropped, evicted int
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if entry.Seq <= h.lastSeq {
-		h.mu.Unlock()
-		return
+		return 0, 0, 0, false
 	}
 	h.lastSeq = entry.Seq
 	for _, s := range h.topics[entry.Topic] {
@@ -364,9 +372,12 @@ func (h *Hub) deliver(entry Entry) {
 			evicted++
 		}
 	}
-	h.mu.Unlock()
+	return queued, dropped, evicted, true
+}
+
+func (h *Hub) observePublished(topic string, queued, dropped, evicted int) {
 	if f := h.opts.Observer.Published; f != nil {
-		f(entry.Topic, queued, dropped, evicted)
+		f(topic, queued, dropped, evicted)
 	}
 }
 
