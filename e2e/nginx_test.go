@@ -1,0 +1,475 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
+)
+
+// These tests put Debian's nginx, as a reverse proxy with its default
+// proxy_buffering on, between ssekit and the ssetest client.
+// scripts/need-nginx.sh installs it.
+
+// nginxReadTimeout is the proxy_read_timeout of the test proxy: nginx cuts
+// an upstream response that stays silent for longer.
+const nginxReadTimeout = time.Second
+
+// needNginx returns the path of nginx. It skips the test when nginx is
+// missing, unless CI=true, where it fails.
+func needNginx(t *testing.T) string {
+	t.Helper()
+	path := "/usr/sbin/nginx"
+	if _, err := os.Stat(path); err != nil {
+		if path, err = exec.LookPath("nginx"); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("nginx is needed (Debian package nginx-light or nginx; scripts/need-nginx.sh installs it): %v", err)
+			}
+			t.Skipf("skipping: nginx is needed (Debian package nginx-light or nginx; scripts/need-nginx.sh installs it): %v", err)
+		}
+	}
+	return path
+}
+
+// nginxProxy is a hub served by an httptest.Server behind nginx.
+type nginxProxy struct {
+	hub      *sse.Hub
+	upstream *httptest.Server
+	url      string       // nginx's URL for the stream
+	errorLog string       // nginx's error log
+	requests atomic.Int32 // stream requests that reached the upstream
+	client   *http.Client // for the test's clients; its idle connections are closed on teardown
+}
+
+// newNginxProxy starts a hub with opts on topic t, an httptest.Server for it
+// and nginx in front of that, with extra added to nginx's location block.
+// Everything is stopped when the test ends.
+func newNginxProxy(t *testing.T, opts sse.Options, extra string) *nginxProxy {
+	t.Helper()
+	nginx := needNginx(t)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	hub, err := sse.NewHub(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &nginxProxy{hub: hub, client: &http.Client{Transport: &http.Transport{}}}
+	stream := hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic)})
+	p.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.requests.Add(1)
+		stream.ServeHTTP(w, r)
+	}))
+	// Cleanups run last first: the clients and nginx go before the hub,
+	// which goes before the server that waits for its handlers.
+	t.Cleanup(p.upstream.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("hub.Shutdown: %v", err)
+		}
+	})
+	base, errorLog := startNginx(t, nginx, p.upstream.Listener.Addr().String(), extra)
+	p.url, p.errorLog = base+"/events", errorLog
+	t.Cleanup(p.client.CloseIdleConnections)
+	return p
+}
+
+// nginxModuleTempPaths are the temp path directives of the http modules
+// that nginx creates directories for at start-up, by module name.
+var nginxModuleTempPaths = []struct{ module, directive string }{
+	{"proxy", "proxy_temp_path"},
+	{"fastcgi", "fastcgi_temp_path"},
+	{"uwsgi", "uwsgi_temp_path"},
+	{"scgi", "scgi_temp_path"},
+}
+
+// startNginx runs nginx in the foreground, as a single process, proxying
+// 127.0.0.1:<free port> to upstream, and returns its base URL. Every file
+// nginx writes is in a temporary directory. It is killed when the test ends,
+// and its error log, whose path startNginx also returns, is shown when the
+// test failed.
+func startNginx(t *testing.T, nginx, upstream, extra string) (baseURL, errorLog string) {
+	t.Helper()
+	dir := t.TempDir()
+	// The compiled-in temp paths are under /var/lib/nginx; nginx creates the
+	// directory of every module it was built with, so each gets one here.
+	// A directive of a module left out of the build is an error.
+	version, err := exec.Command(nginx, "-V").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -V: %v\n%s", nginx, err, version)
+	}
+	var temps strings.Builder
+	fmt.Fprintf(&temps, "\tclient_body_temp_path %s;\n", filepath.Join(dir, "client_body"))
+	for _, m := range nginxModuleTempPaths {
+		if !bytes.Contains(version, []byte("--without-http_"+m.module+"_module")) {
+			fmt.Fprintf(&temps, "\t%s %s;\n", m.directive, filepath.Join(dir, m.module))
+		}
+	}
+	errorLog = filepath.Join(dir, "error.log")
+
+	var lastErr error
+	for range 3 { // the free port may be taken before nginx binds it
+		port := freePort(t)
+		conf := filepath.Join(dir, "nginx.conf")
+		// master_process off: one process, which as root keeps its
+		// privileges (no "user" switch) and so can use the temp dir.
+		// proxy_buffering keeps its default, on: the upstream's
+		// X-Accel-Buffering: no must turn it off for the stream. The
+		// small sndbuf makes a client that does not read back up soon
+		// (TestNginxHonoursAccelBuffering).
+		err := os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[2]s info;
+
+events {
+	worker_connections 64;
+}
+
+http {
+	access_log %[1]s/access.log;
+%[3]s
+	server {
+		listen 127.0.0.1:%[4]d sndbuf=64k;
+
+		location / {
+			proxy_pass http://%[5]s;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_read_timeout %[6]dms;
+%[7]s		}
+	}
+}
+`, dir, errorLog, temps.String(), port, upstream, nginxReadTimeout.Milliseconds(), extra)), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, nginx, "-c", conf, "-p", dir, "-e", errorLog)
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		cmd.Stderr = &out
+		cmd.WaitDelay = 2 * time.Second
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatalf("starting nginx: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if lastErr = waitForListener(addr, exited); lastErr == nil {
+			t.Cleanup(func() {
+				cancel() // kills nginx
+				select {
+				case <-exited:
+				case <-time.After(5 * time.Second):
+					t.Error("nginx did not exit within 5s of being killed")
+				}
+				if t.Failed() {
+					logNginx(t, errorLog, out.String())
+				}
+			})
+			return "http://" + addr, errorLog
+		}
+		cancel()
+		<-exited
+		lastErr = fmt.Errorf("%w\n%s", lastErr, out.String())
+		if log, _ := os.ReadFile(errorLog); !bytes.Contains(log, []byte("Address already in use")) {
+			break
+		}
+		_ = os.Remove(errorLog)
+	}
+	logNginx(t, errorLog, "")
+	t.Fatalf("nginx did not start: %v", lastErr)
+	return "", ""
+}
+
+func logNginx(t *testing.T, errorLog, output string) {
+	t.Helper()
+	log, err := os.ReadFile(errorLog)
+	if err != nil {
+		t.Logf("nginx error log: %v", err)
+	}
+	t.Logf("nginx output:\n%s\nnginx error log:\n%s", output, log)
+}
+
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitForListener waits until addr accepts connections, for 5s at most, or
+// until the process reports on exited that it has ended.
+func waitForListener(addr string, exited <-chan error) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("nginx exited at start-up: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on %s after 5s: %v", addr, err)
+		}
+	}
+}
+
+// connect opens a stream through nginx, closed when the test ends.
+func (p *nginxProxy) connect(t *testing.T) *ssetest.Stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := ssetest.Connect(ctx, p.client, p.url, "")
+	if err != nil {
+		cancel()
+		t.Fatalf("connecting through nginx: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		s.Close()
+	})
+	if v := s.Response.Header.Get("X-Accel-Buffering"); v != "" {
+		// nginx consumes the header; seeing it means it went through
+		// something else.
+		t.Errorf("the response through nginx has X-Accel-Buffering %q; nginx should have consumed it", v)
+	}
+	return s
+}
+
+// nginxReceived is an event or error from a stream, with when it was read.
+type nginxReceived struct {
+	ev  ssetest.Event
+	err error
+	at  time.Time
+}
+
+// readNginxStream reads s until it fails, sending every event and the final error
+// to the returned channel, which is closed after the error.
+func readNginxStream(s *ssetest.Stream) <-chan nginxReceived {
+	ch := make(chan nginxReceived, 256)
+	go func() {
+		defer close(ch)
+		for {
+			ev, err := s.Next()
+			ch <- nginxReceived{ev: ev, err: err, at: time.Now()}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// TestNginxDoesNotBufferEvents checks that nginx, with proxy_buffering on,
+// passes each event on at once. The data of each event is its publish time;
+// the delay to its arrival through nginx must stay under 100 ms for every
+// one of 50 events. (nginx 1.22 with a client that keeps reading passes
+// events on at once even when it buffers; TestNginxHonoursAccelBuffering
+// checks that X-Accel-Buffering: no turns buffering off.)
+func TestNginxDoesNotBufferEvents(t *testing.T) {
+	const events = 50
+	p := newNginxProxy(t, sse.Options{}, "")
+	s := p.connect(t)
+	ch := readNginxStream(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	delays := make([]time.Duration, 0, events)
+	for i := range events {
+		sent := time.Now()
+		id, err := p.hub.Publish(ctx, topic, sse.Event{Data: []byte(strconv.FormatInt(sent.UnixNano(), 10))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each event is awaited before the next is published, so an
+		// event held back until more data comes shows as a timeout.
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("event %d: stream failed: %v", i, r.err)
+			}
+			ns, err := strconv.ParseInt(r.ev.Data, 10, 64)
+			if err != nil || r.ev.LastEventID != id {
+				t.Fatalf("event %d is %+v, want the publish time with ID %q", i, r.ev, id)
+			}
+			delays = append(delays, r.at.Sub(time.Unix(0, ns)))
+		case <-time.After(time.Second):
+			t.Fatalf("event %d did not come through nginx within 1s: nginx buffers the stream", i)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	slices.Sort(delays)
+	p50, p99, maxDelay := delays[len(delays)/2], delays[(len(delays)*99+99)/100-1], delays[len(delays)-1]
+	t.Logf("publish-to-receive delay through nginx (%d events): p50 %v, p99 %v, max %v", len(delays), p50, p99, maxDelay)
+	if maxDelay >= 100*time.Millisecond {
+		t.Errorf("events took up to %v (p99 %v) to come through nginx, want under 100ms", maxDelay, p99)
+	}
+}
+
+// TestNginxHonoursAccelBuffering checks that nginx streams ssekit's
+// responses unbuffered. On loopback, with a client that reads, nginx's
+// default buffering does not delay events (it passes on at once what it has
+// read), so TestNginxDoesNotBufferEvents cannot tell the modes apart. A
+// client that stops reading can: an unbuffered nginx stops reading the
+// upstream too, so the back-pressure reaches the hub, whose write timeout
+// cuts the stream; a buffering nginx keeps reading and spills the stream
+// into a temporary file (which it logs), hiding the slow client from the
+// hub. The control ignores X-Accel-Buffering and must do the latter.
+func TestNginxHonoursAccelBuffering(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		extra    string
+		buffered bool
+	}{
+		{"X-Accel-Buffering honoured", "", false},
+		{"control: X-Accel-Buffering ignored", "\t\t\tproxy_ignore_headers X-Accel-Buffering;\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A queue large enough that only the write timeout can cut
+			// the stream.
+			p := newNginxProxy(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 64 << 20}, tc.extra)
+			// The client reads the response head and nothing more.
+			p.connect(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			const spill = "an upstream response is buffered to a temporary file"
+			spilled := func() bool {
+				log, err := os.ReadFile(p.errorLog)
+				return err == nil && bytes.Contains(log, []byte(spill))
+			}
+			// Publish 64 KiB events until the expected outcome shows, up to
+			// 32 MiB: far more than the kernel's socket buffers (which grow
+			// to a few MiB), nginx's send buffer (the listen sndbuf) and
+			// its proxy_buffers hold.
+			done := func() bool { return p.hub.Stats().Streams == 0 }
+			want := "the hub's write timeout to cut the stream of the client that does not read"
+			if tc.buffered {
+				done, want = spilled, "nginx to log "+strconv.Quote(spill)
+			}
+			data := bytes.Repeat([]byte("x"), 64<<10)
+			deadline := time.Now().Add(5 * time.Second)
+			published := 0
+			for ; !done(); published++ {
+				if published == 512 || time.Now().After(deadline) {
+					t.Fatalf("timed out waiting for %s after publishing %d MiB", want, published/16)
+				}
+				if _, err := p.hub.Publish(ctx, topic, sse.Event{Data: data}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			t.Logf("%s: after publishing %d KiB", want, published*64)
+			if tc.buffered {
+				time.Sleep(2 * 300 * time.Millisecond)
+				if n := p.hub.Stats().Streams; n != 1 {
+					t.Errorf("the hub counts %d streams, want 1: a buffering nginx should hide the slow client", n)
+				}
+			} else if spilled() {
+				t.Errorf("nginx buffered the stream of a client that does not read (%q): it ignored X-Accel-Buffering: no", spill)
+			}
+		})
+	}
+}
+
+// TestNginxKeepsIdleStreamWithHeartbeats leaves a stream idle for three
+// times nginx's proxy_read_timeout: heartbeats every 300 ms must keep nginx
+// from cutting it, and an event published then must arrive on the same
+// stream.
+func TestNginxKeepsIdleStreamWithHeartbeats(t *testing.T) {
+	p := newNginxProxy(t, sse.Options{HeartbeatInterval: 300 * time.Millisecond}, "")
+	s := p.connect(t)
+	var pings atomic.Int32
+	s.Parser().OnComment = func(text string) {
+		if text == " ping" {
+			pings.Add(1)
+		}
+	}
+	ch := readNginxStream(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	idle := 3 * nginxReadTimeout
+	select {
+	case r := <-ch:
+		t.Fatalf("the idle stream through nginx delivered %+v, error %v", r.ev, r.err)
+	case <-time.After(idle):
+	}
+	id, err := p.hub.Publish(ctx, topic, sse.Event{Data: []byte("after-idle")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ch:
+		if want := (ssetest.Event{Type: "message", Data: "after-idle", LastEventID: id}); r.err != nil || r.ev != want {
+			t.Fatalf("after %v idle the stream gave %+v, error %v; want %+v", idle, r.ev, r.err, want)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the event published after %v idle did not arrive", idle)
+	}
+	n := pings.Load()
+	t.Logf("%d heartbeats in %v idle", n, idle)
+	if n < 5 {
+		t.Errorf("%d heartbeats came through nginx in %v, want about 10 (one at least every 300ms)", n, idle)
+	}
+	if n := p.requests.Load(); n != 1 {
+		t.Errorf("the upstream saw %d stream requests, want 1", n)
+	}
+}
+
+// TestNginxCutsIdleStreamWithoutHeartbeats is the control of
+// TestNginxKeepsIdleStreamWithHeartbeats: with heartbeats practically off,
+// nginx ends the stream after proxy_read_timeout, and the hub notices.
+func TestNginxCutsIdleStreamWithoutHeartbeats(t *testing.T) {
+	p := newNginxProxy(t, sse.Options{HeartbeatInterval: 24 * time.Hour}, "")
+	s := p.connect(t)
+	start := time.Now()
+	ch := readNginxStream(s)
+	select {
+	case r := <-ch:
+		if r.err == nil {
+			t.Fatalf("the idle stream delivered %+v, want it to end", r.ev)
+		}
+		elapsed := r.at.Sub(start)
+		t.Logf("nginx ended the idle stream after %v: %v", elapsed.Round(time.Millisecond), r.err)
+		if !errors.Is(r.err, io.EOF) && !errors.Is(r.err, io.ErrUnexpectedEOF) {
+			t.Errorf("the stream ended with %v, want EOF or unexpected EOF", r.err)
+		}
+		if elapsed < nginxReadTimeout-100*time.Millisecond {
+			t.Errorf("the stream ended after %v, before nginx's proxy_read_timeout of %v", elapsed, nginxReadTimeout)
+		}
+	case <-time.After(3 * nginxReadTimeout):
+		t.Fatalf("nginx did not end a stream idle for %v with proxy_read_timeout %v", 3*nginxReadTimeout, nginxReadTimeout)
+	}
+	waitFor(t, 2*time.Second, "the hub to notice the stream ended", func() bool { return p.hub.Stats().Streams == 0 })
+}
