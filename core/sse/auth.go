@@ -74,7 +74,9 @@ type Auth struct {
 // "cookie" or "query"), or "" when there is none.
 func (a *Auth) Token(r *http.Request) (token, source string) {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
-		return strings.TrimSpace(h[7:]), "header"
+		if tok := strings.TrimSpace(h[7:]); tok != "" {
+			return tok, "header"
+		}
 	}
 	if a.CookieName != "" {
 		if c, err := r.Cookie(a.CookieName); err == nil && c.Value != "" {
@@ -100,7 +102,8 @@ func (a *Auth) Check(r *http.Request) (Principal, error) {
 		return Principal{}, unauthorized("missing token")
 	}
 	if a.Authenticate == nil {
-		return Principal{}, Refuse(http.StatusInternalServerError, "sse: Auth.Authenticate is not set")
+		// A configuration error: say so in the server's log, not to the client.
+		return Principal{}, errAuthenticateUnset
 	}
 	p, err := a.Authenticate(r.Context(), token)
 	if err != nil {
@@ -128,6 +131,8 @@ func (a *Auth) authorize(ctx context.Context, p Principal, topics []string) erro
 	}
 	return &RefusalError{Status: http.StatusForbidden, Message: "not allowed to subscribe to these topics", reason: RefusedForbidden}
 }
+
+var errAuthenticateUnset = errors.New("sse: Auth.Authenticate is not set")
 
 func unauthorized(msg string) *RefusalError {
 	return &RefusalError{Status: http.StatusUnauthorized, Message: msg, reason: RefusedUnauthenticated}

@@ -161,6 +161,9 @@ func (h *Hub) accept(r *http.Request, opts *HandlerOptions) (StreamInfo, *http.R
 	if !ok && opts.Auth != nil {
 		var err error
 		if p, err = opts.Auth.Check(r); err != nil {
+			if errors.Is(err, errAuthenticateUnset) {
+				h.log.Error(err.Error(), "path", r.URL.Path)
+			}
 			return info, r, err
 		}
 		r = r.WithContext(WithPrincipal(r.Context(), p))
