@@ -152,6 +152,7 @@ func TestAuthToken(t *testing.T) {
 		{"Basic is ignored, cookie used", full, "Basic dXNlcjpwdw==", "sid=tok-c", "", "tok-c", "cookie"},
 		{"Basic is ignored, nothing else", full, "Basic x", "", "", "", ""},
 		{"Bearer without a token", full, "Bearer", "", "access_token=tok-q", "tok-q", "query"},
+		{"Bearer with only spaces falls through", full, "Bearer    ", "sid=tok-c", "", "tok-c", "cookie"},
 		{"other cookie ignored", full, "", "other=tok-c", "", "", ""},
 		{"empty cookie ignored", full, "", "sid=", "access_token=tok-q", "tok-q", "query"},
 		{"query ignored without QueryParam", noQuery, "", "", "access_token=tok-q", "", ""},
