@@ -169,6 +169,8 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	if f := h.opts.Observer.Replayed; f != nil {
 		f(ReplayReset, *sent, reason)
 	}
+	// Pages sent before the failure may reach past the live queue's start.
+	s.after = max(s.after, pos)
 	return h.write(st, h.appendReset(buf[:0], reason, s.after))
 }
 
