@@ -87,6 +87,13 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// IsPreflight reports whether r is a CORS preflight request. Auth
+// middleware should let it through unauthenticated: browsers send no
+// credentials with it, and the stream handler answers it.
+func IsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
 // Session is a stream request that Hub.Accept has admitted: it counts
 // against the hub's caps until Serve ends or Release is called.
 type Session struct {
@@ -108,7 +115,7 @@ func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts HandlerOptions
 			h.WriteRefusal(w, r, &RefusalError{Status: http.StatusForbidden, Message: "origin not allowed", reason: RefusedOrigin})
 			return nil
 		}
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		if IsPreflight(r) {
 			c.preflight(w)
 			return nil
 		}
@@ -249,18 +256,23 @@ func (h *Hub) closeRetry() time.Duration {
 	return base + time.Duration(rand.Int64N(int64(base)+1))
 }
 
+// canFlush reports whether flushing w reaches the connection. It follows
+// Unwrap to the innermost writer, which must be able to flush: a wrapper
+// may have a Flush method that cannot work (Echo's Response over
+// http.TimeoutHandler's writer panics; compressors may drop the error).
 func canFlush(w http.ResponseWriter) bool {
 	for {
-		switch w.(type) {
-		case http.Flusher, interface{ FlushError() error }:
-			return true
-		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return false
+			break
 		}
 		w = u.Unwrap()
 	}
+	switch w.(type) {
+	case http.Flusher, interface{ FlushError() error }:
+		return true
+	}
+	return false
 }
 
 // StreamHeader returns the headers of an event stream response:

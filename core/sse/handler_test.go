@@ -438,7 +438,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 			ev, err := st.Next()
 			if err != nil {
 				st.Close()
-				if st, err = ssetest.Connect(context.Background(), nil, srv.URL, st.Parser().LastEventID()); err != nil {
+				if st, err = ssetest.Connect(context.Background(), nil, srv.URL, st.LastEventID()); err != nil {
 					break
 				}
 				continue
@@ -482,7 +482,7 @@ func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
 		ev, err := st.Next()
 		if err != nil { // ended by the hub: resume as a browser would
 			st.Close()
-			st = connect(t, srv.URL, st.Parser().LastEventID())
+			st = connect(t, srv.URL, st.LastEventID())
 			reconnects++
 			continue
 		}
@@ -544,5 +544,72 @@ func TestShutdownWithManyOpenStreams(t *testing.T) {
 	// Publishing still records.
 	if _, err := h.Publish(context.Background(), "t", sse.Event{Data: []byte("x")}); err != nil {
 		t.Errorf("Publish after Shutdown: %v", err)
+	}
+}
+
+// flushingWrapper has a Flush method but unwraps to a writer that cannot
+// flush, like Echo's Response over http.TimeoutHandler's writer.
+type flushingWrapper struct{ http.ResponseWriter }
+
+func (w flushingWrapper) Flush()                      { panic("the inner writer cannot flush") }
+func (w flushingWrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w flushingWrapper) Header() http.Header         { return w.ResponseWriter.Header() }
+func (w flushingWrapper) Write(p []byte) (int, error) { return w.ResponseWriter.Write(p) }
+func (w flushingWrapper) WriteHeader(code int)        { w.ResponseWriter.WriteHeader(code) }
+
+func TestWrapperOverWriterThatCannotFlushIsRefused(t *testing.T) {
+	h := newHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	inner := h.Handler(sse.HandlerOptions{Topics: sse.Topics("t")})
+	wrap := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(flushingWrapper{w}, r)
+	})
+	srv := httptest.NewServer(http.TimeoutHandler(wrap, time.Minute, "timeout"))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", resp.StatusCode)
+	}
+}
+
+// TestRequestDeadlineEndsWithRetryHint: a timeout middleware that cancels
+// the request context ends the stream with a retry hint, and the client
+// resumes without loss.
+func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
+	var mu sync.Mutex
+	var reasons []sse.EndReason
+	h := newHub(t, sse.Options{CloseRetry: 5 * time.Millisecond, Observer: sse.Observer{
+		StreamClosed: func(_ sse.StreamInfo, r sse.EndReason, _ int) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() },
+	}})
+	inner := h.Handler(sse.HandlerOptions{Topics: sse.Topics("t")})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 100*time.Millisecond)
+		defer cancel()
+		inner.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	t.Cleanup(srv.Close)
+	st := connect(t, srv.URL, "")
+	first := publish(t, h, "t", "before")
+	if ev := next(t, st); ev.LastEventID != first {
+		t.Fatalf("got %+v", ev)
+	}
+	if _, err := st.Next(); err != io.EOF {
+		t.Fatalf("the stream did not end cleanly at the deadline: %v", err)
+	}
+	if r, ok := st.Parser().Retry(); !ok || r < 5*time.Millisecond || r > 10*time.Millisecond {
+		t.Errorf("retry hint %v, %v; want 5-10ms", r, ok)
+	}
+	missed := publish(t, h, "t", "missed")
+	st = connect(t, srv.URL, st.LastEventID())
+	if ev := next(t, st); ev.LastEventID != missed {
+		t.Fatalf("resumed with %+v, want the missed event", ev)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reasons) == 0 || reasons[0] != sse.EndDeadline {
+		t.Errorf("end reasons %v, want EndDeadline first", reasons)
 	}
 }

@@ -291,7 +291,7 @@ func readRotating(t *testing.T, url string, st *ssetest.Stream, onEnd func(lived
 			if _, ok := st.Parser().Retry(); !ok {
 				t.Fatal("the stream ended without a retry hint")
 			}
-			id := st.Parser().LastEventID()
+			id := st.LastEventID()
 			if id == "" {
 				t.Fatal("the stream ended and left the client without an id to resume from")
 			}

@@ -21,6 +21,9 @@ const (
 	EndMaxAge
 	// EndShutdown: Hub.Shutdown ended it.
 	EndShutdown
+	// EndDeadline: the request's context passed its deadline (a timeout
+	// middleware); the stream ended with a retry hint.
+	EndDeadline
 )
 
 var endReasonNames = [...]string{
@@ -30,6 +33,7 @@ var endReasonNames = [...]string{
 	EndWriteError:   "write error",
 	EndMaxAge:       "max age",
 	EndShutdown:     "shutdown",
+	EndDeadline:     "deadline",
 }
 
 func (r EndReason) String() string {

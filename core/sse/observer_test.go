@@ -474,9 +474,10 @@ func TestEndReasonString(t *testing.T) {
 		sse.EndWriteError:   "write error",
 		sse.EndMaxAge:       "max age",
 		sse.EndShutdown:     "shutdown",
+		sse.EndDeadline:     "deadline",
 		0:                   "unknown",
 		-1:                  "unknown",
-		sse.EndShutdown + 1: "unknown",
+		sse.EndDeadline + 1: "unknown",
 		1 << 30:             "unknown",
 	}
 	for r, want := range tests {

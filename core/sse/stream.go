@@ -190,6 +190,11 @@ func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *in
 		select {
 		case <-s.notify:
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// A timeout middleware ended the request: the client is
+				// still there, so tell it when to come back.
+				return EndDeadline, h.write(st, appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
+			}
 			return EndClientGone, nil
 		}
 		batch, dropped, ended := s.take()
@@ -263,7 +268,20 @@ func (h *Hub) frames(buf *[]byte, s *subscriber, batch []queued, dropped, gather
 	return b
 }
 
-// write writes p to st within the hub's WriteTimeout.
+// writeChunk bounds one write: a large replay or batch goes out in pieces,
+// each with its own deadline, so that WriteTimeout bounds how long a client
+// may take to accept 64 KiB (or what a compressor makes of it), not a
+// whole replay.
+const writeChunk = 64 << 10
+
+// write writes p to st, in pieces of at most writeChunk bytes, each within
+// the hub's WriteTimeout.
 func (h *Hub) write(st StreamWriter, p []byte) error {
+	for len(p) > writeChunk {
+		if err := st.Write(p[:writeChunk], h.opts.WriteTimeout); err != nil {
+			return err
+		}
+		p = p[writeChunk:]
+	}
 	return st.Write(p, h.opts.WriteTimeout)
 }

@@ -1,10 +1,12 @@
 package sseredis_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -20,6 +22,34 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
+func TestMain(m *testing.M) {
+	// go-redis logs every failed dial; the tests cause many on purpose.
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+// logBuffer collects a test's logs; they are shown when the test fails.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // redisAddr is the Redis the tests use: $SSEKIT_REDIS_ADDR, or the local
 // one that scripts/need-redis.sh starts.
 func redisAddr() string {
@@ -32,6 +62,9 @@ func redisAddr() string {
 var (
 	redisOnce sync.Once
 	redisErr  error
+	// admin is the tests' own client, for checks and cleanup; shared, as
+	// each go-redis client has goroutines and the kit counts them.
+	admin *redis.Client
 )
 
 // needRedis skips the test when Redis does not answer, saying why, and
@@ -44,6 +77,7 @@ func needRedis(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		redisErr = c.Ping(ctx).Err()
+		admin = redis.NewClient(&redis.Options{Addr: redisAddr()})
 	})
 	if redisErr != nil {
 		msg := "Redis is not reachable at " + redisAddr() + " (" + redisErr.Error() + "); run scripts/need-redis.sh or set SSEKIT_REDIS_ADDR"
@@ -68,21 +102,26 @@ type testEnv struct {
 	prefix string
 	name   string
 	admin  *redis.Client
+	logs   *logBuffer
+	log    *slog.Logger // for the test's stores and hubs
 }
 
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	needRedis(t)
 	id := randomHex(6)
-	e := &testEnv{t: t, prefix: "ssekit-test:" + id, name: "ssekit-test-" + id}
-	e.admin = redis.NewClient(&redis.Options{Addr: redisAddr()})
+	e := &testEnv{t: t, prefix: "ssekit-test:" + id, name: "ssekit-test-" + id, logs: &logBuffer{}}
+	e.admin = admin
+	e.log = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", e.logs)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := e.admin.Del(ctx, e.prefix+":stream", e.prefix+":seq", e.prefix+":epoch").Err(); err != nil {
 			t.Errorf("deleting the test's keys: %v", err)
 		}
-		e.admin.Close()
 	})
 	return e
 }
@@ -107,6 +146,9 @@ func (e *testEnv) store(c redis.UniversalClient, opts sseredis.Options) *sseredi
 	e.t.Helper()
 	opts.Client = c
 	opts.Prefix = e.prefix
+	if opts.Logger == nil {
+		opts.Logger = e.log
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := sseredis.New(ctx, opts)
@@ -148,6 +190,9 @@ func (e *testEnv) node(name string, cfg nodeConfig) *node {
 	n.client = e.client(addr)
 	n.store = e.store(n.client, cfg.store)
 	cfg.hub.Store = n.store
+	if cfg.hub.Logger == nil {
+		cfg.hub.Logger = e.log
+	}
 	cfg.hub.Observer.BroadcastState = n.states.add
 	hub, err := sse.NewHub(cfg.hub)
 	if err != nil {

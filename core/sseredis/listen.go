@@ -23,7 +23,7 @@ const (
 	// Reconnection and retry delays grow from minBackoff to maxBackoff;
 	// each wait is a random time between half the delay and the delay.
 	minBackoff = 50 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	maxBackoff = 2 * time.Second
 
 	// maxPending bounds the notifications waiting for one Listen. Beyond
 	// it they are dropped and Listen reads the stream instead.
@@ -51,7 +51,8 @@ type listener struct {
 	items   []item
 	spare   []item
 	catchUp bool  // read the stream before the items
-	down    error // the subscription is down, and why
+	subUp   bool  // the subscription is made
+	lost    error // the subscription was lost, and why; not yet reported
 }
 
 // item is a notification: an entry and its epoch.
@@ -72,7 +73,7 @@ func (l *listener) signal() {
 // read; Listen reads the stream only to fill a gap, after it (re)subscribes,
 // or when it fell more than 8192 notifications behind. When Redis is
 // unreachable it calls state with the error, retries with a growing,
-// jittered delay (at most 5s), and once it is back it catches up from the
+// jittered delay (at most 2s), and once it is back it catches up from the
 // stream and calls state(nil). Events that the history no longer holds by
 // then cannot be delivered; Listen logs how many.
 func (s *Store) Listen(ctx context.Context, after uint64, deliver func(sse.Entry), state func(error)) error {
@@ -97,8 +98,9 @@ func (s *Store) join(l *listener) {
 	// notifications; read what came before. If it is not made yet, it will
 	// ask for that when it is.
 	l.catchUp = s.sub.up
-	l.down = s.sub.err
-	if l.catchUp || l.down != nil {
+	l.subUp = s.sub.up
+	l.lost = s.sub.err
+	if l.catchUp || l.lost != nil {
 		l.signal()
 	}
 }
@@ -184,7 +186,7 @@ func (s *Store) setUp(sub *subscription) {
 		clear(l.items)
 		l.items = l.items[:0]
 		l.catchUp = true
-		l.down = nil
+		l.subUp = true
 		l.mu.Unlock()
 		l.signal()
 	}
@@ -201,7 +203,8 @@ func (s *Store) setDown(sub *subscription, err error) {
 	sub.up, sub.err = false, err
 	for l := range sub.listeners {
 		l.mu.Lock()
-		l.down = err
+		l.subUp = false
+		l.lost = err
 		l.mu.Unlock()
 		l.signal()
 	}
@@ -222,6 +225,7 @@ func (s *Store) dispatch(sub *subscription, payload string) {
 			l.catchUp = true
 		case len(l.items) >= maxPending:
 			// Too far behind: drop them all and read the stream.
+			s.log.Warn("sseredis: a listener fell behind by more notifications than it holds; it reads the stream instead", "channel", s.channel, "dropped", len(l.items))
 			clear(l.items)
 			l.items = l.items[:0]
 			l.catchUp = true
@@ -255,14 +259,14 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		l := r.l
 		l.mu.Lock()
-		items, catchUp, down := l.items, l.catchUp, l.down
-		l.items, l.spare, l.catchUp = l.spare[:0], nil, false
+		items, catchUp, lost := l.items, l.catchUp, l.lost
+		l.items, l.spare, l.catchUp, l.lost = l.spare[:0], nil, false, nil
 		l.mu.Unlock()
 
-		if down != nil {
-			r.report(down)
+		if lost != nil {
+			r.report(lost)
 		}
-		if catchUp && down == nil {
+		if catchUp {
 			if err := r.catchUp(ctx); err != nil {
 				return err
 			}
@@ -287,7 +291,7 @@ func (r *run) loop(ctx context.Context) error {
 		clear(items)
 		l.mu.Lock()
 		l.spare = items[:0]
-		resumed := r.down && l.down == nil && !l.catchUp
+		resumed := r.down && l.subUp && !l.catchUp && l.lost == nil
 		l.mu.Unlock()
 		if resumed {
 			r.down = false

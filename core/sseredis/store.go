@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,9 +234,10 @@ func (s *Store) ID(seq uint64) string {
 }
 
 // Position implements sse.Store. It parses id without asking Redis, unless
-// id names an epoch other than the one last seen: then it reads the epoch
-// again (at most once a second), in case the keys began a new lifetime.
-// After, not Position, finds IDs beyond the newest entry.
+// id names an epoch other than the one last seen (then it reads the epoch
+// again, at most once a second, in case the keys began a new lifetime), or
+// a Seq beyond the newest this process has seen (then it reads the newest
+// Seq: another process may be ahead).
 func (s *Store) Position(id string) (uint64, error) {
 	epoch, num, ok := strings.Cut(id, "-")
 	if !ok || !validEpoch(epoch) || num == "" || num[0] == '+' || (num[0] == '0' && len(num) > 1) {
@@ -248,7 +250,23 @@ func (s *Store) Position(id string) (uint64, error) {
 	if epoch != s.currentEpoch() && epoch != s.refreshEpoch() {
 		return 0, sse.ErrUnknownID
 	}
+	if seq > s.known.Load() && seq > s.refreshNewest() {
+		return 0, sse.ErrUnknownID
+	}
 	return seq, nil
+}
+
+// refreshNewest reads the newest Seq. When Redis does not answer, it
+// returns the largest Seq there can be, so that After decides.
+func (s *Store) refreshNewest() uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := s.client.Get(ctx, s.keys[1]).Uint64()
+	if err != nil {
+		return math.MaxUint64
+	}
+	s.seen(s.currentEpoch(), n)
+	return n
 }
 
 func validEpoch(s string) bool {

@@ -248,14 +248,19 @@ func TestPosition(t *testing.T) {
 	if pos, err := s.Position(e.Event.ID); err != nil || pos != e.Seq {
 		t.Errorf("Position(%q) = %d, %v", e.Event.ID, pos, err)
 	}
-	// An ID beyond the newest parses; After rejects it.
 	beyond := epoch + "-" + strconv.FormatUint(e.Seq+5, 10)
-	pos, err := s.Position(beyond)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := s.Position(beyond); !errors.Is(err, sse.ErrUnknownID) {
+		t.Errorf("Position(%q) beyond the newest: %v, want ErrUnknownID", beyond, err)
 	}
-	if _, err := s.After(context.Background(), pos, []string{"t"}, 10); !errors.Is(err, sse.ErrUnknownID) {
-		t.Errorf("After(%d) beyond the newest: %v, want ErrUnknownID", pos, err)
+	if _, err := s.After(context.Background(), e.Seq+5, []string{"t"}, 10); !errors.Is(err, sse.ErrUnknownID) {
+		t.Errorf("After(%d) beyond the newest: %v, want ErrUnknownID", e.Seq+5, err)
+	}
+	// An ID that another process issued after this one last looked is
+	// known: Position asks Redis.
+	other := env.store(env.client(""), sseredis.Options{})
+	newer := appendN(t, other, func(int) string { return "t" }, 3)[2]
+	if pos, err := s.Position(newer.Event.ID); err != nil || pos != newer.Seq {
+		t.Errorf("Position(%q) of an ID issued elsewhere = %d, %v", newer.Event.ID, pos, err)
 	}
 }
 

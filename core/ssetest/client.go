@@ -14,7 +14,8 @@ type Stream struct {
 	// read by Next; do not read it directly.
 	Response *http.Response
 
-	p *Parser
+	p      *Parser
+	resume string // the Last-Event-ID this stream was opened with
 }
 
 // StatusError is returned by Connect when the server answers with a status
@@ -65,7 +66,7 @@ func Connect(ctx context.Context, client *http.Client, url, lastEventID string) 
 		resp.Body.Close()
 		return nil, fmt.Errorf("ssetest: Content-Type %q is not text/event-stream", ct)
 	}
-	return &Stream{Response: resp, p: NewParser(resp.Body)}, nil
+	return &Stream{Response: resp, p: NewParser(resp.Body), resume: lastEventID}, nil
 }
 
 // Next returns the next event from the stream. See Parser.Next.
@@ -82,4 +83,15 @@ func (s *Stream) Parser() *Parser {
 // Close closes the response body, ending the stream.
 func (s *Stream) Close() error {
 	return s.Response.Body.Close()
+}
+
+// LastEventID returns the ID a browser would send as Last-Event-ID when it
+// reconnects after this stream: the one the stream last set, or, if it set
+// none yet, the one it was opened with (a browser keeps its last event ID
+// across reconnections).
+func (s *Stream) LastEventID() string {
+	if id := s.p.LastEventID(); id != "" {
+		return id
+	}
+	return s.resume
 }

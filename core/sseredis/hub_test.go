@@ -1,0 +1,160 @@
+package sseredis_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/sseredis"
+	"github.com/ssekit/ssekit/core/ssetest"
+)
+
+// TestReset: a client whose missed events are no longer in Redis, or whose
+// ID Redis never issued, gets the reset event and then live events.
+func TestReset(t *testing.T) {
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{store: sseredis.Options{MaxEvents: 3}, direct: true})
+	first := publish(t, a.hub, "t", "0")
+	for i := 1; i < 6; i++ {
+		publish(t, a.hub, "t", strconv.Itoa(i))
+	}
+	other := newEnv(t).store(env.client(""), sseredis.Options{}) // another namespace
+	foreign, err := other.Append(context.Background(), "t", sse.Event{Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ lastID, reason string }{
+		{first, "evicted"},
+		{foreign.Event.ID, "unknown-id"},
+		{a.store.ID(1000), "unknown-id"}, // beyond the newest
+		{"elsewhere-1", "unknown-id"},
+		{strings.Repeat("7", 1000), "unknown-id"},
+	} {
+		t.Logf("Last-Event-ID %.40q", c.lastID)
+		st := connect(t, a.url+"?topic=t", c.lastID)
+		ev := next(t, st)
+		if ev.Type != "sse-reset" || ev.Data != `{"reason":"`+c.reason+`"}` || ev.LastEventID == "" {
+			t.Errorf("Last-Event-ID %.40q: first event %+v, want an sse-reset with reason %s", c.lastID, ev, c.reason)
+		}
+		id := publish(t, a.hub, "t", "live")
+		if ev := next(t, st); ev.Data != "live" || ev.LastEventID != id {
+			t.Errorf("after the reset got %+v, want the live event", ev)
+		}
+	}
+}
+
+// TestResumeOnAnotherNode: a client resumes on another node from an ID of
+// the first, with the Last-Event-ID header or the lastEventId query, and
+// from the opening position of a stream that broke before its first event.
+func TestResumeOnAnotherNode(t *testing.T) {
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{direct: true})
+	b := env.node("B", nodeConfig{direct: true})
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, publish(t, a.hub, []string{"x", "y"}[i%2], strconv.Itoa(i)))
+	}
+	viaHeader := connect(t, b.url+"?topic=x&topic=y", ids[4])
+	viaQuery := connect(t, b.url+"?topic=x&topic=y&lastEventId="+ids[9], "")
+	for _, c := range []struct {
+		st   *ssetest.Stream
+		from int
+	}{{viaHeader, 5}, {viaQuery, 10}} {
+		for i := c.from; i < 20; i++ {
+			if ev := next(t, c.st); ev.Data != strconv.Itoa(i) || ev.LastEventID != ids[i] {
+				t.Fatalf("got %+v, want %d with id %s", ev, i, ids[i])
+			}
+		}
+	}
+	// The opening position that A gives a new client is valid on B.
+	pos := openingPosition(t, a.url+"?topic=x")
+	missed := publish(t, b.hub, "x", "missed")
+	resumed := connect(t, b.url+"?topic=x", pos)
+	if ev := next(t, resumed); ev.Data != "missed" || ev.LastEventID != missed {
+		t.Fatalf("resuming on B from A's opening position %q gave %+v", pos, ev)
+	}
+}
+
+// TestShutdownHandsOver is a rolling deploy: node A shuts down while events
+// are published on B; A's clients are told to come back, reconnect to B,
+// and get every event exactly once.
+func TestShutdownHandsOver(t *testing.T) {
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{direct: true, hub: sse.Options{CloseRetry: 20 * time.Millisecond}})
+	b := env.node("B", nodeConfig{direct: true})
+	const clients = 10
+	streams := make([]*ssetest.Stream, clients)
+	for i := range streams {
+		streams[i] = connect(t, a.url+"?topic=a&topic=b", "")
+	}
+	ps := startPublishers(time.Millisecond, b, b)
+	defer ps.halt()
+	results := make(chan []record, clients)
+	for _, st := range streams {
+		go func() {
+			var got []record
+			for {
+				ev, err := st.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Errorf("the stream on A did not end cleanly: %v", err)
+					}
+					break
+				}
+				got = append(got, record{id: ev.LastEventID, typ: ev.Type, data: ev.Data})
+			}
+			if _, ok := st.Parser().Retry(); !ok {
+				t.Error("the stream on A ended without a retry hint")
+			}
+			r := read(connect(t, b.url+"?topic=a&topic=b", st.Parser().LastEventID()))
+			waitUntil(t, "events on B", func() bool { return r.count() > 20 })
+			ps.halt()
+			results <- append(got, waitFor(r, len(env.history("a", "b"))-len(got))...)
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	a.stop(t)
+	want := func() []record { ps.halt(); return env.history("a", "b") }
+	for range clients {
+		compare(t, "a client of A, then of B", <-results, want())
+	}
+}
+
+// openingPosition opens a stream, reads its opening frame only, closes it
+// and returns the Last-Event-ID a browser would then hold.
+func openingPosition(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var frame []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("reading the opening frame: %v", err)
+		}
+		frame = append(frame, line...)
+		if len(line) == 1 {
+			break
+		}
+	}
+	p := ssetest.NewParser(bytes.NewReader(frame))
+	if _, err := p.Next(); err != io.EOF || p.LastEventID() == "" {
+		t.Fatalf("the opening frame %q gives no position", frame)
+	}
+	return p.LastEventID()
+}
