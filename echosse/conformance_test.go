@@ -1,0 +1,73 @@
+package echosse_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/echosse"
+)
+
+// serve starts e on a test server, closed when t ends, and returns its URL.
+func serve(t *testing.T, e *echo.Echo) string {
+	t.Helper()
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// newEcho returns an Echo that logs nowhere.
+func newEcho() *echo.Echo {
+	e := echo.New()
+	e.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return e
+}
+
+// getAndOptions registers h for GET and OPTIONS (CORS preflights).
+var getAndOptions = []string{http.MethodGet, http.MethodOptions}
+
+// TestConformance runs the conformance kit against the adapter: all
+// options in sse.HandlerOptions (WithHandlerOptions), each option on its
+// own with the Auth middleware, and behind Echo's usual middleware.
+func TestConformance(t *testing.T) {
+	t.Run("HandlerOptions", func(t *testing.T) {
+		ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+			e := newEcho()
+			e.Match(getAndOptions, "/events", echosse.Handler(hub, echosse.WithHandlerOptions(opts)))
+			return serve(t, e) + "/events"
+		})
+	})
+	t.Run("OptionsAndAuthMiddleware", func(t *testing.T) {
+		ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+			e := newEcho()
+			var mw []echo.MiddlewareFunc
+			if opts.Auth != nil {
+				mw = append(mw, echosse.Auth(hub, opts.Auth))
+			}
+			e.Match(getAndOptions, "/events", echosse.Handler(hub,
+				echosse.TopicsFunc(func(c *echo.Context) ([]string, error) { return opts.Topics(c.Request()) }),
+				echosse.WithAuth(opts.Auth),
+				echosse.WithCORS(opts.CORS),
+			), mw...)
+			return serve(t, e) + "/events"
+		})
+	})
+	// Every check again through RequestLogger, Recover and Gzip. The kit's
+	// client asks for gzip and decodes it on the fly, as browsers do.
+	t.Run("Middleware", func(t *testing.T) {
+		mw := []echo.MiddlewareFunc{middleware.RequestLogger(), middleware.Recover(),
+			middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024})}
+		ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+			e := newEcho()
+			e.Use(mw...)
+			e.Match(getAndOptions, "/events", echosse.Handler(hub, echosse.WithHandlerOptions(opts)))
+			return serve(t, e) + "/events"
+		})
+	})
+}
