@@ -73,18 +73,22 @@ type handler struct {
 }
 
 // errCannotFlush explains why a ResponseWriter that cannot flush is refused.
-var errCannotFlush = errors.New("sse: the http.ResponseWriter cannot flush, so events would sit in a buffer: " +
-	"serve the stream outside http.TimeoutHandler, and make wrapping middleware implement http.Flusher or Unwrap")
+var errCannotFlush = errors.New("sse: the http.ResponseWriter does not reach the connection, so events would sit in a buffer " +
+	"or a stalled client could never be cut off: serve the stream outside http.TimeoutHandler and compression " +
+	"middleware, and make other wrapping middleware implement Unwrap (as http.ResponseController expects)")
 
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := hd.hub.Accept(w, r, hd.opts)
+	if s == nil {
+		return // answered without a stream
+	}
 	if !canFlush(w) {
+		s.Release()
 		hd.hub.log.Error(errCannotFlush.Error(), "path", r.URL.Path)
 		hd.hub.WriteRefusal(w, r, &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush})
 		return
 	}
-	if s := hd.hub.Accept(w, r, hd.opts); s != nil {
-		s.Serve(r.Context(), newHTTPStream(w))
-	}
+	s.Serve(r.Context(), newHTTPStream(w))
 }
 
 // IsPreflight reports whether r is a CORS preflight request. Auth
@@ -256,10 +260,12 @@ func (h *Hub) closeRetry() time.Duration {
 	return base + time.Duration(rand.Int64N(int64(base)+1))
 }
 
-// canFlush reports whether flushing w reaches the connection. It follows
-// Unwrap to the innermost writer, which must be able to flush: a wrapper
-// may have a Flush method that cannot work (Echo's Response over
-// http.TimeoutHandler's writer panics; compressors may drop the error).
+// canFlush reports whether w reaches the connection: it follows Unwrap to
+// the innermost writer, which must be able to flush and to take a write
+// deadline. A wrapper in between may have a Flush method that cannot work
+// (Echo's Response over http.TimeoutHandler's writer panics; Gin's does
+// nothing), and a wrapper without Unwrap (gin-contrib/gzip) hides the
+// connection, so a stalled client could never be cut off.
 func canFlush(w http.ResponseWriter) bool {
 	for {
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
@@ -270,9 +276,11 @@ func canFlush(w http.ResponseWriter) bool {
 	}
 	switch w.(type) {
 	case http.Flusher, interface{ FlushError() error }:
-		return true
+	default:
+		return false
 	}
-	return false
+	_, ok := w.(interface{ SetWriteDeadline(time.Time) error })
+	return ok
 }
 
 // StreamHeader returns the headers of an event stream response:

@@ -336,7 +336,7 @@ func TestWriterThatCannotFlushIsRefused(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("status %d, body %q", resp.StatusCode, body)
 	}
-	if !strings.Contains(logs.String(), "cannot flush") || !strings.Contains(logs.String(), "TimeoutHandler") {
+	if !strings.Contains(logs.String(), "does not reach the connection") || !strings.Contains(logs.String(), "TimeoutHandler") {
 		t.Errorf("log does not explain: %q", logs.String())
 	}
 }

@@ -2,6 +2,7 @@ package sseredis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -62,10 +63,11 @@ type publisher struct {
 	name string
 	hub  *sse.Hub
 
-	mu     sync.Mutex
-	ok     []record
-	failed int
-	errs   []error
+	mu       sync.Mutex
+	ok       []record
+	failed   int
+	errs     []error
+	attempts map[string]bool // the data of every publish, failed ones too
 }
 
 var topicsABC = []string{"a", "b", "c"}
@@ -82,6 +84,12 @@ func (p *publisher) run(stop <-chan struct{}, pace time.Duration) {
 		if n%7 == 3 {
 			ev.Type = "tick"
 		}
+		p.mu.Lock()
+		if p.attempts == nil {
+			p.attempts = make(map[string]bool)
+		}
+		p.attempts[string(ev.Data)] = true
+		p.mu.Unlock()
 		id, err := p.hub.Publish(context.Background(), topic, ev)
 		p.mu.Lock()
 		if err != nil {
@@ -183,6 +191,18 @@ func checkRecorded(t *testing.T, env *testEnv, ps *publishers, exact bool) {
 	}
 	if exact && total != len(stream) {
 		t.Fatalf("the stream holds %d events, the publishers published %d", len(stream), total)
+	}
+	// Nothing in the stream was made up.
+	for _, r := range stream {
+		attempted := false
+		for _, p := range ps.list {
+			p.mu.Lock()
+			attempted = attempted || p.attempts[r.data] || (p.attempts == nil && slices.ContainsFunc(p.ok, func(o record) bool { return o.data == r.data }))
+			p.mu.Unlock()
+		}
+		if !attempted {
+			t.Fatalf("the stream holds %v, which no publisher published", r)
+		}
 	}
 }
 
@@ -577,4 +597,59 @@ func TestPublishWhileUnreachable(t *testing.T) {
 			t.Fatalf("Append with a 200ms deadline failed only after %v: %v", d, err)
 		}
 	})
+}
+
+// TestOutageLongerThanHistory: a node cut off from Redis while more events
+// than the history holds are published delivers, once back, what the
+// history still holds, and tells its hub (an error matching
+// sse.ErrEvicted) that its open streams missed the rest.
+func TestOutageLongerThanHistory(t *testing.T) {
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{store: sseredis.Options{MaxEvents: 20}})
+	b := env.node("B", nodeConfig{store: sseredis.Options{MaxEvents: 20}, direct: true})
+	r := read(connect(t, a.url+"?topic=t", ""))
+	publish(t, b.hub, "t", "before")
+	waitUntil(t, "the first event", func() bool { return r.count() == 1 })
+	a.proxy.Down()
+	waitUntil(t, "A to report the outage", func() bool { return !a.states.delivering() })
+	for i := range 50 {
+		publish(t, b.hub, "t", strconv.Itoa(i))
+	}
+	a.proxy.Up()
+	waitUntil(t, "A to recover", func() bool { return a.states.delivering() })
+	expectExactly(t, "A's client", r, append([]record{{id: r.events()[0].id, typ: "message", data: "before"}}, env.history("t")...))
+	a.states.mu.Lock()
+	defer a.states.mu.Unlock()
+	evicted := 0
+	for _, err := range a.states.states {
+		if errors.Is(err, sse.ErrEvicted) {
+			evicted++
+		}
+	}
+	if evicted != 1 {
+		t.Errorf("states %v: want one error matching sse.ErrEvicted", a.states.states)
+	}
+}
+
+// TestFrozenConnection: a network that stops passing bytes without closing
+// the connection (a dead peer, a dropped route) is found by pinging the
+// subscription; the hub reports it, and once the network is back the
+// client gets what was published meanwhile.
+func TestFrozenConnection(t *testing.T) {
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{})
+	b := env.node("B", nodeConfig{direct: true})
+	r := read(connect(t, a.url+"?topic=t", ""))
+	publish(t, b.hub, "t", "before")
+	waitUntil(t, "the first event", func() bool { return r.count() == 1 })
+	a.proxy.Freeze()
+	start := time.Now()
+	waitUntil(t, "A to report the frozen connection", func() bool { return !a.states.delivering() })
+	t.Logf("found after %v", time.Since(start).Round(10*time.Millisecond))
+	for i := range 10 {
+		publish(t, b.hub, "t", strconv.Itoa(i))
+	}
+	a.proxy.Thaw()
+	waitUntil(t, "A to recover", func() bool { return a.states.delivering() })
+	expectExactly(t, "A's client", r, env.history("t"))
 }

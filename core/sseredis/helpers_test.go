@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -25,6 +24,8 @@ import (
 func TestMain(m *testing.M) {
 	// go-redis logs every failed dial; the tests cause many on purpose.
 	redis.SetLogger(quiet{})
+	// A frozen connection is found after two intervals.
+	sseredis.SetPingInterval(500 * time.Millisecond)
 	os.Exit(m.Run())
 }
 
@@ -298,10 +299,11 @@ type proxy struct {
 	target string
 	addr   string
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	frozen chan struct{} // while non-nil, no byte passes; closed to thaw
 }
 
 func startProxy(t testing.TB, target string) *proxy {
@@ -313,6 +315,7 @@ func startProxy(t testing.TB, target string) *proxy {
 	p := &proxy{t: t, target: target, addr: ln.Addr().String(), conns: make(map[net.Conn]struct{})}
 	p.serve(ln)
 	t.Cleanup(func() {
+		p.Thaw()
 		p.Down()
 		p.wg.Wait()
 	})
@@ -352,13 +355,49 @@ func (p *proxy) serve(ln net.Listener) {
 
 func (p *proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen := p.frozen
+		p.mu.Unlock()
+		if frozen != nil {
+			<-frozen
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// Freeze stops every byte in both directions without closing anything, as
+// a network that fails silently does; Thaw lets them pass again.
+func (p *proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen == nil {
+		p.frozen = make(chan struct{})
+	}
+}
+
+func (p *proxy) Thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen != nil {
+		close(p.frozen)
+		p.frozen = nil
+	}
 }
 
 // Down closes every connection and stops accepting: Redis is unreachable.

@@ -15,11 +15,11 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 )
 
-const (
-	// pingEvery: a subscription silent this long is pinged, and one that
-	// stays silent as long again is dropped and made anew.
-	pingEvery = 5 * time.Second
+// pingEvery: a subscription silent this long is pinged, and one that stays
+// silent as long again is dropped and made anew. (A variable for tests.)
+var pingEvery = 5 * time.Second
 
+const (
 	// Reconnection and retry delays grow from minBackoff to maxBackoff;
 	// each wait is a random time between half the delay and the delay.
 	minBackoff = 50 * time.Millisecond
@@ -75,7 +75,8 @@ func (l *listener) signal() {
 // unreachable it calls state with the error, retries with a growing,
 // jittered delay (at most 2s), and once it is back it catches up from the
 // stream and calls state(nil). Events that the history no longer holds by
-// then cannot be delivered; Listen logs how many.
+// then cannot be delivered: Listen logs which, and calls state with an
+// error matching sse.ErrEvicted before it delivers the events after them.
 func (s *Store) Listen(ctx context.Context, after uint64, deliver func(sse.Entry), state func(error)) error {
 	l := &listener{wake: make(chan struct{}, 1)}
 	s.join(l)
@@ -244,7 +245,7 @@ type run struct {
 	last    uint64 // Seq of the newest entry delivered (or skipped)
 	epoch   string // the epoch of last
 	down    bool   // state was told of an error
-	raised  string // the epoch whose sequence this listener raised
+	raised  string // the epoch this listener found regressed
 	b       backoff
 	deliver func(sse.Entry)
 	state   func(error)
@@ -348,11 +349,8 @@ func (r *run) readStream(ctx context.Context) error {
 		if epoch == "" {
 			return nil // no lifetime: nothing was appended since the keys were lost
 		}
-		if epoch != r.epoch && r.epoch != "" {
-			// A new lifetime. If it started below this listener, raise it.
-			if newest, err := strconv.ParseUint(seqCmd.Val(), 10, 64); err == nil && newest < r.last {
-				r.regressed(ctx, epoch, newest)
-			}
+		if newest, err := strconv.ParseUint(seqCmd.Val(), 10, 64); err == nil && newest < r.last {
+			r.regressed(ctx, epoch, newest)
 		}
 		msgs := rangeCmd.Val()
 		for _, m := range msgs {
@@ -369,8 +367,7 @@ func (r *run) readStream(ctx context.Context) error {
 				continue
 			}
 			if seq > r.last+1 {
-				s.log.Warn("sseredis: events are missing from the history (trimmed before this process could deliver them, or lost with Redis's data); this process's open streams miss them",
-					"stream", s.keys[0], "from", r.last+1, "to", seq-1)
+				r.missing(r.last+1, seq-1)
 			}
 			r.deliverEntry(e, epoch)
 		}
@@ -380,19 +377,34 @@ func (r *run) readStream(ctx context.Context) error {
 	}
 }
 
-// regressed handles a new lifetime of the keys whose sequence began below
-// this listener's position (another process created it knowing less): hubs
-// ignore entries at or below what they delivered, so the sequence is raised
-// above it. Entries numbered below are not delivered here.
+// missing reports entries that should follow r.last but are not in the
+// stream: trimmed before this process could deliver them (an outage longer
+// than the history), or lost with Redis's data. state gets an error that
+// matches sse.ErrEvicted before the entries after them are delivered, and
+// nil once delivery goes on.
+func (r *run) missing(from, to uint64) {
+	err := fmt.Errorf("sseredis: events %d to %d are not in the history any more; this process's open streams miss them: %w", from, to, sse.ErrEvicted)
+	r.s.log.Warn(err.Error(), "stream", r.s.keys[0])
+	r.down = true
+	r.state(err)
+}
+
+// regressed handles a sequence that went back below what this listener
+// delivered: Redis lost writes (a failover to a replica that lagged, a
+// restart from an older snapshot), or lost its keys and another process
+// that knew less began a new lifetime. Hubs ignore entries at or below what
+// they delivered, and IDs may now name other events than they did, so the
+// listener begins a new lifetime above its position (once per epoch it
+// sees regress). Entries numbered below are not delivered here.
 func (r *run) regressed(ctx context.Context, epoch string, seq uint64) {
 	if r.raised == epoch {
 		return
 	}
 	r.raised = epoch
-	r.s.log.Error("sseredis: Redis lost the store's keys and a new history began below this process's position; raising its sequence",
+	r.s.log.Error("sseredis: Redis lost writes this process had seen; beginning a new history above them (IDs given out before become unknown: their clients get the reset event)",
 		"epoch", epoch, "seq", seq, "position", r.last)
-	if err := bumpScript.Run(ctx, r.s.client, r.s.keys, epoch, r.last).Err(); err != nil {
-		r.s.log.Warn("sseredis: raising the sequence failed", "err", err)
+	if err := restartScript.Run(ctx, r.s.client, r.s.keys, epoch, r.last, freshEpoch()).Err(); err != nil {
+		r.s.log.Warn("sseredis: beginning a new history failed", "err", err)
 	}
 }
 

@@ -21,9 +21,9 @@ import "github.com/redis/go-redis/v9"
 // reset event.
 const lifetimeLua = `
 local function lifetime(fresh, floor)
-  local epoch = redis.call('GET', KEYS[3])
-  if epoch and redis.call('EXISTS', KEYS[2]) == 1 then
-    return epoch
+  local v = redis.call('MGET', KEYS[3], KEYS[2])
+  if v[1] and v[2] then
+    return v[1]
   end
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[3], fresh)
@@ -54,9 +54,13 @@ if ARGV[9] ~= '' then fields[#fields + 1] = 'retry'; fields[#fields + 1] = ARGV[
 if ARGV[10] ~= '' then fields[#fields + 1] = 'comment'; fields[#fields + 1] = ARGV[10] end
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-0', unpack(fields))
 
--- Drop leading entries older than the max age, a batch at a time.
+-- Every 16th append, drop leading entries older than the max age, up to
+-- 512 at a time. (After does not return expired entries; this frees them.)
 local cutoff = now - tonumber(ARGV[5])
-local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local first = {}
+if tonumber(seq) % 16 == 0 then
+  first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+end
 if first[1] and tonumber(first[1][2][2]) < cutoff then
   local batch = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 512)
   local minid = nil
@@ -130,13 +134,19 @@ if n < limit and scanned == budget then out[3] = '1' end
 return out
 `)
 
-// bumpScript raises the sequence to ARGV[2] if the epoch is still ARGV[1]
-// and the sequence is below it. A listener that sees a new lifetime start
-// below its position uses it (see Store.raise).
-var bumpScript = redis.NewScript(`
+// restartScript begins a new lifetime at ARGV[2] if the epoch is still
+// ARGV[1] and the sequence is below ARGV[2]: Redis lost writes that
+// processes had seen (a failover to a replica that lagged, a restart from
+// an older snapshot, a flush followed by a process that knew less). IDs
+// given out since may name other events than before, so they must all
+// become unknown: a new epoch (ARGV[3]), an empty stream, and the sequence
+// above everything the caller saw. See run.regressed.
+var restartScript = redis.NewScript(`
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
 if cur >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2])
 return 1
 `)

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -257,13 +256,14 @@ func (s *Store) Position(id string) (uint64, error) {
 }
 
 // refreshNewest reads the newest Seq. When Redis does not answer, it
-// returns the largest Seq there can be, so that After decides.
+// returns 0: a position that cannot be checked is not accepted (the hub
+// skips live events up to a position it accepted).
 func (s *Store) refreshNewest() uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	n, err := s.client.Get(ctx, s.keys[1]).Uint64()
 	if err != nil {
-		return math.MaxUint64
+		return 0
 	}
 	s.seen(s.currentEpoch(), n)
 	return n

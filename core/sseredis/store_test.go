@@ -220,12 +220,13 @@ func TestHistoryBounds(t *testing.T) {
 		if _, err := s.After(ctx, old[0].Seq-1, []string{"t"}, 100); !errors.Is(err, sse.ErrEvicted) {
 			t.Errorf("After over expired entries: %v, want ErrEvicted", err)
 		}
-		fresh := appendN(t, s, func(int) string { return "t" }, 2)
-		if n, _ := env.admin.XLen(ctx, env.prefix+":stream").Result(); n != 2 {
-			t.Errorf("after an append the stream holds %d entries, want the 2 fresh ones", n)
+		// Appends trim expired entries (every 16th does).
+		fresh := appendN(t, s, func(int) string { return "t" }, 20)
+		if n, _ := env.admin.XLen(ctx, env.prefix+":stream").Result(); n != 20 {
+			t.Errorf("after 20 appends the stream holds %d entries, want the 20 fresh ones", n)
 		}
 		got, err := s.After(ctx, old[2].Seq, []string{"t"}, 100)
-		if err != nil || len(got) != 2 || got[0].Seq != fresh[0].Seq {
+		if err != nil || len(got) != 20 || got[0].Seq != fresh[0].Seq {
 			t.Errorf("After the expired ones: %d entries, %v", len(got), err)
 		}
 	})
@@ -344,6 +345,48 @@ func TestNewLifetimeBelowPosition(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// TestLostWrites: a failover to a replica that had not yet received the
+// newest writes sets the sequence back within the same epoch. Listeners
+// notice when they resubscribe, and begin a new history above what they
+// delivered: new events reach their clients, and IDs of the lost writes,
+// which could now name other events, are unknown.
+func TestLostWrites(t *testing.T) {
+	env := newEnv(t)
+	ctx := context.Background()
+	a := env.node("A", nodeConfig{direct: true})
+	st := connect(t, a.url+"?topic=t", "")
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, publish(t, a.hub, "t", strconv.Itoa(i)))
+		next(t, st)
+	}
+	// What a replica 10 writes behind looks like once promoted.
+	last, _ := a.store.Position(ids[29])
+	for seq := last - 9; seq <= last; seq++ {
+		env.admin.XDel(ctx, env.prefix+":stream", strconv.FormatUint(seq, 10)+"-0")
+	}
+	env.admin.Set(ctx, env.prefix+":seq", last-10, 0)
+	env.killClients("pubsub") // a failover drops the connections
+	waitUntil(t, "a new history", func() bool {
+		epoch, _ := env.admin.Get(ctx, env.prefix+":epoch").Result()
+		return !strings.HasPrefix(ids[0], epoch+"-")
+	})
+	id := publish(t, a.hub, "t", "after")
+	if ev := next(t, st); ev.Data != "after" || ev.LastEventID != id {
+		t.Fatalf("after the lost writes the client got %+v, want the new event", ev)
+	}
+	if seq, _ := a.store.Position(id); seq <= last {
+		t.Fatalf("the new history begins at %d, not above %d", seq, last)
+	}
+	resumed := connect(t, a.url+"?topic=t", ids[25])
+	if ev := next(t, resumed); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
+		t.Fatalf("resuming from a lost write gave %+v, want a reset", ev)
+	}
+	if !strings.Contains(env.logs.String(), "lost writes") {
+		t.Error("the lost writes were not logged")
 	}
 }
 

@@ -1,0 +1,7 @@
+package sseredis
+
+import "time"
+
+// SetPingInterval sets how long a subscription may be silent before it is
+// pinged. Tests call it before they start any Listen.
+func SetPingInterval(d time.Duration) { pingEvery = d }

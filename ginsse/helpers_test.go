@@ -1,0 +1,229 @@
+package ginsse_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// serve starts h on a test server closed at cleanup and returns its URL.
+func serve(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// newHub returns a hub shut down at cleanup (before the server closes).
+func newHub(t *testing.T, o sse.Options) *sse.Hub {
+	t.Helper()
+	hub, err := sse.NewHub(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("hub Shutdown: %v", err)
+		}
+	})
+	return hub
+}
+
+// connect opens a stream with the given extra headers; it is closed at
+// cleanup. Every test is bounded: the request gives up after 20s.
+func connect(t *testing.T, url, lastID string, hdr http.Header) *ssetest.Stream {
+	t.Helper()
+	st, err := tryConnect(t, url, lastID, hdr)
+	if err != nil {
+		t.Fatalf("Connect %s: %v", url, err)
+	}
+	return st
+}
+
+func tryConnect(t *testing.T, url, lastID string, hdr http.Header) (*ssetest.Stream, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	client := &http.Client{Transport: headerTransport(hdr)}
+	st, err := ssetest.Connect(ctx, client, url, lastID)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	t.Cleanup(func() { st.Close(); cancel() })
+	return st, nil
+}
+
+type headerTransport http.Header
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header[k] = v
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// get makes a request and returns the response with its body read.
+func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		t.Fatalf("reading %s %s: %v", method, url, err)
+	}
+	return resp, b.String()
+}
+
+func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
+	t.Helper()
+	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// next returns the stream's next event, failing the test after 10s.
+func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
+	t.Helper()
+	type res struct {
+		ev  ssetest.Event
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		ev, err := st.Next()
+		ch <- res{ev, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("Next: %v", r.err)
+		}
+		return r.ev
+	case <-time.After(10 * time.Second):
+		st.Close()
+		t.Fatal("no event within 10s")
+		return ssetest.Event{}
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// waitGoroutines waits until the number of goroutines is back to about
+// base, as after a test's servers and clients are gone.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
+	http.DefaultClient.CloseIdleConnections()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	waitUntil(t, "goroutines to return to their number before the test", func() bool {
+		return runtime.NumGoroutine() <= base+4
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use (log output).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// captureLog sends slog.Default's output to a buffer until cleanup. Tests
+// that use it must not run in parallel.
+func captureLog(t *testing.T) *syncBuffer {
+	var buf syncBuffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	return &buf
+}
+
+// unwrappingGzip is a compression middleware written the way streams need:
+// Flush flushes the compressor, and the writer unwraps to gin's writer, so
+// that http.ResponseController reaches the connection. gin-contrib/gzip
+// (v1.2.5) does the former but not the latter.
+func unwrappingGzip() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !strings.Contains(c.GetHeader("Accept-Encoding"), "gzip") {
+			return
+		}
+		w := &gzipWriter{ResponseWriter: c.Writer, zw: gzip.NewWriter(c.Writer)}
+		c.Header("Content-Encoding", "gzip")
+		c.Writer.Header().Add("Vary", "Accept-Encoding")
+		c.Writer = w
+		defer func() {
+			if w.wrote {
+				_ = w.zw.Close()
+			}
+		}()
+		c.Next()
+	}
+}
+
+type gzipWriter struct {
+	gin.ResponseWriter
+	zw    *gzip.Writer
+	wrote bool
+}
+
+func (w *gzipWriter) Write(p []byte) (int, error) {
+	w.Header().Del("Content-Length")
+	w.wrote = true
+	return w.zw.Write(p)
+}
+
+func (w *gzipWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+func (w *gzipWriter) Flush() {
+	_ = w.zw.Flush()
+	w.ResponseWriter.Flush()
+}
+
+func (w *gzipWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
