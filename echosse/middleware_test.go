@@ -281,7 +281,7 @@ func TestTimeoutHandlerRefused(t *testing.T) {
 				!strings.Contains(body, "cannot stream") {
 				t.Errorf("got %d %q (%s), want 500 explaining the server cannot stream", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 			}
-			if !contains(logs.String(), "cannot flush", "http.TimeoutHandler", "level=ERROR") {
+			if !contains(logs.String(), "does not reach the connection", "http.TimeoutHandler", "level=ERROR") {
 				t.Errorf("log: %s", logs)
 			}
 			if s := srvLog.String(); s != "" {
