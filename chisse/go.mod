@@ -1,0 +1,9 @@
+module github.com/ssekit/ssekit/chisse
+
+go 1.26
+
+require github.com/ssekit/ssekit/core v0.0.0
+
+require github.com/go-chi/chi/v5 v5.5.0
+
+replace github.com/ssekit/ssekit/core => ../core

@@ -1,0 +1,195 @@
+package chisse_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
+)
+
+// newHub returns a hub that the test shuts down when it ends.
+func newHub(t *testing.T, opts sse.Options) *sse.Hub {
+	t.Helper()
+	h, err := sse.NewHub(opts)
+	if err != nil {
+		t.Fatalf("NewHub: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub Shutdown: %v", err)
+		}
+	})
+	return h
+}
+
+// serve starts a test server for h.
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// connect opens a stream that is closed when the test ends. hdr is added
+// to the request (nil: none).
+func connect(t *testing.T, url, lastID string, hdr http.Header) *ssetest.Stream {
+	t.Helper()
+	st, err := tryConnect(t, url, lastID, hdr)
+	if err != nil {
+		t.Fatalf("Connect(%s): %v", url, err)
+	}
+	return st
+}
+
+func tryConnect(t *testing.T, url, lastID string, hdr http.Header) (*ssetest.Stream, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	client := &http.Client{Transport: headerTransport(hdr)}
+	st, err := ssetest.Connect(ctx, client, url, lastID)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	t.Cleanup(func() { st.Close(); cancel() })
+	return st, nil
+}
+
+// headerTransport adds headers to every request.
+type headerTransport http.Header
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header[k] = v
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// get makes a plain bounded request and returns the response and its body.
+func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		t.Fatalf("reading %s %s: %v", method, url, err)
+	}
+	return resp, b.String()
+}
+
+// next returns the next event of st, failing the test after 10 s.
+func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
+	t.Helper()
+	type result struct {
+		ev  ssetest.Event
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		ev, err := st.Next()
+		c <- result{ev, err}
+	}()
+	select {
+	case r := <-c:
+		if r.err != nil {
+			t.Fatalf("Next: %v", r.err)
+		}
+		return r.ev
+	case <-time.After(10 * time.Second):
+		st.Close()
+		<-c
+		t.Fatal("no event within 10s")
+		return ssetest.Event{}
+	}
+}
+
+// publish publishes data on topic and returns the ID.
+func publish(t *testing.T, h *sse.Hub, topic, data string) string {
+	t.Helper()
+	id, err := h.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	return id
+}
+
+// waitFor polls cond until it holds or 10 s have passed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// waitStreams waits until the hub has n open streams.
+func waitStreams(t *testing.T, h *sse.Hub, n int) {
+	t.Helper()
+	waitFor(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
+}
+
+// checkGoroutines fails the test if, once it has cleaned up (Cleanup runs
+// last-in first-out, so call it first), more goroutines run than before.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
+					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// logBuffer is a concurrency-safe log sink.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) slog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, nil))
+}
