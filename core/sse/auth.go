@@ -109,7 +109,7 @@ func (a *Auth) Check(r *http.Request) (Principal, error) {
 	if err != nil {
 		var re *RefusalError
 		if errors.As(err, &re) {
-			return Principal{}, re
+			return Principal{}, withReason(re, RefusedUnauthenticated)
 		}
 		return Principal{}, unauthorized("invalid or expired token")
 	}
@@ -127,9 +127,20 @@ func (a *Auth) authorize(ctx context.Context, p Principal, topics []string) erro
 	}
 	var re *RefusalError
 	if errors.As(err, &re) {
-		return re
+		return withReason(re, RefusedForbidden)
 	}
 	return &RefusalError{Status: http.StatusForbidden, Message: "not allowed to subscribe to these topics", reason: RefusedForbidden}
+}
+
+// withReason returns re with reason, unless it has one: a refusal that an
+// auth hook returned counts as that hook's.
+func withReason(re *RefusalError, reason RefusalReason) *RefusalError {
+	if re.reason != 0 {
+		return re
+	}
+	c := *re
+	c.reason = reason
+	return &c
 }
 
 var errAuthenticateUnset = errors.New("sse: Auth.Authenticate is not set")

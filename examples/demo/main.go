@@ -1,20 +1,35 @@
-// Command demo is the ssekit demo: a page with a live clock and a small chat,
-// both delivered over one Server-Sent Events stream.
+// Command demo is the ssekit demo: one page that shows the three classic
+// uses of Server-Sent Events side by side, all over one EventSource.
+//
+//   - Notifications: log in with a name and the stream also carries your
+//     own topic, "user/<name>". Another user's topic is refused.
+//   - A live dashboard: a metric pushed every second, with real numbers
+//     from the hub.
+//   - Job progress that survives a page reload: the page resumes its
+//     stream with ?lastEventId= and the progress bars go on without a gap.
 //
 // From the repository root:
 //
 //	go run ./examples/demo
 //
-// then open the URL it prints. Flags:
+// then open the URL it prints. Everything is kept in memory. Flags:
 //
 //	-addr host:port   address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
 //
 // Routes:
 //
-//	GET  /          the page
-//	GET  /events    the event stream: ?topic=clock&topic=chat (other topics get 404);
-//	                ?lastEventId=<id> resumes after that event on a first connection
-//	POST /publish   posts a chat message: form or JSON field "text", at most 1 KiB
+//	GET  /            the page
+//	GET  /events      the event stream: "metrics", "broadcast" and, when logged in,
+//	                  "user/<name>", plus the topics of ?topic= ("job/<id>", your
+//	                  own "user/<name>"); ?lastEventId=<id> resumes after that event
+//	GET  /me          who is logged in: {"name": "..."} or {"name": null}
+//	POST /login       logs in: field "name"; sets the HttpOnly cookie demo_session
+//	POST /logout      logs out
+//	POST /notify      sends a notification: field "to", "me" (default) or "everyone"
+//	POST /jobs        starts a job; answers {"id": ..., "topic": "job/<id>", ...}
+//	GET  /jobs/{id}   a job's current state
+//
+// POST routes take a JSON object or a form.
 package main
 
 import (
@@ -31,13 +46,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ssekit/ssekit/core/sse"
 )
@@ -45,21 +58,9 @@ import (
 //go:embed index.html
 var files embed.FS
 
-// The topics this demo serves. The event type of each event is its topic,
-// so the page can tell them apart on its one EventSource.
 const (
-	topicClock = "clock"
-	topicChat  = "chat"
-)
-
-var knownTopics = []string{topicClock, topicChat}
-
-const (
-	// maxText bounds a chat message, in bytes of UTF-8.
-	maxText = 1 << 10
-	// maxBody bounds a /publish request body. It leaves room for the
-	// escaping of a message of maxText bytes (JSON \u escapes, %XX).
-	maxBody = 8 << 10
+	// maxBody bounds the body of a POST request.
+	maxBody = 4 << 10
 	// shutdownTimeout bounds the graceful shutdown.
 	shutdownTimeout = 5 * time.Second
 )
@@ -96,7 +97,7 @@ func main() {
 	}()
 
 	fmt.Printf("ssekit demo: open %s\n", pageURL(ln.Addr()))
-	if err := run(ctx, ln); err != nil {
+	if err := run(ctx, ln, defaultConfig()); err != nil {
 		fmt.Fprintf(os.Stderr, "ssekit demo: %v\n", err)
 		os.Exit(1)
 	}
@@ -116,29 +117,35 @@ func pageURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
+// config holds the demo's pace. Tests speed it up.
+type config struct {
+	metricsEvery time.Duration // how often the dashboard's metric is published
+	jobStep      time.Duration // how long a job takes for each percent
+}
+
+func defaultConfig() config {
+	return config{metricsEvery: time.Second, jobStep: 200 * time.Millisecond}
+}
+
 // run serves the demo on ln until ctx is done, then shuts down gracefully:
 // the hub ends the open streams (with a retry hint, so browsers come back),
-// then the HTTP server finishes the other requests. It closes ln.
-func run(ctx context.Context, ln net.Listener) error {
-	d, err := newDemo()
+// the HTTP server finishes the other requests, and the background work
+// (metrics, jobs) stops. It closes ln.
+func run(ctx context.Context, ln net.Listener, cfg config) error {
+	d, err := newDemo(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	srv := newServer(d)
-
-	clockCtx, stopClock := context.WithCancel(ctx)
-	defer stopClock()
-	var wg sync.WaitGroup
-	wg.Go(func() { d.runClock(clockCtx, time.Second) })
+	defer d.stopWork()
+	d.goWork(d.runMetrics)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	select {
 	case err := <-serveErr:
-		stopClock()
-		wg.Wait()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -148,8 +155,7 @@ func run(ctx context.Context, ln net.Listener) error {
 	// The hub first: http.Server.Shutdown would wait for open streams.
 	hubErr := d.hub.Shutdown(sctx)
 	srvErr := srv.Shutdown(sctx)
-	stopClock()
-	wg.Wait()
+	d.stopWork()
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		srvErr = errors.Join(srvErr, err)
 	}
@@ -171,46 +177,87 @@ func newServer(d *demo) *http.Server {
 
 // demo holds the state of one demo server.
 type demo struct {
-	hub  *sse.Hub
-	page []byte
+	cfg      config
+	hub      *sse.Hub
+	page     []byte
+	sessions *sessions
+	jobs     *jobs
+
+	notified atomic.Uint64 // notifications sent, to vary their text
+
+	// Background work (metrics, jobs) runs with the context work, which
+	// stopWork cancels; wg counts its goroutines.
+	work       context.Context
+	cancelWork context.CancelFunc
+	workMu     sync.Mutex
+	stopped    bool
+	wg         sync.WaitGroup
 }
 
-func newDemo() (*demo, error) {
+func newDemo(cfg config) (*demo, error) {
 	page, err := files.ReadFile("index.html")
 	if err != nil {
 		return nil, err
 	}
-	// The default Store keeps recent events in memory, so clients that
-	// reconnect (or reload with ?lastEventId=) get what they missed.
+	// The default Store keeps recent events in memory (the last 4096, for
+	// at most an hour), so clients that reconnect, or reload the page with
+	// ?lastEventId=, get what they missed.
 	hub, err := sse.NewHub(sse.Options{Retry: 2 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	return &demo{hub: hub, page: page}, nil
+	d := &demo{
+		cfg:      cfg,
+		hub:      hub,
+		page:     page,
+		sessions: newSessions(),
+		jobs:     newJobs(),
+	}
+	d.work, d.cancelWork = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// goWork runs f in a goroutine of background work, unless stopWork has
+// been called; then it reports false.
+func (d *demo) goWork(f func(ctx context.Context)) bool {
+	d.workMu.Lock()
+	defer d.workMu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.wg.Go(func() { f(d.work) })
+	return true
+}
+
+// stopWork stops the background work and waits for it.
+func (d *demo) stopWork() {
+	d.workMu.Lock()
+	d.stopped = true
+	d.cancelWork()
+	d.workMu.Unlock()
+	d.wg.Wait()
 }
 
 func (d *demo) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.servePage)
-	mux.Handle("GET /events", d.hub.Handler(sse.HandlerOptions{Topics: demoTopics}))
-	mux.HandleFunc("POST /publish", d.publish)
-	return mux
-}
-
-// demoTopics takes the topics of a stream from the "topic" query parameters
-// and refuses any topic that the demo does not serve.
-func demoTopics(r *http.Request) ([]string, error) {
-	topics, err := sse.TopicsFromQuery("topic")(r)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range topics {
-		if !slices.Contains(knownTopics, t) {
-			return nil, sse.Refuse(http.StatusNotFound,
-				fmt.Sprintf("unknown topic %.64q: this demo serves %q and %q", t, topicClock, topicChat))
-		}
-	}
-	return topics, nil
+	mux.Handle("GET /events", d.hub.Handler(sse.HandlerOptions{
+		Auth: &sse.Auth{
+			CookieName:   sessionCookie,
+			Optional:     true, // visitors who have not logged in get the public topics
+			Authenticate: d.sessions.authenticate,
+			Authorize:    authorize,
+		},
+		Topics: d.streamTopics,
+	}))
+	mux.HandleFunc("GET /me", d.me)
+	mux.HandleFunc("POST /login", d.login)
+	mux.HandleFunc("POST /logout", d.logout)
+	mux.HandleFunc("POST /notify", d.notify)
+	mux.HandleFunc("POST /jobs", d.startJob)
+	mux.HandleFunc("GET /jobs/{id}", d.jobState)
+	// Refuse POSTs from other sites' pages: they would carry the cookie.
+	return http.NewCrossOriginProtection().Handler(mux)
 }
 
 func (d *demo) servePage(w http.ResponseWriter, r *http.Request) {
@@ -225,124 +272,61 @@ func (d *demo) servePage(w http.ResponseWriter, r *http.Request) {
 	w.Write(d.page)
 }
 
-// clockData is the data of a "clock" event.
-type clockData struct {
-	Time string `json:"time"` // RFC 3339
-	N    uint64 `json:"n"`    // 1 for the first tick of this process
+// publish publishes an event of type typ with data v as JSON on topic, and
+// returns its ID.
+func (d *demo) publish(ctx context.Context, topic, typ string, v any) (string, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return d.hub.Publish(ctx, topic, sse.Event{Type: typ, Data: data})
 }
 
-// runClock publishes a "clock" event at once and then every interval until
-// ctx is done.
-func (d *demo) runClock(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var n uint64
-	for {
-		n++
-		data, _ := json.Marshal(clockData{Time: time.Now().Format(time.RFC3339), N: n})
-		if _, err := d.hub.Publish(ctx, topicClock, sse.Event{Type: topicClock, Data: data}); err != nil {
-			slog.Warn("ssekit demo: publishing the clock failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// chatData is the data of a "chat" event.
-type chatData struct {
-	Text string `json:"text"`
-	At   string `json:"at"` // RFC 3339, when the server received it
-}
-
-// publish posts a chat message. It takes the field "text" from a JSON object
-// or a form, and answers {"id": "<event id>"}; a plain HTML form post (with
-// JavaScript off) is redirected back to the page instead.
-func (d *demo) publish(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	text, isForm, status, err := readText(r)
-	if err != nil {
-		http.Error(w, err.Error(), status)
-		return
-	}
-	text = strings.TrimSpace(text)
-	switch {
-	case text == "":
-		http.Error(w, `"text" is empty`, http.StatusBadRequest)
-		return
-	case len(text) > maxText:
-		http.Error(w, fmt.Sprintf(`"text" is %d bytes; at most %d are allowed`, len(text), maxText), http.StatusRequestEntityTooLarge)
-		return
-	case !utf8.ValidString(text):
-		http.Error(w, `"text" is not valid UTF-8`, http.StatusBadRequest)
-		return
-	}
-	data, err := json.Marshal(chatData{Text: text, At: time.Now().Format(time.RFC3339)})
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	id, err := d.hub.Publish(r.Context(), topicChat, sse.Event{Type: topicChat, Data: data})
-	if err != nil {
-		slog.Error("ssekit demo: publish failed", "err", err)
-		http.Error(w, "could not publish", http.StatusInternalServerError)
-		return
-	}
-	if isForm && !strings.Contains(r.Header.Get("Accept"), "application/json") &&
-		strings.Contains(r.Header.Get("Accept"), "text/html") {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(struct {
-		ID string `json:"id"`
-	}{id})
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
 }
 
-// readText reads the "text" field of a /publish request. On failure it
-// returns the HTTP status to answer with.
-func readText(r *http.Request) (text string, isForm bool, status int, err error) {
+// readFields reads the string fields of a POST body: a JSON object or a
+// form. An empty body has no fields. On failure it returns the HTTP status
+// to answer with.
+func readFields(w http.ResponseWriter, r *http.Request) (map[string]string, int, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	ct := r.Header.Get("Content-Type")
-	mt, _, perr := mime.ParseMediaType(ct)
 	if ct == "" {
-		mt, perr = "application/x-www-form-urlencoded", nil
+		ct = "application/x-www-form-urlencoded"
 	}
-	if perr != nil {
-		return "", false, http.StatusUnsupportedMediaType, fmt.Errorf("bad Content-Type %q", ct)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("bad Content-Type %q", ct)
 	}
 	switch mt {
 	case "application/json":
-		var body struct {
-			Text *string `json:"text"`
-		}
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&body); err != nil {
-			return "", false, bodyErrorStatus(err), fmt.Errorf("bad JSON body: %v", err)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return "", false, http.StatusBadRequest, errors.New("bad JSON body: more than one value")
-		}
-		if body.Text == nil {
-			return "", false, http.StatusBadRequest, errors.New(`missing field "text"`)
-		}
-		return *body.Text, false, 0, nil
-	case "application/x-www-form-urlencoded", "multipart/form-data":
-		if mt == "multipart/form-data" {
-			err = r.ParseMultipartForm(maxBody)
-		} else {
-			err = r.ParseForm()
-		}
+		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			return "", true, bodyErrorStatus(err), fmt.Errorf("bad form body: %v", err)
+			return nil, bodyErrorStatus(err), fmt.Errorf("reading the body: %v", err)
 		}
-		if _, ok := r.PostForm["text"]; !ok {
-			return "", true, http.StatusBadRequest, errors.New(`missing field "text"`)
+		fields := map[string]string{}
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &fields); err != nil {
+				return nil, http.StatusBadRequest, errors.New("bad JSON body: want an object of strings")
+			}
 		}
-		return r.PostForm.Get("text"), true, 0, nil
+		return fields, 0, nil
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return nil, bodyErrorStatus(err), fmt.Errorf("bad form body: %v", err)
+		}
+		fields := make(map[string]string, len(r.PostForm))
+		for k := range r.PostForm {
+			fields[k] = r.PostForm.Get(k)
+		}
+		return fields, 0, nil
 	default:
-		return "", false, http.StatusUnsupportedMediaType,
+		return nil, http.StatusUnsupportedMediaType,
 			fmt.Errorf("Content-Type %q: send application/json or a form", mt)
 	}
 }
@@ -352,4 +336,12 @@ func bodyErrorStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusBadRequest
+}
+
+// logPublishError logs a failed publish of background work, unless the
+// demo is shutting down.
+func logPublishError(ctx context.Context, what string, err error) {
+	if err != nil && ctx.Err() == nil {
+		slog.Warn("ssekit demo: publishing failed", "what", what, "err", err)
+	}
 }
