@@ -72,10 +72,17 @@ type handler struct {
 	opts HandlerOptions
 }
 
+// ErrCannotStream means that the response cannot carry a stream: events
+// would sit in a buffer (compression, http.TimeoutHandler) or a stalled
+// client could never be cut off. WriteRefusal answers an error that wraps
+// it with 500, logs it with the hub's logger and reports RefusedCannotFlush;
+// adapters wrap it with what they detected.
+var ErrCannotStream = errors.New("sse: this response cannot carry an event stream")
+
 // errCannotFlush explains why a ResponseWriter that cannot flush is refused.
-var errCannotFlush = errors.New("sse: the http.ResponseWriter does not reach the connection, so events would sit in a buffer " +
-	"or a stalled client could never be cut off: serve the stream outside http.TimeoutHandler and compression " +
-	"middleware, and make other wrapping middleware implement Unwrap (as http.ResponseController expects)")
+var errCannotFlush = fmt.Errorf("%w: the http.ResponseWriter does not reach the connection, so events would sit in a buffer "+
+	"or a stalled client could never be cut off: serve the stream outside http.TimeoutHandler and compression "+
+	"middleware, and make other wrapping middleware implement Unwrap (as http.ResponseController expects)", ErrCannotStream)
 
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := hd.hub.Accept(w, r, hd.opts)
@@ -84,8 +91,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !canFlush(w) {
 		s.Release()
-		hd.hub.log.Error(errCannotFlush.Error(), "path", r.URL.Path)
-		hd.hub.WriteRefusal(w, r, &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush})
+		hd.hub.WriteRefusal(w, r, errCannotFlush)
 		return
 	}
 	s.Serve(r.Context(), newHTTPStream(w))
@@ -202,11 +208,15 @@ func (h *Hub) accept(r *http.Request, opts *HandlerOptions) (StreamInfo, *http.R
 
 // WriteRefusal answers r without a stream, as err says: a *RefusalError
 // (Refuse, TryLater, or one returned by Auth.Check) is written as it says,
-// any other error as 500. The Observer's Refused hook sees it. Router
+// an error wrapping ErrCannotStream as 500 with a log line, any other
+// error as 500. The Observer's Refused hook sees it. Router
 // adapters' auth middleware uses it.
 func (h *Hub) WriteRefusal(w http.ResponseWriter, r *http.Request, err error) {
 	var re *RefusalError
-	if !errors.As(err, &re) {
+	if errors.Is(err, ErrCannotStream) {
+		h.log.Error(err.Error(), "path", r.URL.Path)
+		re = &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush}
+	} else if !errors.As(err, &re) {
 		re = &RefusalError{Status: http.StatusInternalServerError, Message: "internal error"}
 	}
 	reason := re.reason

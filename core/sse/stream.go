@@ -12,8 +12,10 @@ import (
 // over http.ResponseWriter; adapters for other servers (fasthttp) bring
 // their own.
 type StreamWriter interface {
-	// Start sends the response head: status 200 and StreamHeader(). Serve
-	// calls it once, after the stream has subscribed, before any Write.
+	// Start prepares the response head: status 200 and StreamHeader().
+	// Serve calls it once, before any Write. The head need not reach the
+	// client before the first Write, which comes after the stream has
+	// subscribed, so that a client that sees the head is subscribed.
 	Start() error
 
 	// Write writes p and flushes it to the client. It must give up and

@@ -1,0 +1,279 @@
+package fibersse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ssekit/ssekit/core/sse"
+)
+
+var (
+	errClosed = errors.New("fibersse: the response body was closed")
+	errTaken  = errors.New("fibersse: the event stream is already being read")
+	// errReadable says that data waits on the socket (a pipelined request,
+	// a TLS alert), so its readiness no longer tells when the client leaves.
+	errReadable = errors.New("fibersse: data waits on the connection")
+)
+
+// errBuffered is the refusal, logged by the hub, when a middleware reads
+// the whole body of a stream.
+var errBuffered = fmt.Errorf("%w: fibersse: a middleware read the whole response body of an event stream "+
+	"(fiber's compress or etag middleware, or a logger with ${resBody}), "+
+	"so no event would ever reach the client; the request was answered with 500. "+
+	"Exclude the stream route from that middleware with its Next option, "+
+	`e.g. compress.New(compress.Config{Next: func(c fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})`, sse.ErrCannotStream)
+
+// Reader-side states of a stream.
+const (
+	idle    int32 = iota
+	serving       // the first Read started Serve
+	unused        // closed or read by a middleware before any Read: never served
+)
+
+// stream is the response body of one event stream, and the
+// sse.StreamWriter its Session is served to.
+//
+// fasthttp reads the body in the connection's goroutine, once the handler
+// chain has returned, and writes what it reads to the connection as a
+// chunk, flushed. The first Read starts Session.Serve in a goroutine of its
+// own; a Write hands its bytes to Read and returns once fasthttp has
+// flushed them (it asks for more) or has failed (it then closes the body
+// with the error). Write errors and write timeouts therefore reach the hub
+// at once, as with http.ResponseController.Flush on net/http, and the
+// response head goes out with the opening frame, after the stream has
+// subscribed.
+//
+// fasthttp does not read from a connection while it writes a response, so
+// nothing would notice a client that leaves until a write fails, which
+// on TCP is usually the second write after it left. While Read has nothing
+// to hand out, it waits in the netpoller for the socket to become readable
+// as well, the way net/http's background read does: a client that closes
+// the connection ends its stream at once. A Write wakes it with a read
+// deadline in the past.
+//
+// Nothing here touches the fiber.Ctx: the handler captured what the stream
+// needs (the connection, fasthttp's shutdown channel, a copy of the
+// request) before it returned.
+type stream struct {
+	hub    *sse.Hub
+	sess   *sse.Session
+	req    *http.Request      // a copy, for the refusal in WriteTo
+	resp   *fasthttp.Response // only in WriteTo, which runs inside the middleware that reads the body
+	conn   net.Conn           // write deadlines, and read deadlines to wake Read
+	sock   syscall.RawConn    // the socket under conn; nil: unknown
+	ctx    context.Context    // ends when the server shuts down, the client leaves or the body is closed
+	cancel context.CancelFunc
+
+	state    atomic.Int32
+	watching atomic.Bool // Read watches sock for the client's departure
+	gone     atomic.Bool // the client has closed its end
+
+	// Reader side: fasthttp's goroutine.
+	rest    []byte // what Read has yet to hand out of the current write
+	pending bool   // a Write waits for its bytes to be flushed
+
+	data   chan []byte   // Write → Read (capacity 1)
+	ack    chan struct{} // Read → Write: the bytes were flushed (capacity 1)
+	served chan struct{} // closed when Serve has returned
+
+	mu      sync.Mutex
+	waiting bool // Read waits on the socket: wake it with a read deadline
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	err       error // why the body was closed; set before closed is closed
+}
+
+func newStream(hub *sse.Hub, sess *sse.Session, r *http.Request, fc *fasthttp.RequestCtx, resp *fasthttp.Response) *stream {
+	ctx, cancel := context.WithCancel(serverContext(fc.Done()))
+	conn := fc.Conn()
+	st := &stream{
+		hub: hub, sess: sess, req: r, resp: resp, conn: conn,
+		ctx: ctx, cancel: cancel,
+		data:   make(chan []byte, 1),
+		ack:    make(chan struct{}, 1),
+		served: make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	st.sock = rawConn(conn)
+	st.watching.Store(st.sock != nil)
+	return st
+}
+
+// Read hands fasthttp the bytes of the current Write. Each call after the
+// first means the bytes handed out before have been written and flushed.
+func (s *stream) Read(p []byte) (int, error) {
+	if s.state.CompareAndSwap(idle, serving) {
+		if s.watching.Load() {
+			// A fasthttp ReadTimeout would end the watch early; fasthttp
+			// sets its read deadline anew before reading the next request.
+			_ = s.conn.SetReadDeadline(time.Time{})
+		}
+		go s.serve()
+	} else if s.state.Load() == unused {
+		return 0, io.EOF
+	}
+	if s.pending && len(s.rest) == 0 {
+		s.pending = false
+		s.ack <- struct{}{}
+	}
+	for len(s.rest) == 0 {
+		if !s.watching.Load() {
+			select {
+			case s.rest = <-s.data:
+			case <-s.served:
+				return 0, io.EOF // fasthttp ends the response cleanly
+			case <-s.closed:
+				return 0, io.EOF
+			}
+			break
+		}
+		s.mu.Lock()
+		select {
+		case s.rest = <-s.data:
+		case <-s.served:
+			s.mu.Unlock()
+			return 0, io.EOF
+		case <-s.closed:
+			s.mu.Unlock()
+			return 0, io.EOF
+		default:
+			s.waiting = true
+		}
+		s.mu.Unlock()
+		if len(s.rest) > 0 {
+			break
+		}
+		err := waitGone(s.sock)
+		s.mu.Lock()
+		s.waiting = false
+		_ = s.conn.SetReadDeadline(time.Time{}) // undo a wake-up
+		s.mu.Unlock()
+		switch {
+		case err == nil: // the client has gone
+			s.gone.Store(true)
+			s.cancel()
+			s.watching.Store(false)
+		case errors.Is(err, os.ErrDeadlineExceeded): // woken
+		default: // data waits, or the socket cannot be watched
+			s.watching.Store(false)
+		}
+	}
+	s.pending = true
+	n := copy(p, s.rest)
+	s.rest = s.rest[n:]
+	return n, nil
+}
+
+// wake makes a Read that waits on the socket look at the channels again.
+func (s *stream) wake() {
+	s.mu.Lock()
+	if s.waiting {
+		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+}
+
+func (s *stream) serve() {
+	reason := s.sess.Serve(s.ctx, s)
+	if s.conn != nil {
+		if reason == sse.EndWriteError || reason == sse.EndWriteTimeout || s.gone.Load() {
+			// The client is gone or the connection broken: make fasthttp's
+			// end of the response fail at once, so that it closes the
+			// connection.
+			_ = s.conn.SetWriteDeadline(time.Now())
+		} else {
+			// fasthttp sets no write deadline of its own unless its
+			// WriteTimeout is set: leave none on a connection that lives on.
+			_ = s.conn.SetWriteDeadline(time.Time{})
+		}
+	}
+	close(s.served)
+	s.wake()
+}
+
+// Start does nothing: the handler has set the status and the headers, and
+// fasthttp sends them with the first chunk.
+func (s *stream) Start() error { return nil }
+
+// Write hands p to fasthttp and waits until it has been flushed to the
+// client. The deadline on the connection bounds fasthttp's write.
+func (s *stream) Write(p []byte, timeout time.Duration) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if s.gone.Load() {
+		return nil // the stream ends: its context is done
+	}
+	if !s.watching.Load() && s.sock != nil && peerHungUp(s.sock) {
+		// Read stopped watching (data waits on the socket); look now.
+		s.gone.Store(true)
+		s.cancel()
+		return nil
+	}
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	select {
+	case s.data <- p:
+	case <-s.closed:
+		return s.err
+	}
+	s.wake()
+	select {
+	case <-s.ack:
+		return nil
+	case <-s.closed:
+		return s.err
+	}
+}
+
+// CloseWithError is called by fasthttp when it is done with the body:
+// with the error that ended its writing, if any. It ends a stream that is
+// being served, and releases one that never was.
+func (s *stream) CloseWithError(err error) error {
+	s.closeOnce.Do(func() {
+		if err == nil {
+			err = errClosed
+		}
+		s.err = err
+		close(s.closed)
+		s.cancel()
+		s.wake()
+		if s.state.CompareAndSwap(idle, unused) {
+			s.sess.Release()
+		}
+	})
+	return nil
+}
+
+// WriteTo is how fasthttp's Response.Body reads a whole body stream, as
+// middleware that compresses or hashes bodies does. An event
+// stream has no end: instead of waiting for one, WriteTo answers the
+// request with 500 and logs what to do.
+func (s *stream) WriteTo(w io.Writer) (int64, error) {
+	if !s.state.CompareAndSwap(idle, unused) {
+		return 0, errTaken
+	}
+	s.sess.Release()
+	ans := newAnswer()
+	s.hub.WriteRefusal(ans, s.req, errBuffered)
+	for k := range sse.StreamHeader() {
+		s.resp.Header.Del(k)
+	}
+	ans.copyHeader(&s.resp.Header)
+	s.resp.SetStatusCode(ans.status)
+	n, err := w.Write(ans.body)
+	return int64(n), err
+}
