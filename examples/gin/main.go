@@ -1,0 +1,82 @@
+// Command gin serves ssekit event streams from a Gin router.
+//
+//	go run ./examples/gin
+//	curl -N 'http://127.0.0.1:8080/events?topic=news'          # a tick every second
+//	curl -X POST 'http://127.0.0.1:8080/publish?topic=news&data=hello'
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/ginsse"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	flag.Parse()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Printf("listening on http://%s/events?topic=news\n", ln.Addr())
+	if err := run(ctx, ln); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves on ln until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, ln net.Listener) error {
+	hub, err := sse.NewHub(sse.Options{})
+	if err != nil {
+		return err
+	}
+	r := gin.Default()
+	r.GET("/events", ginsse.Handler(hub, ginsse.TopicsFromQuery("topic")))
+	r.POST("/publish", func(c *gin.Context) {
+		id, err := hub.Publish(c.Request.Context(), c.Query("topic"), sse.Event{Data: []byte(c.Query("data"))})
+		if err != nil {
+			c.String(http.StatusBadRequest, "%v\n", err)
+			return
+		}
+		c.String(http.StatusOK, "%s\n", id)
+	})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				_, _ = hub.Publish(ctx, "news", sse.Event{Data: []byte(now.Format(time.TimeOnly))})
+			}
+		}
+	}()
+
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The hub first: it ends the streams, which srv.Shutdown would wait for.
+	return errors.Join(hub.Shutdown(sctx), srv.Shutdown(sctx))
+}
