@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -187,7 +188,6 @@ func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
 // pump writes queued events, heartbeats and the final retry hint until the
 // stream ends.
 func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *int) (EndReason, error) {
-	var buf []byte
 	for {
 		select {
 		case <-s.notify:
@@ -195,79 +195,98 @@ func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *in
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				// A timeout middleware ended the request: the client is
 				// still there, so tell it when to come back.
-				return EndDeadline, h.write(st, appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
+				return EndDeadline, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 			}
 			return EndClientGone, nil
 		}
 		batch, dropped, ended := s.take()
 		if ended == EndSlowConsumer {
 			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
-			return ended, h.write(st, appendValid(buf[:0], &Event{Retry: h.closeRetry()}))
+			return ended, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 		}
-		before := s.after
-		out := h.frames(&buf, s, batch, dropped, ended != 0)
-		if ended != 0 { // shutdown or max age: send what is queued, then say when to return
-			out = appendValid(out, &Event{Retry: h.closeRetry()})
+		n, wrote, err := h.sendBatch(st, s, batch, dropped, ended != 0)
+		*sent += n
+		if err == nil && !wrote && s.beat.Swap(false) {
+			err, wrote = h.write(st, pingFrame), true
 		}
-		if s.beat.Swap(false) && len(out) == 0 {
-			out = append(buf[:0], ": ping\n\n"...)
+		if err != nil {
+			return writeErrorReason(err), err
 		}
-		if len(out) > 0 {
-			if err := h.write(st, out); err != nil {
-				return writeErrorReason(err), err
-			}
+		if wrote {
 			s.wrote.Store(true)
-			*sent += countAfter(batch, before)
+			s.beat.Store(false)
 		}
 		if ended != 0 {
 			return ended, nil
 		}
-		if cap(buf) > 64<<10 {
-			buf = nil // do not keep a large buffer on an idle stream
-		}
 	}
 }
 
-// countAfter counts the events of batch after Seq after.
-func countAfter(batch []queued, after uint64) int {
-	n := 0
-	for _, q := range batch {
-		if q.seq > after {
-			n++
-		}
-	}
-	return n
-}
+var pingFrame = []byte(": ping\n\n")
 
-// frames returns the bytes to write for a batch: the one frame itself when
-// there is only one (no copy), or all of them gathered in *buf, so that a
-// batch goes out in one write. With gather, the result is always in *buf.
-func (h *Hub) frames(buf *[]byte, s *subscriber, batch []queued, dropped, gather bool) []byte {
-	first, n := -1, 0
-	for i, q := range batch {
-		if q.seq > s.after {
-			if first < 0 {
-				first = i
-			}
-			n++
+// batchBuffers holds the buffers that batches are gathered in, so that an
+// idle stream holds none.
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// sendBatch writes the events of batch after s.after (the reset event
+// first if some were dropped, the final retry hint last when the stream is
+// ending), and returns how many events it sent and whether it wrote
+// anything. Small frames are gathered into writes of up to writeChunk
+// bytes; a single frame, or a large one, is written as it is, without a
+// copy.
+func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, dropped, ending bool) (n int, wrote bool, err error) {
+	fresh := batch
+	for len(fresh) > 0 && fresh[0].seq <= s.after {
+		fresh = fresh[1:]
+	}
+	if len(fresh) == 1 && !dropped && !ending {
+		s.after = fresh[0].seq
+		return 1, true, h.write(st, fresh[0].frame)
+	}
+	bp := batchBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	defer func() {
+		if cap(b) <= 2*writeChunk {
+			*bp = b[:0]
+			batchBuffers.Put(bp)
 		}
+	}()
+	flush := func() error {
+		if len(b) == 0 {
+			return nil
+		}
+		wrote = true
+		err := h.write(st, b)
+		b = b[:0]
+		return err
 	}
-	if n == 1 && !dropped && !gather {
-		s.after = batch[first].seq
-		return batch[first].frame
-	}
-	b := (*buf)[:0]
 	if dropped {
 		b = h.appendReset(b, "dropped", s.after)
 	}
-	for _, q := range batch {
-		if q.seq > s.after {
-			s.after = q.seq
-			b = append(b, q.frame...)
+	for _, q := range fresh { // in Seq order, all after s.after
+		s.after = q.seq
+		n++
+		if len(q.frame) >= writeChunk/2 {
+			if err := flush(); err != nil {
+				return n, wrote, err
+			}
+			wrote = true
+			if err := h.write(st, q.frame); err != nil {
+				return n, wrote, err
+			}
+			continue
 		}
+		if len(b)+len(q.frame) > writeChunk {
+			if err := flush(); err != nil {
+				return n, wrote, err
+			}
+		}
+		b = append(b, q.frame...)
 	}
-	*buf = b
-	return b
+	if ending {
+		b = appendValid(b, &Event{Retry: h.closeRetry()})
+	}
+	return n, wrote, flush()
 }
 
 // writeChunk bounds one write: a large replay or batch goes out in pieces,

@@ -81,6 +81,15 @@ func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	}
 }
 
+// recorder is a StreamWriter that keeps every write.
+type recorder struct{ writes []string }
+
+func (r *recorder) Start() error { return nil }
+func (r *recorder) Write(p []byte, _ time.Duration) error {
+	r.writes = append(r.writes, string(p))
+	return nil
+}
+
 // TestDropOldestSendsReset checks the bytes a DropOldest stream writes: the
 // reset event first, then the surviving events.
 func TestDropOldestSendsReset(t *testing.T) {
@@ -91,11 +100,13 @@ func TestDropOldestSendsReset(t *testing.T) {
 		s.enqueue(i, []byte("data: "+strconv.FormatUint(i, 10)+"\n\n"))
 	}
 	batch, dropped, _ := s.take()
-	var buf []byte
-	got := string(h.frames(&buf, s, batch, dropped, false))
+	var rec recorder
+	if n, _, err := h.sendBatch(&rec, s, batch, dropped, false); n != 2 || err != nil {
+		t.Fatalf("sendBatch = %d, %v", n, err)
+	}
 	want := "id: e-7\nevent: sse-reset\ndata: {\"reason\":\"dropped\"}\n\ndata: 9\n\ndata: 10\n\n"
-	if got != want {
-		t.Errorf("wrote %q, want %q", got, want)
+	if got := strings.Join(rec.writes, ""); got != want || len(rec.writes) != 1 {
+		t.Errorf("wrote %q in %d writes, want %q in one", got, len(rec.writes), want)
 	}
 }
 
@@ -132,19 +143,67 @@ func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 	}
 }
 
-func TestFramesSkipsReplayedEvents(t *testing.T) {
+func TestSendBatchSkipsReplayedEvents(t *testing.T) {
 	h := newTestHub(t, Options{})
 	s := newSubscriber(h, []string{"t"})
 	s.after = 5 // replay sent up to 5
 	batch := []queued{{4, []byte("4")}, {5, []byte("5")}, {6, []byte("6")}, {7, []byte("7")}}
-	var buf []byte
-	if got := string(h.frames(&buf, s, batch, false, false)); got != "67" || s.after != 7 {
-		t.Errorf("frames = %q, after %d; want \"67\", 7", got, s.after)
+	var rec recorder
+	if n, _, _ := h.sendBatch(&rec, s, batch, false, false); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
+		t.Errorf("sent %d as %q, after %d; want 2 as \"67\", 7", n, rec.writes, s.after)
 	}
-	one := []queued{{8, []byte("8")}}
-	if got := h.frames(&buf, s, one, false, false); &got[0] != &one[0].frame[0] {
-		t.Error("a single frame was copied")
+}
+
+// TestSendBatchWrites checks how a batch is cut into writes: small frames
+// gathered up to 64 KiB, large frames written as they are.
+func TestSendBatchWrites(t *testing.T) {
+	small := []byte(strings.Repeat("s", 1000))
+	large := []byte(strings.Repeat("L", 40<<10))
+	tests := []struct {
+		name   string
+		frames [][]byte
+		want   []int // lengths of the writes
+	}{
+		{"one small frame", [][]byte{small}, []int{1000}},
+		{"small frames gathered", [][]byte{small, small, small}, []int{3000}},
+		{"gathered up to 64 KiB", repeat(small, 70), []int{65000, 5000}},
+		{"large frame alone", [][]byte{small, large, small}, []int{1000, 40 << 10, 1000}},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHub(t, Options{})
+			s := newSubscriber(h, []string{"t"})
+			var batch []queued
+			for i, f := range tt.frames {
+				batch = append(batch, queued{uint64(i + 1), f})
+			}
+			var rec recorder
+			n, wrote, err := h.sendBatch(&rec, s, batch, false, false)
+			var lens []int
+			for _, w := range rec.writes {
+				lens = append(lens, len(w))
+			}
+			if n != len(tt.frames) || !wrote || err != nil || fmtInts(lens) != fmtInts(tt.want) {
+				t.Errorf("sendBatch = %d, %v, %v; writes %v, want %v", n, wrote, err, lens, tt.want)
+			}
+		})
+	}
+}
+
+func repeat(b []byte, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = b
+	}
+	return out
+}
+
+func fmtInts(v []int) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, strconv.Itoa(x))
+	}
+	return strings.Join(s, ",")
 }
 
 func TestUnregisterKeepsTopicIndex(t *testing.T) {
