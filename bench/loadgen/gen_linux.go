@@ -1,0 +1,537 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Gen opens and reads many SSE connections from a few goroutines: each
+// worker owns an epoll instance, non-blocking sockets and one shared read
+// buffer, and parses what it reads in place.
+type Gen struct {
+	cfg     Config
+	dst     syscall.SockaddrInet4
+	req     string // request without Last-Event-ID and final CRLF
+	workers []*worker
+	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []*conn
+}
+
+type worker struct {
+	g    *Gen
+	epfd int
+	dst  syscall.SockaddrInet4 // per worker: Connect writes into it
+	wake [2]int                // pipe: the runner writes a byte to wake epoll_wait
+	buf  []byte
+	stop atomic.Bool
+
+	mu       sync.Mutex // guards everything below and every conn of this worker
+	byFD     []*conn
+	pending  []*conn // waiting to connect
+	inflight int     // connects not yet answered
+	now      int64   // time of the current read, unix ns
+
+	opened, failed, peerClosed int64 // lifetime counters
+	lastOpenAt                 int64
+
+	// Phase state (see Mark).
+	markAt        int64
+	marked        int
+	complete      int
+	markedClosed  int
+	delivered     int64 // in-range events that advanced a conn
+	gaps, dups    int64
+	other         int64 // events whose data is not "<ts> <seq>"
+	firstEventAt  int64 // first and last in-range event
+	lastEventAt   int64
+	lat, complHis Hist
+}
+
+type connState uint8
+
+const (
+	stIdle connState = iota
+	stConnecting
+	stOpen // request sent; the stream (head, then body) is being read
+	stClosed
+)
+
+type conn struct {
+	w       *worker
+	idx     int
+	fd      int
+	state   connState
+	headOK  bool
+	ownStop bool // closed by the generator, not the server
+	src     [4]byte
+	stream  stream
+	lastSeq uint64
+	lastID  string // Last-Event-ID to send on the next connect
+
+	// Phase (see Mark).
+	marked bool
+	done   bool
+	lo, hi uint64
+	need   int
+	got    int
+}
+
+// New starts a generator's workers. It opens no connection yet.
+func New(cfg Config) (*Gen, error) {
+	cfg.setDefaults()
+	ap, err := netip.ParseAddrPort(cfg.Addr)
+	if err != nil || !ap.Addr().Is4() {
+		return nil, fmt.Errorf("loadgen: Addr %q: want an IPv4 host:port", cfg.Addr)
+	}
+	g := &Gen{cfg: cfg, dst: syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}}
+	g.req = "GET " + cfg.Path + " HTTP/1.1\r\nHost: " + cfg.Addr +
+		"\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: ssekit-bench\r\n"
+	for range cfg.Workers {
+		w := &worker{g: g, dst: g.dst, buf: make([]byte, cfg.ReadBuffer)}
+		if w.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("loadgen: epoll_create: %w", err)
+		}
+		if err = syscall.Pipe2(w.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+			_ = syscall.Close(w.epfd)
+			g.Close()
+			return nil, fmt.Errorf("loadgen: pipe: %w", err)
+		}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(w.wake[0])}
+		if err = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, w.wake[0], &ev); err != nil {
+			w.closeFDs()
+			g.Close()
+			return nil, fmt.Errorf("loadgen: epoll_ctl: %w", err)
+		}
+		g.workers = append(g.workers, w)
+		g.wg.Add(1)
+		go w.loop()
+	}
+	return g, nil
+}
+
+// Connect opens n more connections. lastID, when not nil, gives the
+// Last-Event-ID header of the i-th new one (empty: none). It returns at
+// once; watch Stats for the outcome.
+func (g *Gen) Connect(n int, lastID func(i int) string) {
+	g.mu.Lock()
+	base := len(g.conns)
+	byWorker := make([][]*conn, len(g.workers))
+	for i := range n {
+		idx := base + i
+		w := g.workers[idx%len(g.workers)]
+		c := &conn{w: w, idx: idx, fd: -1}
+		c.src = [4]byte{127, 0, 0, byte(1 + idx%g.cfg.SourceAddrs)}
+		if lastID != nil {
+			c.lastID = lastID(i)
+		}
+		g.conns = append(g.conns, c)
+		byWorker[idx%len(g.workers)] = append(byWorker[idx%len(g.workers)], c)
+	}
+	g.mu.Unlock()
+	for i, w := range g.workers {
+		w.enqueue(byWorker[i])
+	}
+}
+
+// Reconnect opens every closed connection again (call CloseAll first),
+// with the last event ID it saw as Last-Event-ID. Each connection keeps its
+// last sequence number, so gaps and duplicates across the reconnect are
+// counted, and its phase mark (see MarkAll).
+func (g *Gen) Reconnect() {
+	g.mu.Lock()
+	byWorker := make([][]*conn, len(g.workers))
+	for _, c := range g.conns {
+		w := c.w
+		w.mu.Lock()
+		if c.state != stClosed {
+			w.mu.Unlock()
+			continue
+		}
+		c.lastID = string(c.stream.id[:c.stream.idLen])
+		c.stream = stream{}
+		c.state, c.headOK, c.ownStop = stIdle, false, false
+		w.mu.Unlock()
+		byWorker[c.idx%len(g.workers)] = append(byWorker[c.idx%len(g.workers)], c)
+	}
+	g.mu.Unlock()
+	for i, w := range g.workers {
+		w.enqueue(byWorker[i])
+	}
+}
+
+// CloseAll closes every connection from the client side.
+func (g *Gen) CloseAll() {
+	for _, w := range g.workers {
+		w.mu.Lock()
+		for _, c := range w.byFD {
+			if c != nil {
+				c.ownStop = true
+				w.closeConn(c)
+			}
+		}
+		w.pending = w.pending[:0]
+		w.mu.Unlock()
+	}
+}
+
+// Close closes every connection and stops the workers.
+func (g *Gen) Close() {
+	g.CloseAll()
+	for _, w := range g.workers {
+		w.stop.Store(true)
+		w.poke()
+	}
+	g.wg.Wait()
+	for _, w := range g.workers {
+		w.closeFDs()
+	}
+	g.workers = nil
+}
+
+// Stats returns the lifetime counters.
+func (g *Gen) Stats() Stats {
+	var s Stats
+	s.Conns = len(g.connsSnapshot())
+	for _, w := range g.workers {
+		w.mu.Lock()
+		s.Opened += w.opened
+		s.Failed += w.failed
+		s.PeerClosed += w.peerClosed
+		s.LastOpenAt = max(s.LastOpenAt, w.lastOpenAt)
+		for _, c := range w.byFD {
+			if c != nil && c.headOK {
+				s.Open++
+			}
+		}
+		w.mu.Unlock()
+	}
+	return s
+}
+
+func (g *Gen) connsSnapshot() []*conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conns
+}
+
+// Mark starts a phase: every open connection is expected to receive the
+// events with sequence numbers lo..hi (inclusive), and is complete once it
+// has need of them. Phase counters and histograms are reset.
+func (g *Gen) Mark(lo, hi uint64, need int) { g.mark(lo, hi, need, false) }
+
+// MarkAll is Mark for every connection, open or not: use it before
+// Reconnect, so that events replayed right after a reconnect count.
+func (g *Gen) MarkAll(lo, hi uint64, need int) { g.mark(lo, hi, need, true) }
+
+func (g *Gen) mark(lo, hi uint64, need int, all bool) {
+	conns := g.connsSnapshot()
+	now := time.Now().UnixNano()
+	for _, w := range g.workers {
+		w.mu.Lock()
+	}
+	for _, w := range g.workers {
+		w.markAt, w.marked, w.complete, w.markedClosed = now, 0, 0, 0
+		w.delivered, w.gaps, w.dups, w.other = 0, 0, 0, 0
+		w.firstEventAt, w.lastEventAt = 0, 0
+		w.lat.Reset()
+		w.complHis.Reset()
+	}
+	for _, c := range conns {
+		c.marked = c.headOK || all
+		c.done, c.lo, c.hi, c.need, c.got = false, lo, hi, need, 0
+		if c.marked {
+			c.w.marked++
+		}
+	}
+	for _, w := range g.workers {
+		w.mu.Unlock()
+	}
+}
+
+// Progress reports the current phase: connections marked, how many of them
+// have received what they need, how many closed before that, and the
+// in-range events delivered so far.
+func (g *Gen) Progress() (marked, complete, closed int, delivered int64) {
+	for _, w := range g.workers {
+		w.mu.Lock()
+		marked += w.marked
+		complete += w.complete
+		closed += w.markedClosed
+		delivered += w.delivered
+		w.mu.Unlock()
+	}
+	return
+}
+
+// Phase returns the current phase's results.
+func (g *Gen) Phase() Phase {
+	var p Phase
+	for _, w := range g.workers {
+		w.mu.Lock()
+		p.Marked += w.marked
+		p.Complete += w.complete
+		p.Closed += w.markedClosed
+		p.Delivered += w.delivered
+		p.Gaps += w.gaps
+		p.Dups += w.dups
+		p.Other += w.other
+		if w.firstEventAt != 0 && (p.FirstEventAt == 0 || w.firstEventAt < p.FirstEventAt) {
+			p.FirstEventAt = w.firstEventAt
+		}
+		p.LastEventAt = max(p.LastEventAt, w.lastEventAt)
+		p.MarkAt = w.markAt
+		p.Latency.Merge(&w.lat)
+		p.Completion.Merge(&w.complHis)
+		w.mu.Unlock()
+	}
+	for _, c := range g.connsSnapshot() {
+		c.w.mu.Lock()
+		if c.marked {
+			span := int64(c.hi - c.lo + 1)
+			p.Expected += span
+			p.Losses += max(0, span-int64(c.got))
+		}
+		c.w.mu.Unlock()
+	}
+	return p
+}
+
+func (w *worker) enqueue(cs []*conn) {
+	if len(cs) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.pending = append(w.pending, cs...)
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *worker) poke() {
+	_, _ = syscall.Write(w.wake[1], []byte{1})
+}
+
+func (w *worker) closeFDs() {
+	for _, fd := range []int{w.epfd, w.wake[0], w.wake[1]} {
+		if fd > 0 {
+			_ = syscall.Close(fd)
+		}
+	}
+	w.epfd, w.wake = -1, [2]int{-1, -1}
+}
+
+func (w *worker) loop() {
+	defer w.g.wg.Done()
+	events := make([]syscall.EpollEvent, 512)
+	var drain [64]byte
+	for !w.stop.Load() {
+		n, err := syscall.EpollWait(w.epfd, events, 50)
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			return
+		}
+		w.mu.Lock()
+		w.startPending()
+		for i := 0; i < n; i++ {
+			fd := int(events[i].Fd)
+			if fd == w.wake[0] {
+				for {
+					if k, _ := syscall.Read(fd, drain[:]); k <= 0 {
+						break
+					}
+				}
+				continue
+			}
+			if fd >= len(w.byFD) || w.byFD[fd] == nil {
+				continue
+			}
+			w.handle(w.byFD[fd], events[i].Events)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// startPending starts connects, keeping at most MaxInflight unanswered.
+func (w *worker) startPending() {
+	k := 0
+	for ; k < len(w.pending); k++ {
+		if w.g.cfg.MaxInflight > 0 && w.inflight >= w.g.cfg.MaxInflight {
+			break
+		}
+		w.dial(w.pending[k])
+	}
+	w.pending = w.pending[:copy(w.pending, w.pending[k:])]
+}
+
+func (w *worker) dial(c *conn) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		w.failed++
+		return
+	}
+	// Let connect() pick the port per 4-tuple rather than bind() per
+	// source address, so several source addresses multiply the ports.
+	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	if w.g.cfg.SourceAddrs > 1 {
+		src := syscall.SockaddrInet4{Addr: c.src}
+		if err := syscall.Bind(fd, &src); err != nil {
+			_ = syscall.Close(fd)
+			w.failed++
+			return
+		}
+	}
+	c.fd, c.state = fd, stConnecting
+	w.setFD(fd, c)
+	w.inflight++
+	err = syscall.Connect(fd, &w.dst)
+	switch {
+	case err == nil:
+		w.sendRequest(c)
+	case errors.Is(err, syscall.EINPROGRESS):
+		ev := syscall.EpollEvent{Events: syscall.EPOLLOUT, Fd: int32(fd)}
+		if syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
+			w.closeConn(c)
+		}
+	default:
+		w.closeConn(c)
+	}
+}
+
+const ipBindAddressNoPort = 24 // IP_BIND_ADDRESS_NO_PORT, Linux 4.2+
+
+func (w *worker) setFD(fd int, c *conn) {
+	for fd >= len(w.byFD) {
+		w.byFD = append(w.byFD, make([]*conn, len(w.byFD)+1024)...)
+	}
+	w.byFD[fd] = c
+}
+
+func (w *worker) sendRequest(c *conn) {
+	req := w.g.req
+	if c.lastID != "" {
+		req += "Last-Event-ID: " + c.lastID + "\r\n"
+	}
+	req += "\r\n"
+	if n, err := syscall.Write(c.fd, []byte(req)); err != nil || n != len(req) {
+		w.closeConn(c)
+		return
+	}
+	c.state = stOpen
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(c.fd)}
+	op := syscall.EPOLL_CTL_MOD
+	if err := syscall.EpollCtl(w.epfd, op, c.fd, &ev); errors.Is(err, syscall.ENOENT) {
+		op = syscall.EPOLL_CTL_ADD
+		err = syscall.EpollCtl(w.epfd, op, c.fd, &ev)
+		if err != nil {
+			w.closeConn(c)
+		}
+	} else if err != nil {
+		w.closeConn(c)
+	}
+}
+
+func (w *worker) handle(c *conn, ev uint32) {
+	if c.state == stConnecting {
+		if ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
+			return
+		}
+		if soErr, err := syscall.GetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || soErr != 0 {
+			w.closeConn(c)
+			return
+		}
+		w.sendRequest(c)
+		return
+	}
+	if c.state != stOpen {
+		return
+	}
+	n, err := syscall.Read(c.fd, w.buf)
+	if n <= 0 {
+		if n < 0 && errors.Is(err, syscall.EAGAIN) {
+			return
+		}
+		w.closeConn(c)
+		return
+	}
+	w.now = time.Now().UnixNano()
+	c.stream.feed(w.buf[:n], c)
+	if c.state == stOpen && c.stream.body && !c.headOK {
+		w.closeConn(c) // not a 200
+	}
+}
+
+// closeConn closes c's socket and counts why.
+func (w *worker) closeConn(c *conn) {
+	if c.fd >= 0 {
+		_ = syscall.Close(c.fd) // also removes it from the epoll set
+		if c.fd < len(w.byFD) {
+			w.byFD[c.fd] = nil
+		}
+	}
+	switch {
+	case c.headOK && !c.ownStop:
+		w.peerClosed++
+	case c.state == stConnecting || (c.state == stOpen && !c.headOK):
+		w.inflight--
+		w.failed++
+	}
+	if c.marked && !c.done {
+		w.markedClosed++
+		c.done = true
+	}
+	c.fd, c.state = -1, stClosed
+}
+
+func (c *conn) onHead(status int) {
+	w := c.w
+	if status != 200 {
+		return
+	}
+	c.headOK = true
+	w.inflight--
+	w.opened++
+	w.lastOpenAt = w.now
+}
+
+func (c *conn) onEvent(ts int64, seq uint64, ok bool) {
+	w := c.w
+	if !ok {
+		w.other++
+		return
+	}
+	switch {
+	case c.lastSeq == 0 || seq == c.lastSeq+1:
+	case seq > c.lastSeq:
+		w.gaps += int64(seq - c.lastSeq - 1)
+	default:
+		w.dups++
+	}
+	advanced := seq > c.lastSeq
+	if advanced {
+		c.lastSeq = seq
+	}
+	if !c.marked || seq < c.lo || seq > c.hi {
+		return
+	}
+	if w.firstEventAt == 0 {
+		w.firstEventAt = w.now
+	}
+	w.lastEventAt = w.now
+	w.lat.Record(w.now - ts)
+	if !advanced {
+		return
+	}
+	c.got++
+	w.delivered++
+	if c.got == c.need && !c.done {
+		c.done = true
+		w.complete++
+		w.complHis.Record(w.now - w.markAt)
+	}
+}
