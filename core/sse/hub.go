@@ -68,8 +68,9 @@ type Options struct {
 	// ResetEventType is the type of the event sent when a client cannot be
 	// given every event it missed: its Last-Event-ID is unknown, from an
 	// earlier process lifetime or evicted from the Store, or DropOldest
-	// dropped events. Its data is JSON: {"reason":"unknown-id"},
-	// {"reason":"evicted"} or {"reason":"dropped"}. Clients should reload
+	// dropped events, or a shared store lost events during an outage. Its
+	// data is JSON: {"reason":"unknown-id"}, {"reason":"evicted"},
+	// {"reason":"dropped"} or {"reason":"unavailable"}. Clients should reload
 	// their state when they see it. Default "sse-reset".
 	ResetEventType string
 
@@ -218,6 +219,11 @@ type Hub struct {
 	closing     bool
 	drained     chan struct{} // closed when closing and active == 0
 	stopBeat    chan struct{} // non-nil while the heartbeat goroutine runs
+
+	// With a Broadcaster store, guarded by mu: the Seq of the newest entry
+	// this hub published, and whether the store stopped broadcasting.
+	published     uint64
+	broadcastDown bool
 }
 
 // NewHub returns a Hub configured by opts.
@@ -262,6 +268,16 @@ func (h *Hub) listen(b Broadcaster) error {
 	go func() {
 		defer close(h.listening)
 		state := func(err error) {
+			h.mu.Lock()
+			h.broadcastDown = err != nil
+			if errors.Is(err, ErrEvicted) {
+				// Events were lost between this hub and the store: every
+				// open stream may have missed some, so each gets a reset.
+				for s := range h.subs {
+					s.owe("evicted")
+				}
+			}
+			h.mu.Unlock()
 			if err != nil {
 				h.log.Warn("sse: the store stopped broadcasting; catching up when it is back", "err", err)
 			} else {
@@ -329,6 +345,9 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		if err != nil {
 			return "", fmt.Errorf("sse: Publish: store: %w", err)
 		}
+		h.mu.Lock()
+		h.published = max(h.published, entry.Seq)
+		h.mu.Unlock()
 		return entry.Event.ID, nil
 	}
 	h.pubMu.Lock()
@@ -539,6 +558,9 @@ func (h *Hub) tick(now time.Time) {
 // Broadcaster store, Shutdown also stops listening to it; call Shutdown
 // for every hub you no longer use, so that its listener ends.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	if h.stopListen != nil {
+		h.awaitPublished(ctx)
+	}
 	h.mu.Lock()
 	if !h.closing {
 		h.closing = true
@@ -585,4 +607,24 @@ func (h *Hub) Stats() Stats {
 		st.QueuedBytes += s.queuedBytes()
 	}
 	return st
+}
+
+// awaitPublished waits until the hub has delivered what it published
+// itself, so that Shutdown ends no stream before an event published just
+// before it reached the stream. It does not wait while the Broadcaster is
+// not broadcasting, nor beyond ctx.
+func (h *Hub) awaitPublished(ctx context.Context) {
+	for {
+		h.mu.Lock()
+		done := h.lastSeq >= h.published || h.broadcastDown
+		h.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
 }

@@ -133,6 +133,7 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	if len(lastID) <= h.opts.MaxLastEventIDLength {
 		pos, err = h.store.Position(lastID)
 	}
+	var written uint64 // Seq of the newest event sent
 	for err == nil {
 		var entries []Entry
 		entries, err = h.store.After(ctx, pos, s.topics, page)
@@ -143,6 +144,9 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 		for i := range entries {
 			buf = appendValid(buf, &entries[i].Event)
 			pos = entries[i].Seq
+		}
+		if len(entries) > 0 {
+			written = pos
 		}
 		if len(buf) > 0 {
 			if werr := h.write(st, buf); werr != nil {
@@ -173,7 +177,7 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 		f(ReplayReset, *sent, reason)
 	}
 	// Pages sent before the failure may reach past the live queue's start.
-	s.after = max(s.after, pos)
+	s.after = max(s.after, written)
 	return h.write(st, h.appendReset(buf[:0], reason, s.after))
 }
 
@@ -199,12 +203,12 @@ func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *in
 			}
 			return EndClientGone, nil
 		}
-		batch, dropped, ended := s.take()
+		batch, reset, ended := s.take()
 		if ended == EndSlowConsumer {
 			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
 			return ended, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 		}
-		n, wrote, err := h.sendBatch(st, s, batch, dropped, ended != 0)
+		n, wrote, err := h.sendBatch(st, s, batch, reset, ended != 0)
 		*sent += n
 		if err == nil && !wrote && s.beat.Swap(false) {
 			err, wrote = h.write(st, pingFrame), true
@@ -229,17 +233,17 @@ var pingFrame = []byte(": ping\n\n")
 var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // sendBatch writes the events of batch after s.after (the reset event
-// first if some were dropped, the final retry hint last when the stream is
+// first if one is owed, the final retry hint last when the stream is
 // ending), and returns how many events it sent and whether it wrote
 // anything. Small frames are gathered into writes of up to writeChunk
 // bytes; a single frame, or a large one, is written as it is, without a
 // copy.
-func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, dropped, ending bool) (n int, wrote bool, err error) {
+func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, reset string, ending bool) (n int, wrote bool, err error) {
 	fresh := batch
 	for len(fresh) > 0 && fresh[0].seq <= s.after {
 		fresh = fresh[1:]
 	}
-	if len(fresh) == 1 && !dropped && !ending {
+	if len(fresh) == 1 && reset == "" && !ending {
 		s.after = fresh[0].seq
 		return 1, true, h.write(st, fresh[0].frame)
 	}
@@ -260,8 +264,8 @@ func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, dropped,
 		b = b[:0]
 		return err
 	}
-	if dropped {
-		b = h.appendReset(b, "dropped", s.after)
+	if reset != "" {
+		b = h.appendReset(b, reset, s.after)
 	}
 	for _, q := range fresh { // in Seq order, all after s.after
 		s.after = q.seq

@@ -30,12 +30,12 @@ type subscriber struct {
 	wrote  atomic.Bool   // written since the last heartbeat tick
 	beat   atomic.Bool   // a heartbeat is due
 
-	mu      sync.Mutex
-	queue   []queued
-	spare   []queued // the stream goroutine's previous batch, reused
-	bytes   int
-	dropped bool
-	ended   EndReason // 0 while the stream runs
+	mu    sync.Mutex
+	queue []queued
+	spare []queued // the stream goroutine's previous batch, reused
+	bytes int
+	reset string    // reason of a reset event owed to the stream, or ""
+	ended EndReason // 0 while the stream runs
 }
 
 func newSubscriber(h *Hub, topics []string) *subscriber {
@@ -94,7 +94,9 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 		n := copy(s.queue, s.queue[drop:])
 		clear(s.queue[n:])
 		s.queue = s.queue[:n]
-		s.dropped = true
+		if s.reset == "" {
+			s.reset = "dropped"
+		}
 		if s.bytes+len(frame) > opts.MaxQueueBytes {
 			// The frame alone is over the byte bound.
 			s.mu.Unlock()
@@ -124,17 +126,28 @@ func (s *subscriber) end(reason EndReason) {
 	s.wake()
 }
 
-// take returns everything queued, whether events were dropped since the
-// last take, and whether the stream is to end. The returned slice is valid
-// until the next take.
-func (s *subscriber) take() (batch []queued, dropped bool, ended EndReason) {
+// take returns everything queued, the reason of a reset event owed to the
+// stream ("" if none), and whether the stream is to end. The returned
+// slice is valid until the next take.
+func (s *subscriber) take() (batch []queued, reset string, ended EndReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.spare)
 	batch, s.queue, s.spare = s.queue, s.spare[:0], s.queue
 	s.bytes = 0
-	dropped, s.dropped = s.dropped, false
-	return batch, dropped, s.ended
+	reset, s.reset = s.reset, ""
+	return batch, reset, s.ended
+}
+
+// owe records that the stream must be sent a reset event with reason
+// before its next events.
+func (s *subscriber) owe(reason string) {
+	s.mu.Lock()
+	if s.reset == "" {
+		s.reset = reason
+	}
+	s.mu.Unlock()
+	s.wake()
 }
 
 func (s *subscriber) queuedBytes() int {

@@ -47,10 +47,10 @@ func TestQueueLimits(t *testing.T) {
 			for i := 1; i <= tt.frames; i++ {
 				s.enqueue(uint64(i), frame)
 			}
-			batch, dropped, ended := s.take()
-			if seqs(batch) != tt.wantSeqs || dropped != tt.wantDropped || ended != tt.wantEnded {
-				t.Errorf("take() = [%s], dropped %v, ended %v; want [%s], %v, %v",
-					seqs(batch), dropped, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
+			batch, reset, ended := s.take()
+			if dropped := reset == "dropped"; seqs(batch) != tt.wantSeqs || dropped != tt.wantDropped || ended != tt.wantEnded {
+				t.Errorf("take() = [%s], reset %q, ended %v; want [%s], dropped %v, %v",
+					seqs(batch), reset, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
 			}
 			if tt.wantEnded == 0 && len(frame) <= s.hub.opts.MaxQueueBytes {
 				if s.enqueue(99, frame); s.queuedBytes() != len(frame) {
@@ -99,9 +99,9 @@ func TestDropOldestSendsReset(t *testing.T) {
 	for i := uint64(8); i <= 10; i++ {
 		s.enqueue(i, []byte("data: "+strconv.FormatUint(i, 10)+"\n\n"))
 	}
-	batch, dropped, _ := s.take()
+	batch, reset, _ := s.take()
 	var rec recorder
-	if n, _, err := h.sendBatch(&rec, s, batch, dropped, false); n != 2 || err != nil {
+	if n, _, err := h.sendBatch(&rec, s, batch, reset, false); n != 2 || err != nil {
 		t.Fatalf("sendBatch = %d, %v", n, err)
 	}
 	want := "id: e-7\nevent: sse-reset\ndata: {\"reason\":\"dropped\"}\n\ndata: 9\n\ndata: 10\n\n"
@@ -149,7 +149,7 @@ func TestSendBatchSkipsReplayedEvents(t *testing.T) {
 	s.after = 5 // replay sent up to 5
 	batch := []queued{{4, []byte("4")}, {5, []byte("5")}, {6, []byte("6")}, {7, []byte("7")}}
 	var rec recorder
-	if n, _, _ := h.sendBatch(&rec, s, batch, false, false); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
+	if n, _, _ := h.sendBatch(&rec, s, batch, "", false); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
 		t.Errorf("sent %d as %q, after %d; want 2 as \"67\", 7", n, rec.writes, s.after)
 	}
 }
@@ -178,7 +178,7 @@ func TestSendBatchWrites(t *testing.T) {
 				batch = append(batch, queued{uint64(i + 1), f})
 			}
 			var rec recorder
-			n, wrote, err := h.sendBatch(&rec, s, batch, false, false)
+			n, wrote, err := h.sendBatch(&rec, s, batch, "", false)
 			var lens []int
 			for _, w := range rec.writes {
 				lens = append(lens, len(w))

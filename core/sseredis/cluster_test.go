@@ -602,7 +602,8 @@ func TestPublishWhileUnreachable(t *testing.T) {
 // TestOutageLongerThanHistory: a node cut off from Redis while more events
 // than the history holds are published delivers, once back, what the
 // history still holds, and tells its hub (an error matching
-// sse.ErrEvicted) that its open streams missed the rest.
+// sse.ErrEvicted) that its open streams missed the rest: each gets the
+// reset event before the events the history still holds.
 func TestOutageLongerThanHistory(t *testing.T) {
 	env := newEnv(t)
 	a := env.node("A", nodeConfig{store: sseredis.Options{MaxEvents: 20}})
@@ -617,7 +618,14 @@ func TestOutageLongerThanHistory(t *testing.T) {
 	}
 	a.proxy.Up()
 	waitUntil(t, "A to recover", func() bool { return a.states.delivering() })
-	expectExactly(t, "A's client", r, append([]record{{id: r.events()[0].id, typ: "message", data: "before"}}, env.history("t")...))
+	// The hub owes every open stream a reset for the events the history
+	// lost; it comes before the ones it still holds.
+	got := r.events()
+	if len(got) < 2 || got[1].typ != "sse-reset" || got[1].data != `{"reason":"evicted"}` {
+		t.Fatalf("A's client: %v: want the reset event after the first", got)
+	}
+	want := append([]record{{id: got[0].id, typ: "message", data: "before"}, got[1]}, env.history("t")...)
+	expectExactly(t, "A's client", r, want)
 	a.states.mu.Lock()
 	defer a.states.mu.Unlock()
 	evicted := 0

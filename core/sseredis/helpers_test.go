@@ -195,11 +195,16 @@ func (e *testEnv) node(name string, cfg nodeConfig) *node {
 		cfg.hub.Logger = e.log
 	}
 	cfg.hub.Observer.BroadcastState = n.states.add
+	subscribed := len(e.clientIDs(true))
 	hub, err := sse.NewHub(cfg.hub)
 	if err != nil {
 		e.t.Fatalf("NewHub: %v", err)
 	}
 	n.hub = hub
+	// NewHub returns before the hub's subscription is made. Events
+	// published meanwhile are read from the stream when it is, unless the
+	// tests' tiny histories have dropped them already: wait for it.
+	waitUntil(e.t, "node "+name+"'s subscription", func() bool { return len(e.clientIDs(true)) > subscribed })
 	if cfg.http.Topics == nil {
 		cfg.http.Topics = sse.TopicsFromQuery("topic")
 	}
