@@ -67,6 +67,7 @@ const (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on; port 0 picks a free port")
+	redisAddr := flag.String("redis", "", "Redis `host:port`: share events and history with every demo on the same Redis (default: in memory)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "ssekit demo: unexpected argument %q\n", flag.Arg(0))
@@ -96,8 +97,17 @@ func main() {
 		stop()
 	}()
 
+	cfg := defaultConfig()
+	if *redisAddr != "" {
+		store, err := redisStore(ctx, *redisAddr, "ssekit-demo")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ssekit demo: %v\n", err)
+			os.Exit(1)
+		}
+		cfg.store = store
+	}
 	fmt.Printf("ssekit demo: open %s\n", pageURL(ln.Addr()))
-	if err := run(ctx, ln, defaultConfig()); err != nil {
+	if err := run(ctx, ln, cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "ssekit demo: %v\n", err)
 		os.Exit(1)
 	}
@@ -121,6 +131,7 @@ func pageURL(addr net.Addr) string {
 type config struct {
 	metricsEvery time.Duration // how often the dashboard's metric is published
 	jobStep      time.Duration // how long a job takes for each percent
+	store        sse.Store     // nil: the hub's in-memory default
 }
 
 func defaultConfig() config {
@@ -201,8 +212,9 @@ func newDemo(cfg config) (*demo, error) {
 	}
 	// The default Store keeps recent events in memory (the last 4096, for
 	// at most an hour), so clients that reconnect, or reload the page with
-	// ?lastEventId=, get what they missed.
-	hub, err := sse.NewHub(sse.Options{Retry: 2 * time.Second})
+	// ?lastEventId=, get what they missed. With -redis, the history and
+	// every event are shared by all the demos on that Redis.
+	hub, err := sse.NewHub(sse.Options{Retry: 2 * time.Second, Store: cfg.store})
 	if err != nil {
 		return nil, err
 	}
