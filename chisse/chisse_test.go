@@ -12,12 +12,13 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 func TestTopicsFromParam(t *testing.T) {
 	checkGoroutines(t)
 	var logs logBuffer
-	hub := newHub(t, sse.Options{Logger: logs.slog()})
+	hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
 	r := chi.NewRouter()
 	r.Get("/rooms/{room}/events", chisse.Handler(hub, chisse.TopicsFromParam("room")))
 	r.Get("/wrong/{room}", chisse.Handler(hub, chisse.TopicsFromParam("roomm")))
@@ -30,7 +31,7 @@ func TestTopicsFromParam(t *testing.T) {
 		{"/rooms/caf%C3%A9/events", "café"},
 		{"/rooms/100%25/events", "100%"},
 	} {
-		st := connect(t, srv.URL+c.path, "", nil)
+		st := ssetest.Open(t, srv.URL+c.path, "", nil)
 		publish(t, hub, "other", "not for this stream")
 		id := publish(t, hub, c.topic, "for "+c.topic)
 		if ev := next(t, st); ev.Data != "for "+c.topic || ev.LastEventID != id {
@@ -47,14 +48,14 @@ func TestTopicsFromParam(t *testing.T) {
 }
 
 func TestTopicsFromQuery(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Get("/events", chisse.Handler(hub, chisse.TopicsFromQuery("t")))
 	r.Get("/default", chisse.Handler(hub))
 	srv := serve(t, r)
 
-	st := connect(t, srv.URL+"/events?t=a&t=b", "", nil)
-	def := connect(t, srv.URL+"/default?topic=b", "", nil)
+	st := ssetest.Open(t, srv.URL+"/events?t=a&t=b", "", nil)
+	def := ssetest.Open(t, srv.URL+"/default?topic=b", "", nil)
 	a := publish(t, hub, "a", "on a")
 	b := publish(t, hub, "b", "on b")
 	if ev := next(t, st); ev.LastEventID != a {
@@ -74,7 +75,7 @@ func TestTopicsFromQuery(t *testing.T) {
 // TestOptionOrder: the topic, auth and CORS options override
 // WithHandlerOptions whatever their order; fields they do not set stay.
 func TestOptionOrder(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	base := sse.HandlerOptions{
 		Topics: sse.Topics("base"),
 		CORS:   &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
@@ -85,7 +86,7 @@ func TestOptionOrder(t *testing.T) {
 	srv := serve(t, r)
 	origin := http.Header{"Origin": {"http://app.example"}}
 	for _, path := range []string{"/before", "/after"} {
-		st := connect(t, srv.URL+path, "", origin)
+		st := ssetest.Open(t, srv.URL+path, "", origin)
 		if got := st.Response.Header.Get("Access-Control-Allow-Origin"); got != "http://app.example" {
 			t.Errorf("%s: the base CORS was lost (Access-Control-Allow-Origin %q)", path, got)
 		}
@@ -137,7 +138,7 @@ func userTopic(r *http.Request) ([]string, error) {
 // chi handlers behind the middleware read it too.
 func TestPrincipalPerUserTopic(t *testing.T) {
 	checkGoroutines(t)
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	auth := testAuth()
 	r := chi.NewRouter()
 	r.Group(func(r chi.Router) {
@@ -152,8 +153,8 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	srv := serve(t, r)
 
 	for _, path := range []string{"/me/events", "/own/events"} {
-		ann := connect(t, srv.URL+path, "", bearer("good-ann"))
-		bob := connect(t, srv.URL+path, "", bearer("good-bob"))
+		ann := ssetest.Open(t, srv.URL+path, "", bearer("good-ann"))
+		bob := ssetest.Open(t, srv.URL+path, "", bearer("good-bob"))
 		publish(t, hub, "user/bob", "for bob")
 		id := publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann); ev.Data != "for ann" || ev.LastEventID != id {
@@ -179,7 +180,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 // WithAuth when set; preflights pass unauthenticated.
 func TestAuthMiddleware(t *testing.T) {
 	refused := make(chan sse.RefusalReason, 8)
-	hub := newHub(t, sse.Options{Observer: sse.Observer{Refused: func(_ *http.Request, reason sse.RefusalReason, _ int) {
+	hub := ssetest.NewHub(t, sse.Options{Observer: sse.Observer{Refused: func(_ *http.Request, reason sse.RefusalReason, _ int) {
 		refused <- reason
 	}}})
 	auth := testAuth()
@@ -220,7 +221,7 @@ func TestAuthMiddleware(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("preflight: %d %v, want 204 from the handler", resp.StatusCode, resp.Header)
 	}
-	st := connect(t, srv.URL+"/events?topic=public&topic=user/ann", "", bearer("good-ann"))
+	st := ssetest.Open(t, srv.URL+"/events?topic=public&topic=user/ann", "", bearer("good-ann"))
 	id := publish(t, hub, "public", "hello")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
@@ -230,7 +231,7 @@ func TestAuthMiddleware(t *testing.T) {
 // TestTopicsFuncRefusals: TopicsFunc's Refuse and TryLater answers reach
 // the client through chi as they are.
 func TestTopicsFuncRefusals(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Get("/events/{case}", chisse.Handler(hub, chisse.TopicsFunc(func(r *http.Request) ([]string, error) {
 		switch chi.URLParam(r, "case") {

@@ -16,64 +16,12 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
-// newHub returns a hub that the test shuts down when it ends.
-func newHub(t *testing.T, opts sse.Options) *sse.Hub {
-	t.Helper()
-	h, err := sse.NewHub(opts)
-	if err != nil {
-		t.Fatalf("NewHub: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("hub Shutdown: %v", err)
-		}
-	})
-	return h
-}
-
 // serve starts a test server for h.
 func serve(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// connect opens a stream that is closed when the test ends. hdr is added
-// to the request (nil: none).
-func connect(t *testing.T, url, lastID string, hdr http.Header) *ssetest.Stream {
-	t.Helper()
-	st, err := tryConnect(t, url, lastID, hdr)
-	if err != nil {
-		t.Fatalf("Connect(%s): %v", url, err)
-	}
-	return st
-}
-
-func tryConnect(t *testing.T, url, lastID string, hdr http.Header) (*ssetest.Stream, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	client := &http.Client{Transport: headerTransport(hdr)}
-	st, err := ssetest.Connect(ctx, client, url, lastID)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	t.Cleanup(func() { st.Close(); cancel() })
-	return st, nil
-}
-
-// headerTransport adds headers to every request.
-type headerTransport http.Header
-
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range h {
-		r.Header[k] = v
-	}
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 // get makes a plain bounded request and returns the response and its body.
@@ -136,20 +84,10 @@ func publish(t *testing.T, h *sse.Hub, topic, data string) string {
 	return id
 }
 
-// waitFor polls cond until it holds or 10 s have passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // waitStreams waits until the hub has n open streams.
 func waitStreams(t *testing.T, h *sse.Hub, n int) {
 	t.Helper()
-	waitFor(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
+	ssetest.Eventually(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
 }
 
 // checkGoroutines fails the test if, once it has cleaned up (Cleanup runs

@@ -118,12 +118,12 @@ func TestMiddlewareStreaming(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			checkGoroutines(t)
-			hub := newHub(t, sse.Options{})
+			hub := ssetest.NewHub(t, sse.Options{})
 			r := chi.NewRouter()
 			r.Use(c.mw...)
 			r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
 			srv := serve(t, r)
-			st := connect(t, srv.URL+"/events", "", http.Header{"Accept-Encoding": {"gzip, deflate"}})
+			st := ssetest.Open(t, srv.URL+"/events", "", http.Header{"Accept-Encoding": {"gzip, deflate"}})
 			h := st.Response.Header
 			if h.Get("Content-Type") != "text/event-stream" || h.Get("Content-Encoding") != "" || st.Response.ContentLength != -1 {
 				t.Errorf("head: %v, want an uncompressed event stream without a length", h)
@@ -139,19 +139,19 @@ func TestMiddlewareStreaming(t *testing.T) {
 // request ends, so a stream is logged when it closes, with its duration.
 func TestLoggerLogsAtStreamEnd(t *testing.T) {
 	var logs logBuffer
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Use(middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(&logs, "", 0), NoColor: true}))
 	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
 	srv := serve(t, r)
-	st := connect(t, srv.URL+"/events", "", nil)
+	st := ssetest.Open(t, srv.URL+"/events", "", nil)
 	publish(t, hub, "t", "x")
 	next(t, st)
 	if logs.String() != "" {
 		t.Errorf("logged while the stream is open: %q", logs.String())
 	}
 	st.Close()
-	waitFor(t, "the access log line", func() bool { return strings.Contains(logs.String(), "/events") })
+	ssetest.Eventually(t, "the access log line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if !strings.Contains(logs.String(), " 200 ") {
 		t.Errorf("log line %q, want status 200", logs.String())
 	}
@@ -170,7 +170,7 @@ func TestCompressOptIn(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			checkGoroutines(t)
-			hub := newHub(t, sse.Options{})
+			hub := ssetest.NewHub(t, sse.Options{})
 			r := chi.NewRouter()
 			r.Use(middleware.Compress(5, c.types))
 			r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
@@ -212,12 +212,12 @@ func TestCompressOptIn(t *testing.T) {
 // (Go's, and browsers) gets a compressed stream decoded as it arrives.
 func TestCompressTransparent(t *testing.T) {
 	checkGoroutines(t)
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Use(middleware.Compress(5, "text/event-stream"))
 	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
 	srv := serve(t, r)
-	st := connect(t, srv.URL+"/events", "", nil)
+	st := ssetest.Open(t, srv.URL+"/events", "", nil)
 	if !st.Response.Uncompressed {
 		t.Fatal("the response was not compressed")
 	}
@@ -267,7 +267,7 @@ func (p panicEntries) Panic(v any, _ []byte)                           { p <- v 
 // nothing for the request.
 func TestRecovererPanicInTopics(t *testing.T) {
 	checkGoroutines(t)
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	panics := make(panicEntries, 1)
 	r := chi.NewRouter()
 	r.Use(middleware.RequestLogger(panics), middleware.Recoverer)
@@ -287,7 +287,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 	if s := hub.Stats(); s.Streams != 0 {
 		t.Errorf("%d streams after the panic", s.Streams)
 	}
-	st := connect(t, srv.URL+"/events", "", nil)
+	st := ssetest.Open(t, srv.URL+"/events", "", nil)
 	checkFlows(t, hub, readLive(st.Parser()))
 }
 
@@ -301,7 +301,7 @@ func TestTimeoutMiddleware(t *testing.T) {
 	checkGoroutines(t)
 	const timeout = 150 * time.Millisecond
 	ends := make(chan sse.EndReason, 16)
-	hub := newHub(t, sse.Options{CloseRetry: 20 * time.Millisecond, Observer: sse.Observer{StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) {
+	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 20 * time.Millisecond, Observer: sse.Observer{StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) {
 		ends <- reason
 	}}})
 	r := chi.NewRouter()
@@ -333,7 +333,7 @@ func TestTimeoutMiddleware(t *testing.T) {
 	}()
 	var got []string
 	ended := 0
-	st := connect(t, srv.URL+"/events", "", nil)
+	st := ssetest.Open(t, srv.URL+"/events", "", nil)
 	opened := time.Now()
 	for deadline := time.Now().Add(20 * time.Second); ended < 3 && time.Now().Before(deadline); {
 		ev, err := st.Next()
@@ -351,7 +351,7 @@ func TestTimeoutMiddleware(t *testing.T) {
 			t.Errorf("the stream ended with the retry hint %v (%v), want CloseRetry to twice that", r, ok)
 		}
 		ended++
-		st = connect(t, srv.URL+"/events", st.LastEventID(), nil)
+		st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
 		opened = time.Now()
 	}
 	close(stop)
@@ -379,7 +379,7 @@ func TestTimeoutMiddleware(t *testing.T) {
 // so the stream handler refuses it with 500 and a log line saying why.
 func TestTimeoutHandlerRefused(t *testing.T) {
 	var logs logBuffer
-	hub := newHub(t, sse.Options{Logger: logs.slog()})
+	hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
 	r := chi.NewRouter()
 	r.Use(func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") })
 	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))

@@ -33,16 +33,16 @@ func bearer(user string) http.Header { return http.Header{"Authorization": {"Bea
 // parameter without its slash), and a client that drops and comes back
 // with Last-Event-ID on the same route gets each missed event once.
 func TestTopicsFromParam(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
 	r.GET("/rooms/:room/events", ginsse.Handler(hub, ginsse.TopicsFromParam("room")))
 	r.GET("/feeds/*topic", ginsse.Handler(hub, ginsse.TopicsFromParam("topic")))
 	r.GET("/nope", ginsse.Handler(hub, ginsse.TopicsFromParam("room")))
 	base := serve(t, r)
 
-	lobby := connect(t, base+"/rooms/lobby/events", "", nil)
-	kitchen := connect(t, base+"/rooms/kitchen/events", "", nil)
-	feed := connect(t, base+"/feeds/news/eu", "", nil)
+	lobby := ssetest.Open(t, base+"/rooms/lobby/events", "", nil)
+	kitchen := ssetest.Open(t, base+"/rooms/kitchen/events", "", nil)
+	feed := ssetest.Open(t, base+"/feeds/news/eu", "", nil)
 	publish(t, hub, "kitchen", "k")
 	publish(t, hub, "news/eu", "n")
 	l1 := publish(t, hub, "lobby", "l1")
@@ -60,12 +60,12 @@ func TestTopicsFromParam(t *testing.T) {
 
 	// Drop the lobby client; three events pass while it is away.
 	lobby.Close()
-	waitUntil(t, "the dropped stream to be released", func() bool { return hub.Stats().Streams == 2 })
+	ssetest.Eventually(t, "the dropped stream to be released", func() bool { return hub.Stats().Streams == 2 })
 	var missed []string
 	for i := range 3 {
 		missed = append(missed, publish(t, hub, "lobby", fmt.Sprint("m", i)))
 	}
-	back := connect(t, base+"/rooms/lobby/events", l1, nil)
+	back := ssetest.Open(t, base+"/rooms/lobby/events", l1, nil)
 	live := publish(t, hub, "lobby", "live")
 	for _, id := range append(missed, live) {
 		if ev := next(t, back); ev.LastEventID != id {
@@ -75,13 +75,13 @@ func TestTopicsFromParam(t *testing.T) {
 }
 
 func TestTopicsFromQuery(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.TopicsFromQuery("room")))
 	r.GET("/default", ginsse.Handler(hub))
 	base := serve(t, r)
-	st := connect(t, base+"/events?room=a&room=b", "", nil)
-	def := connect(t, base+"/default?topic=b", "", nil)
+	st := ssetest.Open(t, base+"/events?room=a&room=b", "", nil)
+	def := ssetest.Open(t, base+"/default?topic=b", "", nil)
 	a, b := publish(t, hub, "a", "a"), publish(t, hub, "b", "b")
 	if ev1, ev2 := next(t, st), next(t, st); ev1.LastEventID != a || ev2.LastEventID != b {
 		t.Errorf("got %+v %+v", ev1, ev2)
@@ -97,7 +97,7 @@ func TestTopicsFromQuery(t *testing.T) {
 // TestTopicsFuncPerUser: TopicsFunc picks the principal's own topic, with
 // Principal(c) set by the Auth middleware or, without it, by WithAuth.
 func TestTopicsFuncPerUser(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	own := ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) {
 		p, ok := ginsse.Principal(c)
 		if !ok {
@@ -113,8 +113,8 @@ func TestTopicsFuncPerUser(t *testing.T) {
 	r.GET("/opt/events", ginsse.Handler(hub, own, ginsse.WithAuth(bearerAuth())))
 	base := serve(t, r)
 	for _, path := range []string{"/mw/events", "/opt/events"} {
-		ann := connect(t, base+path, "", bearer("ann"))
-		bob := connect(t, base+path, "", bearer("bob"))
+		ann := ssetest.Open(t, base+path, "", bearer("ann"))
+		bob := ssetest.Open(t, base+path, "", bearer("bob"))
 		publish(t, hub, "user/bob", "for bob")
 		publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann); ev.Data != "for ann" {
@@ -128,12 +128,12 @@ func TestTopicsFuncPerUser(t *testing.T) {
 		}
 		ann.Close()
 		bob.Close()
-		waitUntil(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
+		ssetest.Eventually(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
 	}
 }
 
 func TestTopicsFuncRefusals(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) {
 		switch c.Query("answer") {
@@ -160,7 +160,7 @@ func TestTopicsFuncRefusals(t *testing.T) {
 // topics with the middleware's Auth; a CORS preflight passes through
 // unauthenticated for the handler to answer.
 func TestAuthMiddleware(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	auth := bearerAuth()
 	auth.Authorize = func(_ context.Context, p sse.Principal, topics []string) error {
 		if topics[0] != "user/"+p.ID {
@@ -185,7 +185,7 @@ func TestAuthMiddleware(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
-	st := connect(t, url+"?topic=user/ann", "", bearer("ann"))
+	st := ssetest.Open(t, url+"?topic=user/ann", "", bearer("ann"))
 	id := publish(t, hub, "user/ann", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
@@ -203,7 +203,7 @@ func TestAuthMiddleware(t *testing.T) {
 // TestHandlerAbortsChain: handlers after Handler do not run, after a
 // stream or a refusal.
 func TestHandlerAbortsChain(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	after := make(chan struct{}, 2)
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")), func(c *gin.Context) { after <- struct{}{}; c.String(200, "oops") })
@@ -212,9 +212,9 @@ func TestHandlerAbortsChain(t *testing.T) {
 	if resp, _ := get(t, "GET", base+"/refused", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("refusal: %d", resp.StatusCode)
 	}
-	st := connect(t, base+"/events", "", nil)
+	st := ssetest.Open(t, base+"/events", "", nil)
 	st.Close()
-	waitUntil(t, "the stream to end", func() bool { return hub.Stats().Streams == 0 })
+	ssetest.Eventually(t, "the stream to end", func() bool { return hub.Stats().Streams == 0 })
 	select {
 	case <-after:
 		t.Error("a handler after ginsse.Handler ran")
@@ -237,7 +237,7 @@ func TestPrincipalWithoutAuth(t *testing.T) {
 // TestOptionPrecedence: Topics and WithCORS override WithHandlerOptions'
 // fields whatever the order; the last topic option wins.
 func TestOptionPrecedence(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	cors := &sse.CORS{AllowedOrigins: []string{"http://app.example"}}
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub,
@@ -245,7 +245,7 @@ func TestOptionPrecedence(t *testing.T) {
 		ginsse.TopicsFromQuery("room"),
 		ginsse.Topics("t"),
 		ginsse.WithHandlerOptions(sse.HandlerOptions{Topics: sse.Topics("base")})))
-	st := connect(t, serve(t, r)+"/events", "", http.Header{"Origin": {"http://app.example"}})
+	st := ssetest.Open(t, serve(t, r)+"/events", "", http.Header{"Origin": {"http://app.example"}})
 	if st.Response.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("WithCORS was overridden: %v", st.Response.Header)
 	}
@@ -262,7 +262,7 @@ func TestOptionPrecedence(t *testing.T) {
 func TestClientsLeaveNothingBehind(t *testing.T) {
 	base := runtime.NumGoroutine()
 	t.Run("streams", func(t *testing.T) {
-		hub := newHub(t, sse.Options{})
+		hub := ssetest.NewHub(t, sse.Options{})
 		r := gin.New()
 		r.Use(gin.LoggerWithConfig(gin.LoggerConfig{Output: &syncBuffer{}}), gin.Recovery())
 		r.GET("/rooms/:room/events", ginsse.Auth(hub, bearerAuth()), ginsse.Handler(hub, ginsse.TopicsFunc(
@@ -273,14 +273,14 @@ func TestClientsLeaveNothingBehind(t *testing.T) {
 		url := serve(t, r)
 		var streams []*ssetest.Stream
 		for i := range 20 {
-			streams = append(streams, connect(t, fmt.Sprintf("%s/rooms/r%d/events", url, i%3), "", bearer(fmt.Sprint("u", i))))
+			streams = append(streams, ssetest.Open(t, fmt.Sprintf("%s/rooms/r%d/events", url, i%3), "", bearer(fmt.Sprint("u", i))))
 		}
 		publish(t, hub, "r1", "x")
 		next(t, streams[1])
 		for _, st := range streams {
 			st.Close()
 		}
-		waitUntil(t, "every stream to be released", func() bool { return hub.Stats().Streams == 0 })
+		ssetest.Eventually(t, "every stream to be released", func() bool { return hub.Stats().Streams == 0 })
 		if n := len(hub.Stats().Topics); n != 0 {
 			t.Errorf("%d topics left", n)
 		}
@@ -291,7 +291,7 @@ func TestClientsLeaveNothingBehind(t *testing.T) {
 // TestHTTP2: over HTTP/2 the handler reaches the stream's write deadline
 // too (gin's writer unwraps to net/http's HTTP/2 writer), so it streams.
 func TestHTTP2(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")))
 	srv := httptest.NewUnstartedServer(r)

@@ -28,57 +28,6 @@ func serve(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// newHub returns a hub shut down at cleanup (before the server closes).
-func newHub(t *testing.T, o sse.Options) *sse.Hub {
-	t.Helper()
-	hub, err := sse.NewHub(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub Shutdown: %v", err)
-		}
-	})
-	return hub
-}
-
-// connect opens a stream with the given extra headers; it is closed at
-// cleanup. Every test is bounded: the request gives up after 20s.
-func connect(t *testing.T, url, lastID string, hdr http.Header) *ssetest.Stream {
-	t.Helper()
-	st, err := tryConnect(t, url, lastID, hdr)
-	if err != nil {
-		t.Fatalf("Connect %s: %v", url, err)
-	}
-	return st
-}
-
-func tryConnect(t *testing.T, url, lastID string, hdr http.Header) (*ssetest.Stream, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	client := &http.Client{Transport: headerTransport(hdr)}
-	st, err := ssetest.Connect(ctx, client, url, lastID)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	t.Cleanup(func() { st.Close(); cancel() })
-	return st, nil
-}
-
-type headerTransport http.Header
-
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range h {
-		r.Header[k] = v
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
-
 // get makes a request and returns the response with its body read.
 func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, string) {
 	t.Helper()
@@ -137,22 +86,13 @@ func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // waitGoroutines waits until the number of goroutines is back to about
 // base, as after a test's servers and clients are gone.
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
 	http.DefaultClient.CloseIdleConnections()
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	waitUntil(t, "goroutines to return to their number before the test", func() bool {
+	ssetest.Eventually(t, "goroutines to return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }

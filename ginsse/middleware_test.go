@@ -20,14 +20,14 @@ import (
 // head is flushed at once and each event arrives while the handler is
 // still running (Logger logs when the handler returns, and has not yet).
 func TestLoggerAndRecoveryDoNotBuffer(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	var logs syncBuffer
 	r := gin.New()
 	r.Use(gin.LoggerWithConfig(gin.LoggerConfig{Output: &logs}), gin.Recovery())
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")))
 	url := serve(t, r) + "/events"
 
-	st := connect(t, url, "", nil) // returns on the head, with nothing published
+	st := ssetest.Open(t, url, "", nil) // returns on the head, with nothing published
 	for i := range 3 {
 		id := publish(t, hub, "t", fmt.Sprint(i))
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != fmt.Sprint(i) {
@@ -38,8 +38,8 @@ func TestLoggerAndRecoveryDoNotBuffer(t *testing.T) {
 		}
 	}
 	st.Close()
-	waitUntil(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
-	waitUntil(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
+	ssetest.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
+	ssetest.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if !strings.Contains(logs.String(), "200") {
 		t.Errorf("Logger logged %q, want status 200", logs.String())
 	}
@@ -48,7 +48,7 @@ func TestLoggerAndRecoveryDoNotBuffer(t *testing.T) {
 // TestRecoveryCatchesPanicInTopicsFunc: a panic before the stream starts
 // becomes gin.Recovery's 500, and the next stream works.
 func TestRecoveryCatchesPanicInTopicsFunc(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
 	r.Use(gin.RecoveryWithWriter(&syncBuffer{}))
 	r.GET("/events", ginsse.Handler(hub, ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) {
@@ -61,7 +61,7 @@ func TestRecoveryCatchesPanicInTopicsFunc(t *testing.T) {
 	if resp, _ := get(t, "GET", url+"?boom=1", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("panic: status %d, want 500", resp.StatusCode)
 	}
-	st := connect(t, url, "", nil)
+	st := ssetest.Open(t, url, "", nil)
 	id := publish(t, hub, "t", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Fatalf("got %+v after the panic", ev)
@@ -73,7 +73,7 @@ func TestRecoveryCatchesPanicInTopicsFunc(t *testing.T) {
 // stream with 500 and a log line saying to serve it outside compression. Clients
 // that do not accept gzip, and an excluded route, stream normally.
 func TestGzipIsDetected(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	logs := captureLog(t)
 	r := gin.New()
 	r.Use(gingzip.Gzip(gingzip.DefaultCompression, gingzip.WithExcludedPaths([]string{"/excluded"})))
@@ -100,7 +100,7 @@ func TestGzipIsDetected(t *testing.T) {
 		{"no gzip asked", "/events", "identity"},
 		{"excluded route", "/excluded/events", "gzip"},
 	} {
-		st := connect(t, base+c.path, "", http.Header{"Accept-Encoding": {c.enc}})
+		st := ssetest.Open(t, base+c.path, "", http.Header{"Accept-Encoding": {c.enc}})
 		if ce := st.Response.Header.Get("Content-Encoding"); ce != "" {
 			t.Errorf("%s: Content-Encoding %q", c.name, ce)
 		}
@@ -109,7 +109,7 @@ func TestGzipIsDetected(t *testing.T) {
 			t.Errorf("%s: got %+v", c.name, ev)
 		}
 		st.Close()
-		waitUntil(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
+		ssetest.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
 	}
 }
 
@@ -117,7 +117,7 @@ func TestGzipIsDetected(t *testing.T) {
 // unwraps (unwrappingGzip) is accepted, and every event is flushed through
 // it: decoded from the live compressed stream while the stream is open.
 func TestCompressorThatUnwrapsStreams(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
 	r.Use(unwrappingGzip())
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")))
@@ -157,7 +157,7 @@ func TestCompressorThatUnwrapsStreams(t *testing.T) {
 // http.TimeoutHandler's buffer; Handler sees that the connection is out of
 // reach and refuses with 500 instead of streaming into the buffer.
 func TestTimeoutHandlerIsDetected(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	logs := captureLog(t)
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")))
@@ -175,7 +175,7 @@ func TestTimeoutHandlerIsDetected(t *testing.T) {
 // tickets in the query (Auth.QueryParam), the README's formatter keeps them
 // out of the log.
 func TestLoggerCanRedactTickets(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	tickets, err := sse.NewTickets([]byte(strings.Repeat("k", 32)))
 	if err != nil {
 		t.Fatal(err)
@@ -191,9 +191,9 @@ func TestLoggerCanRedactTickets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := connect(t, serve(t, r)+"/events?ticket="+ticket, "", nil)
+	st := ssetest.Open(t, serve(t, r)+"/events?ticket="+ticket, "", nil)
 	st.Close()
-	waitUntil(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
+	ssetest.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if l := logs.String(); strings.Contains(l, ticket) || !strings.Contains(l, "ticket=REDACTED") {
 		t.Errorf("log %q", l)
 	}

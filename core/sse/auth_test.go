@@ -162,7 +162,7 @@ func TestAuthToken(t *testing.T) {
 		{"nothing", full, "", "", "", "", ""},
 	}
 	// Over HTTP too: Authenticate must get the token Token picks.
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	var seen sync.Map // token → true
 	authenticate := func(ctx context.Context, token string) (sse.Principal, error) {
 		seen.Store(token, true)
@@ -241,7 +241,7 @@ func TestAuthRefusals(t *testing.T) {
 		{"no Authenticate, no token", sse.Auth{}, "topic=t", nil, 401, "missing token", true, true},
 		{"query token without QueryParam", sse.Auth{Authenticate: tokenAuth}, "topic=t&access_token=tok-a", nil, 401, "missing token", true, true},
 	}
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := serve(t, h, sse.HandlerOptions{Auth: &tt.auth})
@@ -266,7 +266,7 @@ func TestAuthRefusals(t *testing.T) {
 }
 
 func TestAuthOptional(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	var mu sync.Mutex
 	var got []sse.Principal
 	srv := serve(t, h, sse.HandlerOptions{
@@ -301,7 +301,7 @@ func TestAuthOptional(t *testing.T) {
 // TestAuthPerUserTopic: the Topics hook picks the principal's own topic.
 func TestAuthPerUserTopic(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{
 		Auth: &sse.Auth{Authenticate: tokenAuth, CookieName: "sid"},
 		Topics: func(r *http.Request) ([]string, error) {
@@ -334,7 +334,7 @@ func TestAuthPerUserTopic(t *testing.T) {
 }
 
 func TestAuthorizeGetsPrincipalAndDedupedTopics(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	type call struct {
 		p      sse.Principal
 		topics []string
@@ -370,7 +370,7 @@ func TestAuthorizeGetsPrincipalAndDedupedTopics(t *testing.T) {
 // the request and put the principal in the context. The handler does not
 // authenticate again, but still authorizes.
 func TestAuthPrincipalFromAdapter(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	var authentications atomic.Int32
 	authorized := make(chan sse.Principal, 8)
 	inner := h.Handler(sse.HandlerOptions{Auth: &sse.Auth{

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 // hasVaryOrigin reports whether h's Vary headers name Origin.
@@ -27,7 +28,7 @@ func hasVaryOrigin(h http.Header) bool {
 
 func TestCORSStreams(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	withCreds := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t"), CORS: &sse.CORS{
 		AllowedOrigins:   []string{"https://app.example.com", "http://localhost:5173"},
 		AllowOrigin:      func(o string) bool { return strings.HasSuffix(o, ".preview.example.com") },
@@ -73,7 +74,7 @@ func TestCORSStreams(t *testing.T) {
 }
 
 func TestCORSDisallowedOrigin(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	var mu sync.Mutex
 	var asked []string
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t"), CORS: &sse.CORS{
@@ -119,7 +120,7 @@ func TestCORSDisallowedOrigin(t *testing.T) {
 }
 
 func TestCORSPreflight(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	cors := &sse.CORS{AllowedOrigins: []string{"https://app.example.com"}, AllowCredentials: true}
 	// Auth does not apply to preflights: browsers send them without
 	// credentials.
@@ -202,7 +203,7 @@ func splitList(s string) []string {
 // TestCORSHeadersOnRefusals: a page must be able to read why it was refused
 // (C16), so CORS headers go on 401, 403, over-limit and other refusals.
 func TestCORSHeadersOnRefusals(t *testing.T) {
-	h := newHub(t, sse.Options{MaxStreams: 1})
+	h := ssetest.NewHub(t, sse.Options{MaxStreams: 1})
 	srv := serve(t, h, sse.HandlerOptions{
 		CORS: &sse.CORS{AllowedOrigins: []string{"https://app.example.com"}, AllowCredentials: true},
 		Auth: &sse.Auth{

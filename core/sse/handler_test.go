@@ -22,7 +22,7 @@ import (
 
 func TestStreamHeadersAndImmediateFlush(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{Retry: 2500 * time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{Retry: 2500 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("news")})
 
 	st := connect(t, srv.URL, "")
@@ -56,7 +56,7 @@ func TestStreamHeadersAndImmediateFlush(t *testing.T) {
 }
 
 func TestStreamOpensBeforeFirstEvent(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("quiet")})
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -81,7 +81,7 @@ func TestStreamOpensBeforeFirstEvent(t *testing.T) {
 
 func TestMultiTopicDeliveryInOrder(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{})
 	ab := connect(t, srv.URL+"?topic=a&topic=b&topic=a", "")
 	c := connect(t, srv.URL+"?topic=c", "")
@@ -110,7 +110,7 @@ func TestMultiTopicDeliveryInOrder(t *testing.T) {
 }
 
 func TestResumeFromLastEventID(t *testing.T) {
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	var ids []string
 	for i := range 10 {
@@ -146,7 +146,7 @@ func TestResumeFromLastEventID(t *testing.T) {
 // in publish order.
 func TestResumeIsGapFreeUnderConcurrentPublishing(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{})
 	const perTopic = 300
 	topics := []string{"a", "b", "c"}
@@ -238,7 +238,7 @@ func TestResetSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := sse.NewMemoryStore(sse.MemoryStoreOptions{})
-	h := newHub(t, sse.Options{Store: small, MaxLastEventIDLength: 64})
+	h := ssetest.NewHub(t, sse.Options{Store: small, MaxLastEventIDLength: 64})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	first := publish(t, h, "t", "0")
 	var last string
@@ -266,7 +266,7 @@ func TestResetSignal(t *testing.T) {
 			if ev.LastEventID != last {
 				t.Errorf("reset id %q, want the newest id %q so a reconnect resumes from there", ev.LastEventID, last)
 			}
-			waitFor(t, "stream registered", func() bool { return h.Stats().Topics["t"] >= 1 })
+			ssetest.Eventually(t, "stream registered", func() bool { return h.Stats().Topics["t"] >= 1 })
 			publish(t, h, "t", "live")
 			if ev := next(t, st); ev.Data != "live" {
 				t.Fatalf("after reset got %+v, want the live event", ev)
@@ -282,7 +282,7 @@ func urlQueryEscape(s string) string {
 
 func TestHeartbeatOnIdleStream(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{HeartbeatInterval: 50 * time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{HeartbeatInterval: 50 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
 	pings := make(chan string, 16)
@@ -309,7 +309,7 @@ func TestHeartbeatOnIdleStream(t *testing.T) {
 
 func TestClientGoneReleasesSubscription(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	for range 3 {
 		st := connect(t, srv.URL, "")
@@ -324,7 +324,7 @@ func TestClientGoneReleasesSubscription(t *testing.T) {
 
 func TestWriterThatCannotFlushIsRefused(t *testing.T) {
 	var logs strings.Builder
-	h := newHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	h := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	srv := httptest.NewServer(http.TimeoutHandler(h.Handler(sse.HandlerOptions{Topics: sse.Topics("t")}), time.Minute, "timeout"))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
@@ -342,7 +342,7 @@ func TestWriterThatCannotFlushIsRefused(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	h := newHub(t, sse.Options{MaxTopics: 2})
+	h := ssetest.NewHub(t, sse.Options{MaxTopics: 2})
 	srv := serve(t, h, sse.HandlerOptions{Topics: func(r *http.Request) ([]string, error) {
 		switch r.URL.Query().Get("case") {
 		case "forbidden":
@@ -395,7 +395,7 @@ func TestRefusals(t *testing.T) {
 // TestServerWriteTimeoutDoesNotEndStreams runs a stream for several times
 // http.Server.WriteTimeout.
 func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
-	h := newHub(t, sse.Options{HeartbeatInterval: 40 * time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{HeartbeatInterval: 40 * time.Millisecond})
 	srv := httptest.NewUnstartedServer(h.Handler(sse.HandlerOptions{Topics: sse.Topics("t")}))
 	srv.Config.WriteTimeout = 100 * time.Millisecond
 	srv.Config.ReadTimeout = 100 * time.Millisecond
@@ -414,7 +414,7 @@ func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
 // while a healthy client receives every event, exactly once.
 func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10})
+	h := ssetest.NewHub(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 
 	stalled, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -466,7 +466,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 // TestSlowConsumerResumesWithoutLoss: a client evicted for a full queue
 // reconnects with its Last-Event-ID and gets every event.
 func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
-	h := newHub(t, sse.Options{MaxQueueEvents: 4, CloseRetry: time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{MaxQueueEvents: 4, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
 	waitStreams(t, h, 1)
@@ -558,7 +558,7 @@ func (w flushingWrapper) Write(p []byte) (int, error) { return w.ResponseWriter.
 func (w flushingWrapper) WriteHeader(code int)        { w.ResponseWriter.WriteHeader(code) }
 
 func TestWrapperOverWriterThatCannotFlushIsRefused(t *testing.T) {
-	h := newHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	inner := h.Handler(sse.HandlerOptions{Topics: sse.Topics("t")})
 	wrap := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inner.ServeHTTP(flushingWrapper{w}, r)
@@ -581,7 +581,7 @@ func TestWrapperOverWriterThatCannotFlushIsRefused(t *testing.T) {
 func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []sse.EndReason
-	h := newHub(t, sse.Options{CloseRetry: 5 * time.Millisecond, Observer: sse.Observer{
+	h := ssetest.NewHub(t, sse.Options{CloseRetry: 5 * time.Millisecond, Observer: sse.Observer{
 		StreamClosed: func(_ sse.StreamInfo, r sse.EndReason, _ int) { mu.Lock(); reasons = append(reasons, r); mu.Unlock() },
 	}})
 	inner := h.Handler(sse.HandlerOptions{Topics: sse.Topics("t")})

@@ -13,23 +13,6 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
-// newHub returns a hub that the test shuts down when it ends.
-func newHub(t *testing.T, opts sse.Options) *sse.Hub {
-	t.Helper()
-	h, err := sse.NewHub(opts)
-	if err != nil {
-		t.Fatalf("NewHub: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("hub Shutdown: %v", err)
-		}
-	})
-	return h
-}
-
 // serve starts a test server for the hub's handler.
 func serve(t *testing.T, h *sse.Hub, opts sse.HandlerOptions) *httptest.Server {
 	t.Helper()
@@ -41,14 +24,7 @@ func serve(t *testing.T, h *sse.Hub, opts sse.HandlerOptions) *httptest.Server {
 // connect opens a stream that is closed when the test ends.
 func connect(t *testing.T, url, lastID string) *ssetest.Stream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	st, err := ssetest.Connect(ctx, nil, url, lastID)
-	if err != nil {
-		cancel()
-		t.Fatalf("Connect(%s): %v", url, err)
-	}
-	t.Cleanup(func() { st.Close(); cancel() })
-	return st
+	return ssetest.Open(t, url, lastID, nil)
 }
 
 // next returns the next event of st; the stream's context bounds the wait.
@@ -71,22 +47,10 @@ func publish(t *testing.T, h *sse.Hub, topic, data string) string {
 	return id
 }
 
-// waitFor polls cond until it holds or 10 s have passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitStreams waits until the hub has n open streams.
 func waitStreams(t *testing.T, h *sse.Hub, n int) {
 	t.Helper()
-	waitFor(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
+	ssetest.Eventually(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
 }
 
 // checkGoroutines fails the test if, once it has cleaned up, more goroutines

@@ -86,7 +86,7 @@ func checkTryLater(t *testing.T, a *attempt, lo, hi time.Duration) time.Duration
 
 func TestMaxStreams(t *testing.T) {
 	checkGoroutines(t)
-	h := newHub(t, sse.Options{MaxStreams: 2})
+	h := ssetest.NewHub(t, sse.Options{MaxStreams: 2})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	first := connect(t, srv.URL, "")
 	second := connect(t, srv.URL, "")
@@ -119,7 +119,7 @@ func TestMaxStreams(t *testing.T) {
 	// Once a stream has closed, its place is free.
 	first.Close()
 	var third *attempt
-	waitFor(t, "a free place", func() bool {
+	ssetest.Eventually(t, "a free place", func() bool {
 		third = tryOpen(t, srv.URL, nil)
 		if !third.admitted() {
 			third.stop()
@@ -156,7 +156,7 @@ func (o *overLimitRecorder) take() []sse.RefusalReason {
 
 func TestMaxStreamsPerPrincipal(t *testing.T) {
 	var rec overLimitRecorder
-	h := newHub(t, sse.Options{MaxStreamsPerPrincipal: 2, OverLimit: rec.overLimit})
+	h := ssetest.NewHub(t, sse.Options{MaxStreamsPerPrincipal: 2, OverLimit: rec.overLimit})
 	srv := serve(t, h, sse.HandlerOptions{
 		Topics: sse.Topics("t"),
 		Auth:   &sse.Auth{Authenticate: tokenAuth, Optional: true},
@@ -186,7 +186,7 @@ func TestMaxStreamsPerPrincipal(t *testing.T) {
 	}
 	waitStreams(t, h, 7)
 	a1.stop()
-	waitFor(t, "alice's place to free up", func() bool {
+	ssetest.Eventually(t, "alice's place to free up", func() bool {
 		a := tryOpen(t, srv.URL, alice)
 		a.stop()
 		return a.admitted()
@@ -195,7 +195,7 @@ func TestMaxStreamsPerPrincipal(t *testing.T) {
 
 func TestMaxStreamsPerIP(t *testing.T) {
 	var rec overLimitRecorder
-	h := newHub(t, sse.Options{
+	h := ssetest.NewHub(t, sse.Options{
 		MaxStreamsPerIP: 1,
 		OverLimit:       rec.overLimit,
 		ClientIP:        func(r *http.Request) string { return r.Header.Get("X-Test-Client") },
@@ -234,7 +234,7 @@ func TestOverLimitAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []sse.RefusalReason
 			var mu sync.Mutex
-			h := newHub(t, sse.Options{MaxStreams: 1, OverLimit: func(r *http.Request, reason sse.RefusalReason) error {
+			h := ssetest.NewHub(t, sse.Options{MaxStreams: 1, OverLimit: func(r *http.Request, reason sse.RefusalReason) error {
 				mu.Lock()
 				got = append(got, reason)
 				mu.Unlock()
@@ -257,7 +257,7 @@ func TestOverLimitAnswers(t *testing.T) {
 }
 
 func TestRequestsAfterShutdownTryLater(t *testing.T) {
-	h := newHub(t, sse.Options{CloseRetry: 100 * time.Millisecond, MaxStreams: 1})
+	h := ssetest.NewHub(t, sse.Options{CloseRetry: 100 * time.Millisecond, MaxStreams: 1})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -313,7 +313,7 @@ func readRotating(t *testing.T, url string, st *ssetest.Stream, onEnd func(lived
 func TestMaxStreamAgeEndsStreamCleanly(t *testing.T) {
 	checkGoroutines(t)
 	const age = 300 * time.Millisecond
-	h := newHub(t, sse.Options{MaxStreamAge: age, Retry: 5 * time.Second, CloseRetry: 20 * time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{MaxStreamAge: age, Retry: 5 * time.Second, CloseRetry: 20 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	start := time.Now()
 	st := connect(t, srv.URL, "")
@@ -349,7 +349,7 @@ func TestMaxStreamAgeEndsStreamCleanly(t *testing.T) {
 func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
 	checkGoroutines(t)
 	const age = 300 * time.Millisecond
-	h := newHub(t, sse.Options{MaxStreamAge: age, CloseRetry: time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{MaxStreamAge: age, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
 

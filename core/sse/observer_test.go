@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 type obsClosed struct {
@@ -84,7 +85,7 @@ func (l *obsLog) observer() sse.Observer {
 // wait waits until cond, run under the log's lock, holds.
 func (l *obsLog) wait(t *testing.T, what string, cond func(l *obsLog) bool) {
 	t.Helper()
-	waitFor(t, what, func() bool {
+	ssetest.Eventually(t, what, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return cond(l)
@@ -115,7 +116,7 @@ func stalledClient(t *testing.T, srv *httptest.Server, path string) net.Conn {
 func TestObserverStreamOpenedAndClosed(t *testing.T) {
 	t.Run("client gone", func(t *testing.T) {
 		var log obsLog
-		h := newHub(t, sse.Options{Observer: log.observer()})
+		h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 		srv := serve(t, h, sse.HandlerOptions{Auth: &sse.Auth{Authenticate: tokenAuth}})
 		before := time.Now()
 		st := connectWith(t, srv.URL+"?topic=a&topic=b&topic=a", "", hdr("Authorization", "Bearer tok-alice"))
@@ -145,7 +146,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 
 	t.Run("shutdown", func(t *testing.T) {
 		var log obsLog
-		h := newHub(t, sse.Options{Observer: log.observer()})
+		h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		st := connect(t, srv.URL, "")
 		waitStreams(t, h, 1)
@@ -168,7 +169,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 
 	t.Run("slow consumer", func(t *testing.T) {
 		var log obsLog
-		h := newHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, WriteTimeout: 2 * time.Second})
+		h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, WriteTimeout: 2 * time.Second})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		stalledClient(t, srv, "/")
 		waitStreams(t, h, 1)
@@ -211,7 +212,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 
 	t.Run("max age", func(t *testing.T) {
 		var log obsLog
-		h := newHub(t, sse.Options{Observer: log.observer(), MaxStreamAge: 100 * time.Millisecond})
+		h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxStreamAge: 100 * time.Millisecond})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		st := connect(t, srv.URL, "")
 		waitStreams(t, h, 1)
@@ -229,7 +230,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 
 func TestObserverRefused(t *testing.T) {
 	var log obsLog
-	h := newHub(t, sse.Options{Observer: log.observer(), MaxStreams: 1})
+	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxStreams: 1})
 	mux := http.NewServeMux()
 	mux.Handle("/auth", h.Handler(sse.HandlerOptions{Auth: &sse.Auth{
 		Authenticate: tokenAuth,
@@ -252,13 +253,13 @@ func TestObserverRefused(t *testing.T) {
 	t.Cleanup(srv.Close)
 	connect(t, srv.URL+"/?topic=t", "") // takes the only place
 
-	down := newHub(t, sse.Options{Observer: log.observer()})
+	down := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 	downSrv := serve(t, down, sse.HandlerOptions{Topics: sse.Topics("t")})
 	if err := down.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
-	limits := newHub(t, sse.Options{
+	limits := ssetest.NewHub(t, sse.Options{
 		Observer:               log.observer(),
 		MaxStreamsPerPrincipal: 1,
 		MaxStreamsPerIP:        1,
@@ -317,7 +318,7 @@ func TestObserverRefused(t *testing.T) {
 
 func TestObserverPublished(t *testing.T) {
 	var log obsLog
-	h := newHub(t, sse.Options{Observer: log.observer()})
+	h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 	srv := serve(t, h, sse.HandlerOptions{})
 	publish(t, h, "t", "nobody")
 	connect(t, srv.URL+"?topic=t", "")
@@ -337,7 +338,7 @@ func TestObserverPublished(t *testing.T) {
 
 func TestObserverPublishedDropOldest(t *testing.T) {
 	var log obsLog
-	h := newHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, SlowConsumer: sse.DropOldest, WriteTimeout: 2 * time.Second})
+	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, SlowConsumer: sse.DropOldest, WriteTimeout: 2 * time.Second})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	stalledClient(t, srv, "/")
 	waitStreams(t, h, 1)
@@ -372,7 +373,7 @@ func TestObserverReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log obsLog
-	h := newHub(t, sse.Options{Observer: log.observer(), Store: store})
+	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), Store: store})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	var ids []string
 	for i := range 4 {
@@ -442,7 +443,7 @@ func TestObserverPublishedMayPublish(t *testing.T) {
 	var h *sse.Hub
 	var mu sync.Mutex
 	var audit []string
-	h = newHub(t, sse.Options{Observer: sse.Observer{Published: func(topic string, queued, _, _ int) {
+	h = ssetest.NewHub(t, sse.Options{Observer: sse.Observer{Published: func(topic string, queued, _, _ int) {
 		if topic == "audit" {
 			return
 		}

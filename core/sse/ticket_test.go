@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 // ticketKey returns a 32-byte key made of b.
@@ -127,7 +128,7 @@ func TestTicketLivesForItsTTL(t *testing.T) {
 	tk := newTickets(t, ticketKey(3))
 	// In the first 300ms of a second, now+600ms is still in the same second:
 	// rounding down would give an expiry in the past.
-	waitFor(t, "the start of a second", func() bool { return time.Now().Nanosecond() < 3e8 })
+	ssetest.Eventually(t, "the start of a second", func() bool { return time.Now().Nanosecond() < 3e8 })
 	issued := time.Now()
 	ticket := issue(t, tk, "alice", 600*time.Millisecond)
 	if _, err := tk.Verify(ticket); err != nil {
@@ -342,7 +343,7 @@ func TestTicketsAuthenticateOverHTTP(t *testing.T) {
 	checkGoroutines(t)
 	key := ticketKey(10)
 	tk := newTickets(t, key)
-	h := newHub(t, sse.Options{})
+	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{
 		Auth: &sse.Auth{Authenticate: tk.Authenticate, QueryParam: "ticket"},
 		Topics: func(r *http.Request) ([]string, error) {

@@ -86,53 +86,17 @@ func newKit(t *testing.T, su *suite, hopts sse.Options, opts sse.HandlerOptions)
 	if hopts.Store == nil && su.cfg.NewStore != nil {
 		hopts.Store = su.cfg.NewStore(t)
 	}
-	hub, err := sse.NewHub(hopts)
-	if err != nil {
-		t.Fatalf("NewHub: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub Shutdown: %v", err)
-		}
-	})
+	hub := NewHub(t, hopts)
 	return &kit{t: t, hub: hub, url: su.newServer(t, hub, opts)}
 }
 
 func (k *kit) connect(query, lastID string) *Stream {
 	k.t.Helper()
-	st, err := k.tryConnect(query, lastID, nil)
-	if err != nil {
-		k.t.Fatalf("Connect: %v", err)
-	}
-	return st
+	return Open(k.t, k.url+query, lastID, nil)
 }
 
 func (k *kit) tryConnect(query, lastID string, hdr http.Header) (*Stream, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	client := http.DefaultClient
-	if hdr != nil {
-		client = &http.Client{Transport: headerTransport(hdr)}
-	}
-	st, err := Connect(ctx, client, k.url+query, lastID)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	k.t.Cleanup(func() { st.Close(); cancel() })
-	return st, nil
-}
-
-// headerTransport adds headers to every request.
-type headerTransport http.Header
-
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range h {
-		r.Header[k] = v
-	}
-	return http.DefaultTransport.RoundTrip(r)
+	return TryOpen(k.t, k.url+query, lastID, hdr)
 }
 
 func (k *kit) publish(topic, data string) string {
@@ -175,15 +139,6 @@ func (k *kit) get(method, query string, hdr http.Header) (*http.Response, string
 		k.t.Fatalf("reading the body of %s %s: %v", method, query, err)
 	}
 	return resp, string(body)
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 var topicT = sse.HandlerOptions{Topics: sse.Topics("t")}
@@ -290,7 +245,7 @@ func checkResume(t *testing.T, su *suite) {
 	// A stream cut before its first event resumes from its opening position.
 	open := k.hub.Stats().Streams
 	pos := k.openingPosition("?topic=a")
-	waitUntil(t, "the stream to end", func() bool { return k.hub.Stats().Streams == open })
+	Eventually(t, "the stream to end", func() bool { return k.hub.Stats().Streams == open })
 	missed := k.publish("a", "missed")
 	st := k.connect("?topic=a", pos)
 	if ev := k.next(st); ev.Data != "missed" || ev.LastEventID != missed {
@@ -391,16 +346,16 @@ func checkClientGone(t *testing.T, su *suite) {
 	k := newKit(t, su, sse.Options{HeartbeatInterval: shortHeartbeat}, topicT)
 	for range 5 {
 		st := k.connect("", "")
-		waitUntil(t, "the stream to open", func() bool { return k.hub.Stats().Streams == 1 })
+		Eventually(t, "the stream to open", func() bool { return k.hub.Stats().Streams == 1 })
 		st.Close()
-		waitUntil(t, "the departed client's stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+		Eventually(t, "the departed client's stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
 	}
 	if n := len(k.hub.Stats().Topics); n != 0 {
 		t.Errorf("%d topics left in the hub after every client left", n)
 	}
 	http.DefaultClient.CloseIdleConnections()
 	// The server's own idle connections may hold a goroutine or two.
-	waitUntil(t, "goroutines to return to their number before the check", func() bool {
+	Eventually(t, "goroutines to return to their number before the check", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }
@@ -426,7 +381,7 @@ func checkStalledClient(t *testing.T, su *suite) {
 	if _, err := io.WriteString(stalled, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the stalled client's stream", func() bool { return k.hub.Stats().Streams == 1 })
+	Eventually(t, "the stalled client's stream", func() bool { return k.hub.Stats().Streams == 1 })
 	healthy := k.connect("", "")
 
 	payload := strings.Repeat("x", 32<<10)
@@ -458,7 +413,7 @@ func checkStalledClient(t *testing.T, su *suite) {
 	if ids := <-got; strings.Join(ids, ",") != strings.Join(want, ",") {
 		t.Fatalf("the healthy client got %d events, want each of %d once, in order", len(ids), n)
 	}
-	waitUntil(t, "the stalled client to be cut off", func() bool { return k.hub.Stats().Streams <= 1 })
+	Eventually(t, "the stalled client to be cut off", func() bool { return k.hub.Stats().Streams <= 1 })
 }
 
 func checkShutdown(t *testing.T, su *suite) {
@@ -591,7 +546,7 @@ func checkCaps(t *testing.T, su *suite) {
 		t.Errorf("over the cap: %d %q, want 200 with only a retry hint", resp.StatusCode, body)
 	}
 	a.Close()
-	waitUntil(t, "a stream to close", func() bool { return k.hub.Stats().Streams == 1 })
+	Eventually(t, "a stream to close", func() bool { return k.hub.Stats().Streams == 1 })
 	k.connect("", "")
 }
 

@@ -1,85 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"io"
-	"net"
-	"net/http"
 	"testing"
-	"time"
 
-	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
 
 // TestRun starts the example, receives a published event and a tick, and
 // checks that cancelling run's context ends the streams cleanly and
 // returns promptly.
-func TestRun(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
-
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	alerts, err := ssetest.Connect(cctx, nil, base+"/events?topic=alerts", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alerts.Close()
-	news, err := ssetest.Connect(cctx, nil, base+"/events?topic=news", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer news.Close()
-
-	req, _ := http.NewRequestWithContext(cctx, http.MethodPost, base+"/publish?topic=alerts&data=hello", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /publish: %s", resp.Status)
-	}
-	if ev, err := alerts.Next(); err != nil || ev.Data != "hello" || ev.LastEventID == "" {
-		t.Fatalf("got %+v, %v; want the published event", ev, err)
-	}
-	if ev, err := news.Next(); err != nil || ev.Data == "" {
-		t.Fatalf("got %+v, %v; want a tick on news", ev, err)
-	}
-
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("run did not return within 3s of its context's end")
-	}
-	for _, st := range []*ssetest.Stream{alerts, news} {
-		err := drain(st) // a tick may still have been queued
-		if !errors.Is(err, io.EOF) {
-			t.Errorf("stream: %v, want a clean end (io.EOF)", err)
-		}
-		if _, ok := st.Parser().Retry(); !ok {
-			t.Error("the stream ended without a retry hint")
-		}
-	}
-}
-
-// drain reads st to its end and returns why it ended.
-func drain(st *ssetest.Stream) error {
-	for {
-		if _, err := st.Next(); err != nil {
-			return err
-		}
-	}
-}
+func TestRun(t *testing.T) { exampletest.Check(t, run) }
