@@ -10,11 +10,12 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/labstack/echo/v5/middleware"
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
 )
 
 func TestTopicsFromParam(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	e.GET("/rooms/:room/events", echosse.Handler(hub, echosse.TopicsFromParam("room")))
 	e.GET("/events", echosse.Handler(hub, echosse.TopicsFromParam("room")))
@@ -29,7 +30,7 @@ func TestTopicsFromParam(t *testing.T) {
 
 	// A dropped client resumes on the same route and gets every event once.
 	st.Close()
-	waitUntil(t, "the stream to close", streams(hub, 0))
+	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
 	var ids []string
 	for _, d := range []string{"a", "b", "c"} {
 		ids = append(ids, publish(t, hub, "lobby", d))
@@ -50,7 +51,7 @@ func TestTopicsFromParam(t *testing.T) {
 }
 
 func TestTopicsFromQueryAndFixed(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	e.GET("/query", echosse.Handler(hub, echosse.TopicsFromQuery("room")))
 	e.GET("/default", echosse.Handler(hub))
@@ -76,7 +77,7 @@ func TestTopicsFromQueryAndFixed(t *testing.T) {
 
 // The specific options override WithHandlerOptions, in any order.
 func TestOptionPrecedence(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	base := sse.HandlerOptions{Topics: sse.Topics("base"), CORS: &sse.CORS{AllowedOrigins: []string{"http://base.example"}}}
 	e.GET("/rooms/:room", echosse.Handler(hub,
@@ -112,7 +113,7 @@ func bearer(user string) http.Header {
 // Each user's stream carries the user's own topic, picked with Principal in
 // a TopicsFunc, whether the Auth middleware or WithAuth authenticated.
 func TestPrincipalPerUserTopic(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	perUser := echosse.TopicsFunc(func(c *echo.Context) ([]string, error) {
 		p, ok := echosse.Principal(c)
@@ -142,7 +143,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		}
 		ann.Close()
 		bob.Close()
-		waitUntil(t, "the streams to close", streams(hub, 0))
+		ssetest.Eventually(t, "the streams to close", streams(hub, 0))
 
 		resp, body := get(t, url+path, nil)
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" || body == "" {
@@ -163,7 +164,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 // Auth's refusals carry the CORS headers.
 func TestAuthMiddlewareAndCORS(t *testing.T) {
 	const origin = "http://app.example"
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	e.Match(getAndOptions, "/events", echosse.Handler(hub, echosse.Topics("t"),
 		echosse.WithAuth(testAuth),

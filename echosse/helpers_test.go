@@ -18,23 +18,6 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
-// newHub returns a hub that is shut down when t ends.
-func newHub(t *testing.T, opts sse.Options) *sse.Hub {
-	t.Helper()
-	hub, err := sse.NewHub(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("hub Shutdown: %v", err)
-		}
-	})
-	return hub
-}
-
 // logs is a concurrency-safe buffer for log output.
 type logs struct {
 	mu  sync.Mutex
@@ -164,15 +147,6 @@ func next(t *testing.T, p *ssetest.Parser) ssetest.Event {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event within 5s")
 		panic("unreachable")
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }
 

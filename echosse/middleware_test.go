@@ -106,7 +106,7 @@ func streamThrough(t *testing.T, hub *sse.Hub, ls *liveStream) {
 // RequestLogger and Recover pass the stream through; the request is logged
 // when the stream ends.
 func TestRequestLoggerAndRecover(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e, logs := loggedEcho()
 	e.Use(middleware.RequestLogger(), middleware.Recover())
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
@@ -118,8 +118,8 @@ func TestRequestLoggerAndRecover(t *testing.T) {
 		t.Errorf("the request was logged before the stream ended: %s", logs)
 	}
 	st.Close()
-	waitUntil(t, "the stream to close", streams(hub, 0))
-	waitUntil(t, "the request log line", func() bool { return contains(logs.String(), "REQUEST", "uri=/events", "status=200") })
+	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
+	ssetest.Eventually(t, "the request log line", func() bool { return contains(logs.String(), "REQUEST", "uri=/events", "status=200") })
 	if s := srvLog.String(); s != "" {
 		t.Errorf("server log: %s", s)
 	}
@@ -130,7 +130,7 @@ func TestRequestLoggerAndRecover(t *testing.T) {
 func TestGzip(t *testing.T) {
 	for _, minLength := range []int{0, 4096} {
 		t.Run("MinLength"+strconv.Itoa(minLength), func(t *testing.T) {
-			hub := newHub(t, sse.Options{})
+			hub := ssetest.NewHub(t, sse.Options{})
 			e := newEcho()
 			e.Use(middleware.GzipWithConfig(middleware.GzipConfig{MinLength: minLength}))
 			e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
@@ -155,7 +155,7 @@ func TestGzip(t *testing.T) {
 // hub and the goroutines are back where they were when it leaves.
 func TestGzipResume(t *testing.T) {
 	base := runtime.NumGoroutine()
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	e.Use(middleware.Gzip())
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
@@ -170,7 +170,7 @@ func TestGzipResume(t *testing.T) {
 		t.Fatalf("got %+v", ev)
 	}
 	st.Close()
-	waitUntil(t, "the stream to close", streams(hub, 0))
+	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, publish(t, hub, "t", strings.Repeat("missed ", i*100)))
@@ -183,9 +183,9 @@ func TestGzipResume(t *testing.T) {
 		}
 	}
 	st.Close()
-	waitUntil(t, "the stream to close", streams(hub, 0))
+	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
 	http.DefaultClient.CloseIdleConnections()
-	waitUntil(t, "the goroutines to return to their number before the test", func() bool {
+	ssetest.Eventually(t, "the goroutines to return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }
@@ -195,7 +195,7 @@ func TestGzipResume(t *testing.T) {
 // client resumes without losing an event.
 func TestContextTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e, logs := loggedEcho()
 	e.Use(middleware.RequestLogger(), middleware.Recover(), middleware.ContextTimeout(timeout))
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
@@ -227,7 +227,7 @@ func TestContextTimeout(t *testing.T) {
 		t.Fatalf("after resuming got %+v, want the event %s", ev, missed)
 	}
 	st.Close()
-	waitUntil(t, "the streams to close", streams(hub, 0))
+	ssetest.Eventually(t, "the streams to close", streams(hub, 0))
 	if n := strings.Count(logs.String(), "ContextTimeout"); n != 1 {
 		t.Errorf("%d warnings about the deadline, want 1: %s", n, logs)
 	}
@@ -240,7 +240,7 @@ func TestContextTimeout(t *testing.T) {
 // timeout, as the README recommends.
 func TestContextTimeoutSkipper(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e, logs := loggedEcho()
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: timeout,
@@ -269,7 +269,7 @@ func TestTimeoutHandlerRefused(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			logs := &logs{}
-			hub := newHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			e, _ := loggedEcho()
 			if recover {
 				e.Use(middleware.Recover())
@@ -303,7 +303,7 @@ func TestErrorHandlerLeavesStreamAlone(t *testing.T) {
 			name = "Gzip"
 		}
 		t.Run(name, func(t *testing.T) {
-			hub := newHub(t, sse.Options{CloseRetry: 10 * time.Millisecond})
+			hub := ssetest.NewHub(t, sse.Options{CloseRetry: 10 * time.Millisecond})
 			e := newEcho()
 			handled := make(chan error, 1)
 			e.HTTPErrorHandler = func(c *echo.Context, err error) {
@@ -352,7 +352,7 @@ func TestErrorHandlerLeavesStreamAlone(t *testing.T) {
 // A panic in a TopicsFunc, before the stream starts, is Echo's to handle:
 // Recover turns it into a 500 and nothing is left open in the hub.
 func TestRecoverBeforeStream(t *testing.T) {
-	hub := newHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	e.Use(middleware.Recover())
 	e.GET("/events", echosse.Handler(hub, echosse.TopicsFunc(func(*echo.Context) ([]string, error) { panic("topics") })))

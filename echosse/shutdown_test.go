@@ -20,7 +20,7 @@ import (
 // shows: streams end with a retry hint, and the server does not wait for
 // its GracefulTimeout.
 func TestStartConfigShutdown(t *testing.T) {
-	hub := newHub(t, sse.Options{CloseRetry: 50 * time.Millisecond})
+	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 50 * time.Millisecond})
 	e := newEcho()
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
 
@@ -52,7 +52,7 @@ func TestStartConfigShutdown(t *testing.T) {
 	for range 3 {
 		sts = append(sts, connect(t, url, "", nil).Parser())
 	}
-	waitUntil(t, "the streams to open", streams(hub, 3))
+	ssetest.Eventually(t, "the streams to open", streams(hub, 3))
 	start := time.Now()
 	stop()
 	select {

@@ -50,13 +50,13 @@ func TestTopicsOutliveFiberBuffers(t *testing.T) {
 	first := connect(t, base+"/rooms/aaaa/events", "") // its memory names the topic in the hub
 	second := connect(t, base+"/rooms/aaaa/events", "")
 	first.Close()
-	waitUntil(t, "the first stream to end", func() bool { return hub.Stats().Streams == 1 })
+	ssetest.Eventually(t, "the first stream to end", func() bool { return hub.Stats().Streams == 1 })
 	http.DefaultClient.CloseIdleConnections()
 	for i := range 50 { // reuse fiber's and fasthttp's request memory
 		st := connect(t, base+"/rooms/"+fmt.Sprintf("b%03d", i)+"/events", "")
 		st.Close()
 	}
-	waitUntil(t, "the other streams to end", func() bool { return hub.Stats().Streams == 1 })
+	ssetest.Eventually(t, "the other streams to end", func() bool { return hub.Stats().Streams == 1 })
 	if _, ok := hub.Stats().Topics["aaaa"]; !ok {
 		t.Fatalf("topics %v, want aaaa", hub.Stats().Topics)
 	}
@@ -334,12 +334,12 @@ func TestClientGoneWithinHeartbeat(t *testing.T) {
 		for range 10 {
 			streams = append(streams, connect(t, url, ""))
 		}
-		waitUntil(t, "the streams to open", func() bool { return hub.Stats().Streams == 10 })
+		ssetest.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 10 })
 		left := time.Now()
 		for _, st := range streams {
 			st.Close()
 		}
-		waitUntil(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
+		ssetest.Eventually(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
 		if d := time.Since(left); d > interval {
 			t.Errorf("released %v after the clients left, want within the heartbeat interval %v", d, interval)
 		}
@@ -348,7 +348,7 @@ func TestClientGoneWithinHeartbeat(t *testing.T) {
 		t.Errorf("%d topics left", n)
 	}
 	http.DefaultClient.CloseIdleConnections()
-	waitUntil(t, "goroutines to return to their number before the test", func() bool {
+	ssetest.Eventually(t, "goroutines to return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }
@@ -419,7 +419,7 @@ func TestConcurrentStreamsAndRequests(t *testing.T) {
 	streams.Wait()
 	close(stop)
 	plain.Wait()
-	waitUntil(t, "every stream to end", func() bool { return hub.Stats().Streams == 0 })
+	ssetest.Eventually(t, "every stream to end", func() bool { return hub.Stats().Streams == 0 })
 }
 
 // openStreams opens n streams on url.
@@ -476,7 +476,7 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 			app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 			url := start(t, nil, app) + "/events"
 			streams := openStreams(t, url, 50)
-			waitUntil(t, "the streams to open", func() bool { return hub.Stats().Streams == 50 })
+			ssetest.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 50 })
 			began := time.Now()
 			c.shutdown(t, hub, app)
 			if d := time.Since(began); d > time.Second {
@@ -554,7 +554,7 @@ func TestEndReasons(t *testing.T) {
 	if _, err := io.WriteString(stalled, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the stalled stream", func() bool { return hub.Stats().Streams == 1 })
+	ssetest.Eventually(t, "the stalled stream", func() bool { return hub.Stats().Streams == 1 })
 	big := strings.Repeat("x", 64<<10)
 	for hub.Stats().Streams == 1 {
 		if _, err := hub.Publish(context.Background(), "t", sse.Event{Data: []byte(big)}); err != nil {

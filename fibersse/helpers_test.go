@@ -143,15 +143,6 @@ func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, str
 	return resp, string(body)
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // captureLog sends the default slog logger's output to a buffer for the
 // rest of the test.
 func captureLog(t *testing.T) *syncBuffer {

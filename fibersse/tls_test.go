@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v3"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/fibersse"
 )
 
@@ -49,7 +50,7 @@ func TestTLS(t *testing.T) {
 		}
 		left := time.Now()
 		st.Close()
-		waitUntil(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
+		ssetest.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
 		if d := time.Since(left); d > interval {
 			t.Errorf("released %v after the client left, want within %v", d, interval)
 		}
