@@ -40,7 +40,7 @@ func TestTopicsFromParam(t *testing.T) {
 		st.Close()
 	}
 
-	resp, body := get(t, "GET", srv.URL+"/wrong/x", nil)
+	resp, body := ssetest.Request(t, "GET", srv.URL+"/wrong/x", nil)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(logs.String(), `no parameter \"roomm\"`) {
 		t.Errorf("route without the parameter: %d %q, log %q; want 500 and a log line naming the parameter", resp.StatusCode, body, logs.String())
 	}
@@ -67,7 +67,7 @@ func TestTopicsFromQuery(t *testing.T) {
 	if ev := next(t, def); ev.LastEventID != b {
 		t.Errorf("default topic option: got %+v, want the event on b", ev)
 	}
-	if resp, body := get(t, "GET", srv.URL+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"t"`) {
+	if resp, body := ssetest.Request(t, "GET", srv.URL+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"t"`) {
 		t.Errorf("without the parameter: %d %q, want 400 naming it", resp.StatusCode, body)
 	}
 }
@@ -95,7 +95,7 @@ func TestOptionOrder(t *testing.T) {
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event on the overriding topic", path, ev)
 		}
-		if resp, _ := get(t, "GET", srv.URL+path, http.Header{"Origin": {"http://evil.example"}}); resp.StatusCode != http.StatusForbidden {
+		if resp, _ := ssetest.Request(t, "GET", srv.URL+path, http.Header{"Origin": {"http://evil.example"}}); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s: other origin got %d, want 403", path, resp.StatusCode)
 		}
 	}
@@ -165,11 +165,11 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		}
 		ann.Close()
 		bob.Close()
-		if resp, _ := get(t, "GET", srv.URL+path, nil); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+		if resp, _ := ssetest.Request(t, "GET", srv.URL+path, nil); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s without a token: %d, want 401 with WWW-Authenticate", path, resp.StatusCode)
 		}
 	}
-	if resp, body := get(t, "GET", srv.URL+"/me", bearer("good-ann")); resp.StatusCode != 200 || body != "ann" {
+	if resp, body := ssetest.Request(t, "GET", srv.URL+"/me", bearer("good-ann")); resp.StatusCode != 200 || body != "ann" {
 		t.Errorf("a plain handler behind Auth: %d %q, want ann", resp.StatusCode, body)
 	}
 	waitStreams(t, hub, 0)
@@ -202,20 +202,20 @@ func TestAuthMiddleware(t *testing.T) {
 	r.Get("/strict", chisse.Handler(hub, chisse.WithAuth(strict), chisse.Topics("public")))
 	srv := serve(t, r)
 
-	resp, body := get(t, "GET", srv.URL+"/events?topic=public", bearer("bad"))
+	resp, body := ssetest.Request(t, "GET", srv.URL+"/events?topic=public", bearer("bad"))
 	if resp.StatusCode != http.StatusUnauthorized || reached.Load() != 0 {
 		t.Errorf("bad token: %d %q, next reached %d times; want 401 and the chain stopped", resp.StatusCode, body, reached.Load())
 	}
 	if reason := <-refused; reason != sse.RefusedUnauthenticated {
 		t.Errorf("Observer.Refused got %v", reason)
 	}
-	if resp, _ := get(t, "GET", srv.URL+"/events?topic=user/bob", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/events?topic=user/bob", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("another user's topic: %d, want 403 (the middleware's Authorize)", resp.StatusCode)
 	}
-	if resp, _ := get(t, "GET", srv.URL+"/strict", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/strict", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("WithAuth: %d, want 403 (the handler's own Authorize)", resp.StatusCode)
 	}
-	resp, _ = get(t, "OPTIONS", srv.URL+"/events", http.Header{
+	resp, _ = ssetest.Request(t, "OPTIONS", srv.URL+"/events", http.Header{
 		"Origin": {"http://app.example"}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"authorization"},
 	})
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
@@ -252,11 +252,11 @@ func TestTopicsFuncRefusals(t *testing.T) {
 		{"/events/gone", 204, ""},
 		{"/events/x", 403, "no\n"},
 	} {
-		if resp, body := get(t, "GET", srv.URL+c.path, nil); resp.StatusCode != c.status || body != c.body {
+		if resp, body := ssetest.Request(t, "GET", srv.URL+c.path, nil); resp.StatusCode != c.status || body != c.body {
 			t.Errorf("%s: %d %q, want %d %q", c.path, resp.StatusCode, body, c.status, c.body)
 		}
 	}
-	if resp, _ := get(t, "POST", srv.URL+"/events/later", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+	if resp, _ := ssetest.Request(t, "POST", srv.URL+"/events/later", nil); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST on a GET route: %d, want chi's 405", resp.StatusCode)
 	}
 }

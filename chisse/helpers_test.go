@@ -24,56 +24,6 @@ func serve(t *testing.T, h http.Handler) *httptest.Server {
 	return srv
 }
 
-// get makes a plain bounded request and returns the response and its body.
-func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	if _, err := b.ReadFrom(resp.Body); err != nil {
-		t.Fatalf("reading %s %s: %v", method, url, err)
-	}
-	return resp, b.String()
-}
-
-// next returns the next event of st, failing the test after 10 s.
-func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
-	t.Helper()
-	type result struct {
-		ev  ssetest.Event
-		err error
-	}
-	c := make(chan result, 1)
-	go func() {
-		ev, err := st.Next()
-		c <- result{ev, err}
-	}()
-	select {
-	case r := <-c:
-		if r.err != nil {
-			t.Fatalf("Next: %v", r.err)
-		}
-		return r.ev
-	case <-time.After(10 * time.Second):
-		st.Close()
-		<-c
-		t.Fatal("no event within 10s")
-		return ssetest.Event{}
-	}
-}
-
 // publish publishes data on topic and returns the ID.
 func publish(t *testing.T, h *sse.Hub, topic, data string) string {
 	t.Helper()
@@ -130,4 +80,10 @@ func (l *logBuffer) String() string {
 
 func (l *logBuffer) slog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, nil))
+}
+
+// next returns the next event of st, failing the test after 10 s.
+func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
+	t.Helper()
+	return ssetest.NextWithin(t, st, 10*time.Second)
 }

@@ -278,7 +278,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 		return []string{"t"}, nil
 	})))
 	srv := serve(t, r)
-	if resp, _ := get(t, "GET", srv.URL+"/events?boom", nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/events?boom", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want Recoverer's 500", resp.StatusCode)
 	}
 	if v := <-panics; v != "boom" {
@@ -384,7 +384,7 @@ func TestTimeoutHandlerRefused(t *testing.T) {
 	r.Use(func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") })
 	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
 	srv := serve(t, r)
-	resp, body := get(t, "GET", srv.URL+"/events", nil)
+	resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
 	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" {
 		t.Errorf("status %d %q, want 500", resp.StatusCode, body)
 	}

@@ -30,10 +30,10 @@ func TestTopicsFromParam(t *testing.T) {
 	kitchen := connect(t, base+"/rooms/kitchen/events", "")
 	publish(t, hub, "kitchen", "for the kitchen")
 	id := publish(t, hub, "lobby", "for the lobby")
-	if ev := nextWithin(t, lobby, 2*time.Second); ev.Data != "for the lobby" || ev.LastEventID != id {
+	if ev := ssetest.NextWithin(t, lobby, 2*time.Second); ev.Data != "for the lobby" || ev.LastEventID != id {
 		t.Errorf("lobby got %+v", ev)
 	}
-	if ev := nextWithin(t, kitchen, 2*time.Second); ev.Data != "for the kitchen" {
+	if ev := ssetest.NextWithin(t, kitchen, 2*time.Second); ev.Data != "for the kitchen" {
 		t.Errorf("kitchen got %+v", ev)
 	}
 }
@@ -61,7 +61,7 @@ func TestTopicsOutliveFiberBuffers(t *testing.T) {
 		t.Fatalf("topics %v, want aaaa", hub.Stats().Topics)
 	}
 	id := publish(t, hub, "aaaa", "still here")
-	if ev := nextWithin(t, second, 2*time.Second); ev.LastEventID != id {
+	if ev := ssetest.NextWithin(t, second, 2*time.Second); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
 }
@@ -76,11 +76,11 @@ func TestTopicsFromQuery(t *testing.T) {
 	publish(t, hub, "c", "not for us")
 	b := publish(t, hub, "b", "2")
 	for _, id := range []string{a, b} {
-		if ev := nextWithin(t, st, 2*time.Second); ev.LastEventID != id {
+		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Errorf("got %+v, want %s", ev, id)
 		}
 	}
-	if resp, body := get(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "room") {
+	if resp, body := ssetest.Request(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "room") {
 		t.Errorf("without the parameter: %d %q, want 400", resp.StatusCode, body)
 	}
 }
@@ -137,13 +137,13 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		}
 		publish(t, hub, "user/bob", "for bob")
 		publish(t, hub, "user/ann", "for ann")
-		if ev := nextWithin(t, ann, 2*time.Second); ev.Data != "for ann" {
+		if ev := ssetest.NextWithin(t, ann, 2*time.Second); ev.Data != "for ann" {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}
-		if ev := nextWithin(t, bob, 2*time.Second); ev.Data != "for bob" {
+		if ev := ssetest.NextWithin(t, bob, 2*time.Second); ev.Data != "for bob" {
 			t.Errorf("%s: bob got %+v", path, ev)
 		}
-		resp, body := get(t, "GET", base+path, http.Header{"Authorization": {"Bearer bad"}})
+		resp, body := ssetest.Request(t, "GET", base+path, http.Header{"Authorization": {"Bearer bad"}})
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" || body == "" {
 			t.Errorf("%s with a bad token: %d %q %v", path, resp.StatusCode, body, resp.Header)
 		}
@@ -162,10 +162,10 @@ func TestAuthMiddlewareStoresPrincipal(t *testing.T) {
 	})
 	app.Get("/hub/me", fibersse.Auth(hub, testAuth), func(c fiber.Ctx) error { return c.SendString("unreachable") })
 	base := start(t, hub, app)
-	if _, body := get(t, "GET", base+"/me", http.Header{"Cookie": {"session=good-ann"}}); body != "anntrueanntrue" {
+	if _, body := ssetest.Request(t, "GET", base+"/me", http.Header{"Cookie": {"session=good-ann"}}); body != "anntrueanntrue" {
 		t.Errorf("got %q", body)
 	}
-	resp, body := get(t, "GET", base+"/hub/me", nil)
+	resp, body := ssetest.Request(t, "GET", base+"/hub/me", nil)
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "unreachable") {
 		t.Errorf("without a token: %d %q", resp.StatusCode, body)
 	}
@@ -199,7 +199,7 @@ func TestRefusals(t *testing.T) {
 		{"POST", "ok", 405, "event streams answer GET only\n", "text/plain; charset=utf-8"},
 		{"HEAD", "ok", 405, "", "text/plain; charset=utf-8"},
 	} {
-		resp, body := get(t, c.method, base+"/events/"+c.what, nil)
+		resp, body := ssetest.Request(t, c.method, base+"/events/"+c.what, nil)
 		if resp.StatusCode != c.status || body != c.body || resp.Header.Get("Content-Type") != c.ct ||
 			(c.status == 405 && resp.Header.Get("Allow") != "GET") {
 			t.Errorf("%s %s: %d %q (%s), want %d %q (%s)", c.method, c.what, resp.StatusCode, body, resp.Header.Get("Content-Type"), c.status, c.body, c.ct)
@@ -233,7 +233,7 @@ func TestOptionPrecedence(t *testing.T) {
 		st   *ssetest.Stream
 		want string
 	}{{a, specific}, {b, baseID}, {c, q}} {
-		if ev := nextWithin(t, x.st, 2*time.Second); ev.LastEventID != x.want {
+		if ev := ssetest.NextWithin(t, x.st, 2*time.Second); ev.LastEventID != x.want {
 			t.Errorf("got %+v, want %s", ev, x.want)
 		}
 	}
@@ -305,7 +305,7 @@ func TestResumeAfterDrop(t *testing.T) {
 	}()
 	var got []string
 	for drops := 0; len(got) < n; {
-		ev := nextWithin(t, st, 5*time.Second)
+		ev := ssetest.NextWithin(t, st, 5*time.Second)
 		got = append(got, ev.LastEventID)
 		if len(got)%60 == 0 && drops < 4 { // drop the connection, resume
 			drops++
@@ -379,7 +379,7 @@ func TestConcurrentStreamsAndRequests(t *testing.T) {
 				default:
 				}
 				n := strconv.Itoa(w*1e6 + i)
-				if _, body := get(t, "GET", base+"/ping?n="+n, nil); body != "pong "+n {
+				if _, body := ssetest.Request(t, "GET", base+"/ping?n="+n, nil); body != "pong "+n {
 					t.Errorf("ping %s: %q", n, body)
 					return
 				}
@@ -509,7 +509,7 @@ func TestServerTimeouts(t *testing.T) {
 	for i := range 5 {
 		time.Sleep(limit)
 		id := publish(t, hub, "t", strconv.Itoa(i))
-		if ev := nextWithin(t, st, 2*time.Second); ev.LastEventID != id {
+		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
 	}

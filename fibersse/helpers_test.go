@@ -3,7 +3,6 @@ package fibersse_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -85,31 +84,6 @@ func tryConnect(t *testing.T, client *http.Client, url, lastID string) (*ssetest
 	return st, nil
 }
 
-// nextWithin returns the stream's next event, failing the test when it
-// does not arrive within d while the stream stays open.
-func nextWithin(t *testing.T, st *ssetest.Stream, d time.Duration) ssetest.Event {
-	t.Helper()
-	type result struct {
-		ev  ssetest.Event
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		ev, err := st.Next()
-		got <- result{ev, err}
-	}()
-	select {
-	case r := <-got:
-		if r.err != nil {
-			t.Fatalf("Next: %v", r.err)
-		}
-		return r.ev
-	case <-time.After(d):
-		t.Fatalf("no event within %v", d)
-		return ssetest.Event{}
-	}
-}
-
 func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
 	t.Helper()
 	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
@@ -117,30 +91,6 @@ func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// get makes a plain request and returns the response with its body read.
-func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading %s %s: %v", method, url, err)
-	}
-	return resp, string(body)
 }
 
 // captureLog sends the default slog logger's output to a buffer for the

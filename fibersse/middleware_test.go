@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v3/middleware/timeout"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/fibersse"
 )
 
@@ -67,7 +68,7 @@ func TestMiddlewareStreams(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // past the timeout middleware's limit
 			for _, data := range []string{"one", "two", "three"} {
 				id := publish(t, hub, "t", data)
-				if ev := nextWithin(t, st, 2*time.Second); ev.Data != data || ev.LastEventID != id {
+				if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.Data != data || ev.LastEventID != id {
 					t.Fatalf("got %+v, want %s", ev, data)
 				}
 			}
@@ -102,7 +103,7 @@ func TestMiddlewareBuffering(t *testing.T) {
 			app.Get("/buffered", c.mw, h)
 			app.Get("/events", h)
 			base := start(t, hub, app)
-			resp, body := get(t, "GET", base+"/buffered", http.Header{"Accept": {"text/event-stream"}})
+			resp, body := ssetest.Request(t, "GET", base+"/buffered", http.Header{"Accept": {"text/event-stream"}})
 			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
 				!strings.Contains(body, "cannot stream events") {
 				t.Errorf("got %d %q (%s), want 500 with an explanation", resp.StatusCode, body, resp.Header.Get("Content-Type"))
@@ -113,7 +114,7 @@ func TestMiddlewareBuffering(t *testing.T) {
 			// MaxStreams is 1: the refused request gave its place back.
 			st := connect(t, base+"/events", "")
 			id := publish(t, hub, "t", "x")
-			if ev := nextWithin(t, st, 2*time.Second); ev.LastEventID != id {
+			if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 				t.Errorf("got %+v", ev)
 			}
 		})
@@ -129,7 +130,7 @@ func TestRecoverPanickingTopics(t *testing.T) {
 	app.Get("/panic", fibersse.Handler(hub, fibersse.TopicsFunc(func(fiber.Ctx) ([]string, error) { panic("boom") })))
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 	base := start(t, hub, app)
-	if resp, _ := get(t, "GET", base+"/panic", nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := ssetest.Request(t, "GET", base+"/panic", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500", resp.StatusCode)
 	}
 	connect(t, base+"/events", "")

@@ -45,7 +45,7 @@ func TestTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := publish(t, hub, "t", "secret")
-		if ev := nextWithin(t, st, 2*time.Second); ev.LastEventID != id {
+		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
 		left := time.Now()

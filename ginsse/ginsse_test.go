@@ -54,7 +54,7 @@ func TestTopicsFromParam(t *testing.T) {
 			t.Errorf("got %q, want %q", ev.Data, c.data)
 		}
 	}
-	if resp, _ := get(t, "GET", base+"/nope", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := ssetest.Request(t, "GET", base+"/nope", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("route without the parameter: %d, want 400", resp.StatusCode)
 	}
 
@@ -89,7 +89,7 @@ func TestTopicsFromQuery(t *testing.T) {
 	if ev := next(t, def); ev.LastEventID != b {
 		t.Errorf("default option: got %+v", ev)
 	}
-	if resp, _ := get(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := ssetest.Request(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("without the parameter: %d, want 400", resp.StatusCode)
 	}
 }
@@ -123,7 +123,7 @@ func TestTopicsFuncPerUser(t *testing.T) {
 		if ev := next(t, bob); ev.Data != "for bob" {
 			t.Errorf("%s: bob got %q", path, ev.Data)
 		}
-		if resp, _ := get(t, "GET", base+path, bearer("x")); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := ssetest.Request(t, "GET", base+path, bearer("x")); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s: refused token: %d, want 401", path, resp.StatusCode)
 		}
 		ann.Close()
@@ -145,13 +145,13 @@ func TestTopicsFuncRefusals(t *testing.T) {
 		return nil, errors.New("database down")
 	})))
 	base := serve(t, r) + "/events"
-	if resp, _ := get(t, "GET", base+"?answer=stop", nil); resp.StatusCode != http.StatusNoContent {
+	if resp, _ := ssetest.Request(t, "GET", base+"?answer=stop", nil); resp.StatusCode != http.StatusNoContent {
 		t.Errorf("Refuse(204): %d", resp.StatusCode)
 	}
-	if resp, body := get(t, "GET", base+"?answer=later", nil); resp.StatusCode != 200 || body != "retry: 2000\n\n" {
+	if resp, body := ssetest.Request(t, "GET", base+"?answer=later", nil); resp.StatusCode != 200 || body != "retry: 2000\n\n" {
 		t.Errorf("TryLater: %d %q", resp.StatusCode, body)
 	}
-	if resp, _ := get(t, "GET", base, nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := ssetest.Request(t, "GET", base, nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("other error: %d, want 500", resp.StatusCode)
 	}
 }
@@ -174,14 +174,14 @@ func TestAuthMiddleware(t *testing.T) {
 	g.Match([]string{"GET", "OPTIONS"}, "/events", ginsse.Handler(hub, ginsse.WithCORS(&sse.CORS{AllowedOrigins: []string{"http://app.example"}})))
 	url := serve(t, r) + "/events"
 
-	resp, _ := get(t, "GET", url+"?topic=user/ann", nil)
+	resp, _ := ssetest.Request(t, "GET", url+"?topic=user/ann", nil)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("no token: %d %v", resp.StatusCode, resp.Header)
 	}
-	if resp, _ := get(t, "GET", url+"?topic=user/bob", bearer("ann")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := ssetest.Request(t, "GET", url+"?topic=user/bob", bearer("ann")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("other user's topic: %d, want 403 (Authorize of the middleware's Auth)", resp.StatusCode)
 	}
-	resp, _ = get(t, "OPTIONS", url, http.Header{"Origin": {"http://app.example"}, "Access-Control-Request-Method": {"GET"}})
+	resp, _ = ssetest.Request(t, "OPTIONS", url, http.Header{"Origin": {"http://app.example"}, "Access-Control-Request-Method": {"GET"}})
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
@@ -209,7 +209,7 @@ func TestHandlerAbortsChain(t *testing.T) {
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")), func(c *gin.Context) { after <- struct{}{}; c.String(200, "oops") })
 	r.GET("/refused", ginsse.Handler(hub), func(c *gin.Context) { after <- struct{}{} })
 	base := serve(t, r)
-	if resp, _ := get(t, "GET", base+"/refused", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := ssetest.Request(t, "GET", base+"/refused", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("refusal: %d", resp.StatusCode)
 	}
 	st := ssetest.Open(t, base+"/events", "", nil)

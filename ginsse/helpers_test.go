@@ -28,30 +28,6 @@ func serve(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-// get makes a request and returns the response with its body read.
-func get(t *testing.T, method, url string, hdr http.Header) (*http.Response, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	if _, err := b.ReadFrom(resp.Body); err != nil {
-		t.Fatalf("reading %s %s: %v", method, url, err)
-	}
-	return resp, b.String()
-}
-
 func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
 	t.Helper()
 	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
@@ -59,31 +35,6 @@ func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// next returns the stream's next event, failing the test after 10s.
-func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
-	t.Helper()
-	type res struct {
-		ev  ssetest.Event
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		ev, err := st.Next()
-		ch <- res{ev, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("Next: %v", r.err)
-		}
-		return r.ev
-	case <-time.After(10 * time.Second):
-		st.Close()
-		t.Fatal("no event within 10s")
-		return ssetest.Event{}
-	}
 }
 
 // waitGoroutines waits until the number of goroutines is back to about
@@ -167,3 +118,9 @@ func (w *gzipWriter) Flush() {
 }
 
 func (w *gzipWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// next returns the next event of st, failing the test after 10 s.
+func next(t *testing.T, st *ssetest.Stream) ssetest.Event {
+	t.Helper()
+	return ssetest.NextWithin(t, st, 10*time.Second)
+}

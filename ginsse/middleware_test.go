@@ -58,7 +58,7 @@ func TestRecoveryCatchesPanicInTopicsFunc(t *testing.T) {
 		return []string{"t"}, nil
 	})))
 	url := serve(t, r) + "/events"
-	if resp, _ := get(t, "GET", url+"?boom=1", nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := ssetest.Request(t, "GET", url+"?boom=1", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("panic: status %d, want 500", resp.StatusCode)
 	}
 	st := ssetest.Open(t, url, "", nil)
@@ -82,7 +82,7 @@ func TestGzipIsDetected(t *testing.T) {
 	r.GET("/excluded/events", h)
 	base := serve(t, r)
 
-	resp, body := get(t, "GET", base+"/events", http.Header{"Accept-Encoding": {"gzip"}})
+	resp, body := ssetest.Request(t, "GET", base+"/events", http.Header{"Accept-Encoding": {"gzip"}})
 	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
 		!strings.Contains(body, "cannot stream") {
 		t.Errorf("gzip: got %d %q (%s), want 500 with an explanation", resp.StatusCode, body, resp.Header.Get("Content-Type"))
@@ -162,7 +162,7 @@ func TestTimeoutHandlerIsDetected(t *testing.T) {
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")))
 	url := serve(t, http.TimeoutHandler(r, 5*time.Second, "timeout")) + "/events"
-	resp, body := get(t, "GET", url, nil)
+	resp, body := ssetest.Request(t, "GET", url, nil)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "cannot stream") {
 		t.Errorf("got %d %q, want 500 with an explanation", resp.StatusCode, body)
 	}

@@ -120,25 +120,7 @@ func (k *kit) next(st *Stream) Event {
 // get makes a plain request and returns the response with its body read.
 func (k *kit) get(method, query string, hdr http.Header) (*http.Response, string) {
 	k.t.Helper()
-	req, err := http.NewRequest(method, k.url+query, nil)
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	for key, v := range hdr {
-		req.Header[key] = v
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		k.t.Fatalf("%s %s: %v", method, query, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		k.t.Fatalf("reading the body of %s %s: %v", method, query, err)
-	}
-	return resp, string(body)
+	return Request(k.t, method, k.url+query, hdr)
 }
 
 var topicT = sse.HandlerOptions{Topics: sse.Topics("t")}
@@ -552,6 +534,7 @@ func checkCaps(t *testing.T, su *suite) {
 
 func checkMaxAge(t *testing.T, su *suite) {
 	k := newKit(t, su, sse.Options{MaxStreamAge: 150 * time.Millisecond, CloseRetry: 10 * time.Millisecond}, topicT)
+	st := k.connect("", "") // subscribed before the first publish
 	stop := make(chan struct{})
 	published := make(chan []string, 1)
 	go func() {
@@ -572,7 +555,6 @@ func checkMaxAge(t *testing.T, su *suite) {
 	}()
 	var got []string
 	rotations := 0
-	st := k.connect("", "")
 	deadline := time.Now().Add(20 * time.Second)
 	for rotations < 3 && time.Now().Before(deadline) {
 		ev, err := st.Next()

@@ -2,6 +2,7 @@ package ssetest
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -76,4 +77,56 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// NextWithin returns the next event of st, and fails the test when none
+// arrives within d (it then closes st).
+func NextWithin(t testing.TB, st *Stream, d time.Duration) Event {
+	t.Helper()
+	type result struct {
+		ev  Event
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		ev, err := st.Next()
+		got <- result{ev, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("Next: %v", r.err)
+		}
+		return r.ev
+	case <-time.After(d):
+		st.Close()
+		<-got
+		t.Fatalf("no event within %v", d)
+		return Event{}
+	}
+}
+
+// Request makes a request with the extra headers hdr (nil: none), bounded
+// by 10 s, and returns the response with its body read.
+func Request(t testing.TB, method, url string, hdr http.Header) (*http.Response, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s %s: %v", method, url, err)
+	}
+	return resp, string(body)
 }
