@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"time"
@@ -82,20 +83,22 @@ func (e *Event) Validate() error {
 
 func checkField(name, v string, noNUL bool) error {
 	// CR, LF and NUL never occur inside a multi-byte UTF-8 sequence, so a
-	// byte scan finds them exactly.
+	// byte scan finds them exactly; the UTF-8 check is needed only when a
+	// byte is not ASCII.
+	ascii := true
 	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case '\n':
+		switch c := v[i]; {
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case c == '\n':
 			return &FieldError{Field: name, Reason: "contains LF"}
-		case '\r':
+		case c == '\r':
 			return &FieldError{Field: name, Reason: "contains CR"}
-		case 0:
-			if noNUL {
-				return &FieldError{Field: name, Reason: "contains NUL"}
-			}
+		case c == 0 && noNUL:
+			return &FieldError{Field: name, Reason: "contains NUL"}
 		}
 	}
-	if !utf8.ValidString(v) {
+	if !ascii && !utf8.ValidString(v) {
 		return &FieldError{Field: name, Reason: "not valid UTF-8"}
 	}
 	return nil
@@ -174,13 +177,17 @@ func appendData(dst, data []byte) []byte {
 	}
 }
 
+// indexLineBreak returns the index of the first CR or LF in b, or -1. Two
+// IndexByte scans (vectorised) beat one byte loop on payloads of any size.
 func indexLineBreak(b []byte) int {
-	for i, c := range b {
-		if c == '\n' || c == '\r' {
-			return i
-		}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return bytes.IndexByte(b, '\r')
 	}
-	return -1
+	if j := bytes.IndexByte(b[:i], '\r'); j >= 0 {
+		return j
+	}
+	return i
 }
 
 // encodedLen returns an upper bound of the encoded size of a valid event.
