@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -34,11 +33,12 @@ type fixture struct {
 	srv   *httptest.Server
 	tr    *http.Transport // shared by the fixture's clients, closed on teardown
 
+	connTracker
+
 	mu       sync.Mutex
-	conns    map[net.Conn]struct{} // server-side connections serving a request
-	lastIDs  []string              // Last-Event-ID header of each stream request, in arrival order
-	onStream func()                // when set, called on each stream request; guarded by mu
-	stops    []func()              // stop the clients
+	lastIDs  []string // Last-Event-ID header of each stream request, in arrival order
+	onStream func()   // when set, called on each stream request; guarded by mu
+	stops    []func() // stop the clients
 	closing  sync.Once
 	baseline int // goroutines before the fixture started
 }
@@ -47,7 +47,7 @@ type fixture struct {
 // topic t. Teardown runs as a cleanup, or earlier through close.
 func newFixture(t *testing.T, epoch string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, conns: make(map[net.Conn]struct{}), baseline: runtime.NumGoroutine()}
+	f := &fixture{t: t, baseline: runtime.NumGoroutine()}
 	var err error
 	f.store, err = sse.NewMemoryStore(sse.MemoryStoreOptions{Epoch: epoch})
 	if err != nil {
@@ -67,38 +67,11 @@ func newFixture(t *testing.T, epoch string) *fixture {
 		f.mu.Unlock()
 		stream.ServeHTTP(w, r)
 	}))
-	f.srv.Config.ConnState = f.trackConn
+	f.srv.Config.ConnState = f.track
 	f.srv.Start()
 	f.tr = &http.Transport{}
 	t.Cleanup(f.close)
 	return f
-}
-
-func (f *fixture) trackConn(c net.Conn, state http.ConnState) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if state == http.StateActive {
-		f.conns[c] = struct{}{}
-	} else {
-		delete(f.conns, c)
-	}
-}
-
-// dropConns closes the server side of every connection that is serving a
-// request, as a crashed proxy or a network failure would, and returns how
-// many it closed.
-func (f *fixture) dropConns() int {
-	f.mu.Lock()
-	conns := make([]net.Conn, 0, len(f.conns))
-	for c := range f.conns {
-		conns = append(conns, c)
-		delete(f.conns, c)
-	}
-	f.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	return len(conns)
 }
 
 // requestLastIDs returns the Last-Event-ID header of every stream request so

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,16 +64,16 @@ type nodeFixture struct {
 	hub   *sse.Hub
 
 	srv *httptest.Server
+	connTracker
 
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{} // server-side connections serving a request
-	lastIDs []string              // Last-Event-ID header of each stream request
-	gate    chan struct{}         // when not nil, stream requests wait until it is closed
+	lastIDs []string      // Last-Event-ID header of each stream request
+	gate    chan struct{} // when not nil, stream requests wait until it is closed
 }
 
 func newNodeFixture(t *testing.T) *nodeFixture {
 	t.Helper()
-	f := &nodeFixture{t: t, conns: make(map[net.Conn]struct{})}
+	f := &nodeFixture{t: t}
 	var err error
 	f.store, err = sse.NewMemoryStore(sse.MemoryStoreOptions{})
 	if err != nil {
@@ -103,34 +102,10 @@ func newNodeFixture(t *testing.T) *nodeFixture {
 		}
 		stream.ServeHTTP(w, r)
 	}))
-	f.srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if state == http.StateActive {
-			f.conns[c] = struct{}{}
-		} else {
-			delete(f.conns, c)
-		}
-	}
+	f.srv.Config.ConnState = f.track
 	f.srv.Start()
 	t.Cleanup(f.close)
 	return f
-}
-
-// dropConns closes the server side of every connection serving a request,
-// as a network failure would, and returns how many it closed.
-func (f *nodeFixture) dropConns() int {
-	f.mu.Lock()
-	conns := make([]net.Conn, 0, len(f.conns))
-	for c := range f.conns {
-		conns = append(conns, c)
-		delete(f.conns, c)
-	}
-	f.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-	return len(conns)
 }
 
 func (f *nodeFixture) requestLastIDs() []string {
