@@ -14,6 +14,10 @@ type Links struct {
 	PNG    string // the plot, or "" for none
 	JSON   string // the results file
 	README string // bench/README.md
+	// Extra is markdown spliced in before the method: the hand-kept results
+	// of the go test benchmarks (bench/micro/results.md), which a run of the
+	// scenarios does not measure but the report should keep.
+	Extra string
 }
 
 // Markdown renders the report as docs/benchmarks.md: the setup, one table
@@ -41,22 +45,59 @@ func Markdown(rep *Report, links Links) string {
 	}
 	w("\n")
 
-	w("## Servers\n\n| server | setup |\n|---|---|\n")
+	w("## Servers\n\n| server | setup | scenarios |\n|---|---|---|\n")
 	for _, s := range rep.Servers {
-		w("| %s | %s |\n", s.Name, s.Notes)
+		w("| %s | %s | %s |\n", s.Name, s.Notes, ranScenarios(rep, s.Name))
 	}
 	w("\nEvery server is a small `main` under `bench/servers/` that serves the same contract: `GET /events`,\n")
 	w("`POST /publish?count=K&rate=R&size=B`, `GET /debug/goroutines`. Each event's data is\n")
-	w("`<send time in unix ns> <sequence number> xxx…`, so the generator measures latency and counts every loss.\n\n")
+	w("`<send time in unix ns> <sequence number> xxx…`, so the generator measures latency and counts every loss.\n")
+	if len(pl.ServerScenarios) > 0 {
+		w("The router adapters (ginsse, echosse, chisse, fibersse) serve the same Hub as the ssekit server, so they\n")
+		w("run only the scenarios that show what the router and its HTTP stack add (memory per stream, fan-out,\n")
+		w("the steady rate); the hub's own behaviour (maximum rate, stalled clients, storm, resume) is ssekit's rows.\n")
+		w("A server that did not run a scenario is named under that scenario's table.\n")
+	}
+	w("\n")
 
+	// res returns a scenario's results, skipped ones included, or nil
+	// when no server ran it.
 	res := func(sc string) []Result {
 		var out []Result
+		ran := false
 		for _, r := range rep.Results {
 			if r.Scenario == sc {
 				out = append(out, r)
+				ran = ran || r.Skipped == ""
 			}
 		}
+		if !ran {
+			return nil
+		}
 		return out
+	}
+	// notRun names the servers that skipped a scenario, with why, after
+	// its table.
+	notRun := func(rs []Result) {
+		var order []string
+		by := map[string][]string{}
+		for _, r := range rs {
+			if r.Skipped == "" || slices.Contains(by[r.Skipped], r.Server) {
+				continue
+			}
+			if by[r.Skipped] == nil {
+				order = append(order, r.Skipped)
+			}
+			by[r.Skipped] = append(by[r.Skipped], r.Server)
+		}
+		if len(order) == 0 {
+			return
+		}
+		parts := make([]string, len(order))
+		for i, why := range order {
+			parts[i] = strings.Join(by[why], ", ") + " (" + why + ")"
+		}
+		w("Not run: %s.\n\n", strings.Join(parts, "; "))
 	}
 	note := func(r *Result) string {
 		switch {
@@ -75,10 +116,14 @@ func Markdown(rep *Report, links Links) string {
 		w("The last column is the load generator's own RSS (the whole runner process) with the same streams open.\n\n")
 		w("| server | RSS before (MiB) | RSS after (MiB) | KiB per stream | goroutines per stream | generator RSS (MiB) | note |\n|---|---:|---:|---:|---:|---:|---|\n")
 		for _, r := range rs {
+			if r.Skipped != "" {
+				continue
+			}
 			w("| %s | %.1f | %.1f | %.1f | %.2f | %.1f | %s |\n", r.Server, mib(r.RSSBeforeKiB), mib(r.RSSAfterKiB),
 				r.RSSPerConnKiB, r.GoroutinesPerConn, mib(r.GenRSSKiB), note(&r))
 		}
 		w("\n")
+		notRun(rs)
 	}
 
 	if rs := res(ScFanout); len(rs) > 0 {
@@ -95,6 +140,7 @@ func Markdown(rep *Report, links Links) string {
 				num(r.DeliveriesSec), f1(r.P50Ms), f1(r.P99Ms), f1(r.MaxMs), r.CPUPerMillionSec, r.GenCPUPercent, r.OtherCPUPercent, note(&r))
 		}
 		w("\n")
+		notRun(rs)
 	}
 
 	if rs := res(ScMaxRate); len(rs) > 0 {
@@ -137,6 +183,7 @@ func Markdown(rep *Report, links Links) string {
 			}
 		}
 		w("\n")
+		notRun(rs)
 	}
 
 	if rs := res(ScSteady); len(rs) > 0 {
@@ -150,6 +197,7 @@ func Markdown(rep *Report, links Links) string {
 				f1(r.P50Ms), f1(r.P99Ms), f1(r.MaxMs), r.CPUPerMillionSec, r.GenCPUPercent, r.OtherCPUPercent, publisher(&r, pl.GraceSeconds), note(&r))
 		}
 		w("\n")
+		notRun(rs)
 	}
 
 	if rs := res(ScStalled); len(rs) > 0 {
@@ -176,6 +224,7 @@ func Markdown(rep *Report, links Links) string {
 				f1(r.P50Ms), f1(r.P99Ms), f1(r.MaxMs), r.CPUPerMillionSec, r.OtherCPUPercent, pub, note(&r))
 		}
 		w("\n")
+		notRun(rs)
 	}
 
 	if rs := res(ScStorm); len(rs) > 0 {
@@ -183,9 +232,13 @@ func Markdown(rep *Report, links Links) string {
 		w("All connects are issued together; the time is until the last response head (status 200) arrived.\n\n")
 		w("| server | all open after (s) | failed | server CPU s | RSS after (MiB) | note |\n|---|---:|---:|---:|---:|---|\n")
 		for _, r := range rs {
+			if r.Skipped != "" {
+				continue
+			}
 			w("| %s | %.2f | %d | %.2f | %.1f | %s |\n", r.Server, r.OpenSec, r.Failed, r.ServerCPUSec, mib(r.RSSAfterKiB), note(&r))
 		}
 		w("\n")
+		notRun(rs)
 	}
 
 	if rs := res(ScResume); len(rs) > 0 {
@@ -202,8 +255,14 @@ func Markdown(rep *Report, links Links) string {
 				f1(r.CatchP50), f1(r.CatchP99), f1(r.CatchMax), r.ServerCPUSec, note(&r))
 		}
 		w("\n")
+		notRun(rs)
 	}
 
+	adapterSummary(rep, w)
+	if links.Extra != "" {
+		w("%s\n", strings.TrimSpace(links.Extra))
+		w("\n")
+	}
 	w("## Method\n\n")
 	w("- `bench/cmd/run` builds every server once (`go build`), then for each scenario and server starts the\n")
 	w("  server as a child process on a fresh port, drives it and kills it. Servers and clients use 127.0.0.1 only.\n")
@@ -286,13 +345,128 @@ func orDash(s string) string {
 	return s
 }
 
-// serversIn lists the servers with results for a scenario, in report order.
+// serversIn lists the servers that ran a scenario, in report order.
 func serversIn(rep *Report, sc string) []string {
 	var out []string
 	for _, r := range rep.Results {
-		if r.Scenario == sc && !slices.Contains(out, r.Server) {
+		if r.Scenario == sc && r.Skipped == "" && !slices.Contains(out, r.Server) {
 			out = append(out, r.Server)
 		}
 	}
 	return out
+}
+
+// ranScenarios lists the scenarios a server ran (or tried: errors count),
+// or "all".
+func ranScenarios(rep *Report, server string) string {
+	var ran []string
+	all := true
+	for _, sc := range Scenarios {
+		tried, skipped := false, false
+		for _, r := range rep.Results {
+			if r.Server != server || r.Scenario != sc {
+				continue
+			}
+			if r.Skipped == SkipNotSelected {
+				skipped = true
+			} else {
+				tried = true
+			}
+		}
+		switch {
+		case tried:
+			ran = append(ran, sc)
+		case skipped:
+			all = false
+		}
+	}
+	if all {
+		return "all"
+	}
+	return strings.Join(ran, ", ")
+}
+
+// adapterSummary writes the router adapters' numbers as ratios to the
+// ssekit server's in the same run: what each router and HTTP stack adds to
+// the same Hub. The adapters are the servers the plan's ServerScenarios
+// names.
+func adapterSummary(rep *Report, w func(string, ...any)) {
+	find := func(server, sc string, conns int) *Result {
+		for i := range rep.Results {
+			r := &rep.Results[i]
+			if r.Server == server && r.Scenario == sc && r.Skipped == "" && r.Error == "" && (conns == 0 || r.Conns == conns) {
+				return r
+			}
+		}
+		return nil
+	}
+	var adapters []string
+	for _, s := range rep.Servers {
+		if _, ok := rep.Plan.ServerScenarios[s.Name]; ok && find(s.Name, ScIdle, 0) != nil {
+			adapters = append(adapters, s.Name)
+		}
+	}
+	if len(adapters) == 0 || find("ssekit", ScIdle, 0) == nil {
+		return
+	}
+	type col struct {
+		head  string
+		value func(server string) float64
+	}
+	get := func(sc string, conns int, f func(*Result) float64) func(string) float64 {
+		return func(server string) float64 {
+			if r := find(server, sc, conns); r != nil {
+				return f(r)
+			}
+			return 0
+		}
+	}
+	cols := []col{{"idle: KiB per stream", get(ScIdle, 0, func(r *Result) float64 { return r.RSSPerConnKiB })}}
+	for _, n := range rep.Plan.FanoutSubs {
+		cols = append(cols,
+			col{fmt.Sprintf("fan-out %d: deliveries/s", n), get(ScFanout, n, func(r *Result) float64 { return r.DeliveriesSec })},
+			col{fmt.Sprintf("fan-out %d: CPU s per M", n), get(ScFanout, n, func(r *Result) float64 { return r.CPUPerMillionSec })})
+	}
+	cols = append(cols,
+		col{"steady: CPU s per M", get(ScSteady, 0, func(r *Result) float64 { return r.CPUPerMillionSec })},
+		col{"steady: p99 ms", get(ScSteady, 0, func(r *Result) float64 { return r.P99Ms })})
+	w("## Router adapters against the Hub on net/http\n\n")
+	w("ginsse, echosse, chisse and fibersse serve the same Hub, with the same options, as the ssekit server;\n")
+	w("their numbers from the tables above, each followed by its ratio to ssekit's in this run (ssekit = 1).\n")
+	w("Differences of 10–20 %% are within the run-to-run noise of this machine.\n\n")
+	w("| server |")
+	for _, c := range cols {
+		w(" %s |", c.head)
+	}
+	w("\n|---|")
+	for range cols {
+		w("---:|")
+	}
+	w("\n")
+	for _, name := range append([]string{"ssekit"}, adapters...) {
+		w("| %s |", name)
+		for _, c := range cols {
+			v, base := c.value(name), c.value("ssekit")
+			switch {
+			case v == 0:
+				w(" – |")
+			case base == 0:
+				w(" %s |", f1(v))
+			default:
+				w(" %s (%.2f) |", fmtAdapter(v), v/base)
+			}
+		}
+		w("\n")
+	}
+	w("\n")
+}
+
+func fmtAdapter(v float64) string {
+	if v >= 1000 {
+		return num(v)
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
 }

@@ -55,7 +55,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(o.Servers) == 0 {
+	// The plan's per-server scenario selection applies to the servers the
+	// runner picks; servers named explicitly run every scenario asked for.
+	picked := len(o.Servers) == 0
+	if picked {
 		o.Servers = serverOrder(all)
 	}
 	for _, n := range o.Servers {
@@ -110,6 +113,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, sc := range o.Scenarios {
 		for _, s := range servers {
+			if picked && !o.Plan.Runs(s.Name, sc) {
+				rep.Results = append(rep.Results, Result{Server: s.Name, Scenario: sc, Skipped: SkipNotSelected})
+				continue
+			}
 			if runCtx.Err() != nil {
 				rep.Results = append(rep.Results, Result{Server: s.Name, Scenario: sc, Skipped: "run timeout"})
 				continue
@@ -128,10 +135,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// SkipNotSelected is the Skipped reason of a scenario that the plan's
+// ServerScenarios leaves out for a server.
+const SkipNotSelected = "left out by the scenario selection"
+
 // serverOrder puts the known servers first, in the report's order, and
 // any new one after them.
 func serverOrder(names []string) []string {
-	known := []string{"ssekit", "naive", "r3labs", "gosse", "gin", "bare"}
+	known := []string{"ssekit", "ginsse", "echosse", "chisse", "fibersse", "naive", "r3labs", "gosse", "gin", "bare"}
 	var out []string
 	for _, k := range known {
 		if slices.Contains(names, k) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -46,6 +47,37 @@ type Plan struct {
 	ResumeClients int `json:"resume_clients"`
 	ResumeFirst   int `json:"resume_first"` // events before the clients drop
 	ResumeBack    int `json:"resume_back"`  // events published while they are away
+
+	// ServerScenarios limits the servers it names to the scenarios it
+	// lists for them (in the plan's run order, whatever the order here);
+	// servers it does not name run every scenario. It keeps the full run
+	// within its time budget as servers are added. Run applies it only to
+	// servers it picked itself: a server named in Options.Servers (the
+	// -servers flag) runs every scenario asked for.
+	ServerScenarios map[string][]string `json:"server_scenarios,omitempty"`
+}
+
+// adapterScenarios is what the router adapters (ginsse, echosse, chisse,
+// fibersse) run: they serve the same Hub as the ssekit server, so the
+// scenarios that measure the hub itself (maximum rate, stalled clients,
+// connect storm, resume) would repeat ssekit's numbers at a cost of
+// minutes. Idle memory, fan-out and the steady rate show what each router
+// and HTTP stack adds per stream and per delivery.
+var adapterScenarios = []string{ScIdle, ScFanout, ScSteady}
+
+func adapterSelection() map[string][]string {
+	m := make(map[string][]string)
+	for _, a := range []string{"ginsse", "echosse", "chisse", "fibersse"} {
+		m[a] = adapterScenarios
+	}
+	return m
+}
+
+// Runs reports whether the plan has server run scenario sc (before
+// Options.Servers lifts the selection).
+func (pl *Plan) Runs(server, sc string) bool {
+	only, ok := pl.ServerScenarios[server]
+	return !ok || slices.Contains(only, sc)
 }
 
 // FullPlan is the published run: under 10 minutes on 2 cores.
@@ -63,6 +95,7 @@ func FullPlan() Plan {
 		StalledHealthy: 200, StalledCounts: []int{0, 1, 10}, StalledRate: 100, StalledSeconds: 8, StalledSize: 16 << 10,
 		StormConns:    5000,
 		ResumeClients: 1000, ResumeFirst: 100, ResumeBack: 300,
+		ServerScenarios: adapterSelection(),
 	}
 }
 
@@ -81,6 +114,7 @@ func QuickPlan() Plan {
 		StalledHealthy: 50, StalledCounts: []int{0, 1, 10}, StalledRate: 50, StalledSeconds: 2, StalledSize: 64 << 10,
 		StormConns:    1000,
 		ResumeClients: 200, ResumeFirst: 50, ResumeBack: 300,
+		ServerScenarios: adapterSelection(),
 	}
 }
 

@@ -7,10 +7,12 @@ import (
 	"time"
 )
 
-// TestSmoke keeps the harness honest: against ssekit and the naive server,
-// 20 streams must receive 50 events each (once as fast as possible, once
+// TestSmoke keeps the harness honest: against ssekit, the naive server and
+// two of the router adapters (chisse on net/http, fibersse on fasthttp), 20
+// streams must receive 50 events each (once as fast as possible, once
 // paced), with no loss, gap, duplicate or stray event, and with latencies
-// that make sense.
+// that make sense. The servers that resume must also bring 20 clients that
+// come back 30 events behind up to date, with nothing lost or repeated.
 func TestSmoke(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the load generator needs Linux")
@@ -24,7 +26,7 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	servers, err := Build(ctx, modDir, t.TempDir(), []string{"ssekit", "naive"})
+	servers, err := Build(ctx, modDir, t.TempDir(), []string{"ssekit", "naive", "chisse", "fibersse"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +60,19 @@ func TestSmoke(t *testing.T) {
 				if mx := p.Latency.Max(); mx <= 0 || mx > 10*time.Second {
 					t.Errorf("rate %g: max latency %v", rate, mx)
 				}
+			}
+			if !srv.Info.Resume {
+				return
+			}
+			ro := *o
+			ro.Plan.ResumeClients, ro.Plan.ResumeFirst, ro.Plan.ResumeBack = conns, 10, 30
+			r = resume(ctx, &ro, srv)
+			if r.Error != "" || r.Skipped != "" {
+				t.Fatalf("resume: %s%s", r.Error, r.Skipped)
+			}
+			if r.Deliveries != conns*30 || r.Losses != 0 || r.Dups != 0 || r.Other != 0 || r.Failed != 0 {
+				t.Errorf("resume: delivered %d of %d, %d losses, %d duplicates, %d other events, %d failed connects",
+					r.Deliveries, conns*30, r.Losses, r.Dups, r.Other, r.Failed)
 			}
 		})
 	}

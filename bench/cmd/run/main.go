@@ -116,6 +116,10 @@ func main() {
 			return filepath.ToSlash(r)
 		}
 		links := runner.Links{JSON: rel(jsonPath), README: rel(filepath.Join(modDir, "README.md"))}
+		// The go test benchmarks' results, kept by hand, go into the report.
+		if b, err := os.ReadFile(filepath.Join(modDir, "micro", "results.md")); err == nil {
+			links.Extra = string(b)
+		}
 		if pngPath != "-" {
 			links.PNG = rel(pngPath)
 		}
