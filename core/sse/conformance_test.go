@@ -17,3 +17,26 @@ func TestConformance(t *testing.T) {
 		return srv.URL
 	})
 }
+
+// TestConformanceDetached runs the kit against the handler with Detach
+// set: the same behaviour over connections taken over from net/http,
+// with the platform's poller and with the portable one.
+func TestConformanceDetached(t *testing.T) {
+	for _, portable := range []bool{false, true} {
+		name := "default-poller"
+		if portable {
+			name = "portable-poller"
+		}
+		t.Run(name, func(t *testing.T) {
+			if portable {
+				t.Cleanup(sse.UsePortablePoller())
+			}
+			ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+				opts.Detach = true
+				srv := httptest.NewServer(hub.Handler(opts))
+				t.Cleanup(srv.Close)
+				return srv.URL
+			})
+		})
+	}
+}

@@ -27,6 +27,20 @@ type HandlerOptions struct {
 
 	// CORS, if set, serves pages of other origins.
 	CORS *CORS
+
+	// Detach, when set, takes each HTTP/1.1 stream's connection over from
+	// net/http once the request is accepted (http.ResponseController's
+	// Hijack), and hands it to the hub: net/http's goroutine and buffers
+	// are freed, and a few shared workers write to every detached stream.
+	// An idle stream then costs a few KiB instead of about 25. Clients see
+	// the same response, chunked; the connection closes when the stream
+	// ends.
+	//
+	// HTTP/2, TLS, and ResponseWriters that cannot hijack are served as
+	// usual. Middleware that wraps the handler sees the request end when
+	// the stream is handed over; a timeout middleware's deadline no longer
+	// applies. See docs/tuning.md.
+	Detach bool
 }
 
 // Topics returns a HandlerOptions.Topics function that subscribes every
@@ -88,6 +102,9 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := hd.hub.Accept(w, r, hd.opts)
 	if s == nil {
 		return // answered without a stream
+	}
+	if hd.opts.Detach && s.serveDetached(w, r) {
+		return
 	}
 	if !canFlush(w) {
 		s.Release()

@@ -220,6 +220,10 @@ type Hub struct {
 	drained     chan struct{} // closed when closing and active == 0
 	stopBeat    chan struct{} // non-nil while the heartbeat goroutine runs
 
+	// The engine of detached streams, while there are any.
+	detMu sync.Mutex
+	eng   *engine
+
 	// With a Broadcaster store, guarded by mu: the Seq of the newest entry
 	// this hub published, and whether the store stopped broadcasting.
 	published     uint64
@@ -575,6 +579,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	select {
 	case <-h.drained:
 	case <-ctx.Done():
+		// Detached connections are invisible to http.Server, which could
+		// otherwise close them: close them here.
+		h.killDetached()
 		return fmt.Errorf("sse: Shutdown: streams still open: %w", ctx.Err())
 	}
 	if h.stopListen != nil {
@@ -591,6 +598,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // Stats is a snapshot of a hub's state.
 type Stats struct {
 	Streams     int            // open streams
+	Detached    int            // of Streams, those on detached connections
 	Topics      map[string]int // subscribers per topic
 	QueuedBytes int            // bytes waiting in all subscribers' queues
 }
@@ -605,6 +613,9 @@ func (h *Hub) Stats() Stats {
 	}
 	for s := range h.subs {
 		st.QueuedBytes += s.queuedBytes()
+		if s.det.Load() != nil {
+			st.Detached++
+		}
 	}
 	return st
 }

@@ -64,29 +64,40 @@ func (h *Hub) serve(ctx context.Context, st StreamWriter, info *StreamInfo, last
 	s := newSubscriber(h, info.Topics)
 	s.info = *info
 	sent := 0
-	reason, err := h.run(ctx, st, s, lastID, &sent)
+	started, reason, err := h.open(ctx, st, s, lastID, &sent)
+	if !started {
+		return 0 // shut down in between
+	}
 	if reason == 0 {
-		return 0 // never started: shut down in between
+		reason, err = h.pump(ctx, st, s, &sent)
+		h.unregister(s)
 	}
-	if err != nil {
-		h.log.Debug("sse: stream ended", "reason", reason, "principal", info.Principal.ID, "err", err)
-	}
-	if f := h.opts.Observer.StreamClosed; f != nil {
-		f(*info, reason, sent)
-	}
+	h.streamEnded(s, reason, err, sent)
 	return reason
 }
 
-// run registers s, sends the opening frame, replays and pumps; it returns
-// why the stream ended, or 0 if it never started.
-func (h *Hub) run(ctx context.Context, st StreamWriter, s *subscriber, lastID string, sent *int) (EndReason, error) {
+// streamEnded logs and reports the end of a stream.
+func (h *Hub) streamEnded(s *subscriber, reason EndReason, err error, sent int) {
+	if err != nil {
+		h.log.Debug("sse: stream ended", "reason", reason, "principal", s.info.Principal.ID, "err", err)
+	}
+	if f := h.opts.Observer.StreamClosed; f != nil {
+		f(s.info, reason, sent)
+	}
+}
+
+// open starts s's stream on st: it registers s, sends the opening frame
+// and replays what the client missed. started is false when Shutdown came
+// first (the client got a retry hint); reason is why the stream ended
+// while opening, after which s is unregistered, or 0 when the stream is
+// open and live events are to follow.
+func (h *Hub) open(ctx context.Context, st StreamWriter, s *subscriber, lastID string, sent *int) (started bool, reason EndReason, err error) {
 	if err := st.Start(); err != nil {
-		return EndWriteError, err
+		return true, EndWriteError, err
 	}
 	if !h.register(s) { // Shutdown came after admit
-		return 0, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
+		return false, 0, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 	}
-	defer h.unregister(s)
 	if f := h.opts.Observer.StreamOpened; f != nil {
 		f(s.info)
 	}
@@ -105,16 +116,18 @@ func (h *Hub) run(ctx context.Context, st StreamWriter, s *subscriber, lastID st
 		buf = append(buf, '\n')
 	}
 	buf = append(buf, '\n')
-	if err := h.write(st, buf); err != nil {
-		return writeErrorReason(err), err
-	}
-	s.wrote.Store(true)
-	if lastID != "" {
-		if err := h.replay(ctx, st, s, lastID, buf[:0], sent); err != nil {
-			return writeErrorReason(err), err
+	err = h.write(st, buf)
+	if err == nil {
+		s.wrote.Store(true)
+		if lastID != "" {
+			err = h.replay(ctx, st, s, lastID, buf[:0], sent)
 		}
 	}
-	return h.pump(ctx, st, s, sent)
+	if err != nil {
+		h.unregister(s)
+		return true, writeErrorReason(err), err
+	}
+	return true, 0, nil
 }
 
 func writeErrorReason(err error) EndReason {

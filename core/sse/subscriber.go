@@ -27,8 +27,11 @@ type subscriber struct {
 	after uint64
 
 	notify chan struct{} // capacity 1: "something changed"
-	wrote  atomic.Bool   // written since the last heartbeat tick
-	beat   atomic.Bool   // a heartbeat is due
+	// det, once set, is the detached connection that serves the stream
+	// instead of a goroutine waiting on notify.
+	det   atomic.Pointer[detachedConn]
+	wrote atomic.Bool // written since the last heartbeat tick
+	beat  atomic.Bool // a heartbeat is due
 
 	mu    sync.Mutex
 	queue []queued
@@ -43,6 +46,10 @@ func newSubscriber(h *Hub, topics []string) *subscriber {
 }
 
 func (s *subscriber) wake() {
+	if d := s.det.Load(); d != nil {
+		d.schedule()
+		return
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:

@@ -1,0 +1,136 @@
+package sse
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+func defaultPoller() (poller, error) { return newEpoller() }
+
+// epoller is the Linux poller: one epoll instance, edge-triggered, watched
+// by one goroutine. It reports a peer's close or reset (EPOLLRDHUP,
+// EPOLLHUP, EPOLLERR) at once, and a full socket's becoming writable
+// (EPOLLOUT). A pipe wakes the goroutine to stop it.
+type epoller struct {
+	epfd int
+	pipe [2]int // the read end is in the epoll set; a byte on it stops run
+
+	mu    sync.Mutex
+	conns map[int32]*detachedConn
+	next  int32
+}
+
+const (
+	epollET    = 1 << 31
+	stopMarker = -1 // the epoll data of the pipe
+)
+
+func newEpoller() (*epoller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("sse: epoll_create1: %w", err)
+	}
+	e := &epoller{epfd: epfd, conns: make(map[int32]*detachedConn)}
+	if err := syscall.Pipe2(e.pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("sse: pipe2: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: stopMarker}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, e.pipe[0], &ev); err != nil {
+		e.closeFDs()
+		return nil, fmt.Errorf("sse: epoll_ctl: %w", err)
+	}
+	go e.run()
+	return e, nil
+}
+
+func (e *epoller) closeFDs() {
+	syscall.Close(e.pipe[0])
+	syscall.Close(e.pipe[1])
+	syscall.Close(e.epfd)
+}
+
+func (e *epoller) run() {
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(e.epfd, events, -1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			// Not expected; without the poller, streams still end through
+			// failing heartbeats and write timeouts.
+			e.closeFDs()
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == stopMarker {
+				e.closeFDs()
+				return
+			}
+			e.mu.Lock()
+			d := e.conns[ev.Fd]
+			e.mu.Unlock()
+			if d == nil {
+				continue // removed after the event was reported
+			}
+			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				d.peerGone()
+			} else if ev.Events&syscall.EPOLLOUT != 0 {
+				d.canWrite()
+			}
+		}
+	}
+}
+
+// add watches d for the peer's close and for writability. Writability is
+// edge-triggered: an event comes only after a write found the socket full,
+// so a connection that keeps up costs the poller nothing.
+func (e *epoller) add(d *detachedConn) error {
+	e.mu.Lock()
+	for {
+		e.next++
+		if e.next < 0 {
+			e.next = 0
+		}
+		if _, used := e.conns[e.next]; !used {
+			break
+		}
+	}
+	d.id = e.next
+	e.conns[d.id] = d
+	e.mu.Unlock()
+	ev := syscall.EpollEvent{Events: syscall.EPOLLRDHUP | syscall.EPOLLOUT | epollET, Fd: d.id}
+	var err error
+	cerr := d.raw.Control(func(fd uintptr) {
+		err = syscall.EpollCtl(e.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		e.mu.Lock()
+		delete(e.conns, d.id)
+		e.mu.Unlock()
+		return fmt.Errorf("sse: epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+// waitWritable does nothing: EPOLLOUT is watched all along, and step
+// checks for a notice that came between its write and its wait.
+func (e *epoller) waitWritable(*detachedConn) {}
+
+func (e *epoller) remove(d *detachedConn) {
+	e.mu.Lock()
+	delete(e.conns, d.id)
+	e.mu.Unlock()
+	_ = d.raw.Control(func(fd uintptr) {
+		_ = syscall.EpollCtl(e.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
+}
+
+func (e *epoller) close() {
+	_, _ = syscall.Write(e.pipe[1], []byte{0})
+}

@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package sse
+
+func defaultPoller() (poller, error) { return waitPoller{}, nil }
