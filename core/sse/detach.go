@@ -2,6 +2,7 @@ package sse
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -473,30 +474,46 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 // when r's connection cannot be taken over (HTTP/2, TLS, a ResponseWriter
 // that cannot hijack).
 func (s *Session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
-	h := s.hub
 	if !detachSupported || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.TLS != nil {
 		return false
 	}
-	head := responseHead(w.Header())
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		if !errors.Is(err, http.ErrNotSupported) {
-			h.log.Debug("sse: cannot detach the stream; serving it attached", "err", err)
+			s.hub.log.Debug("sse: cannot detach the stream; serving it attached", "err", err)
 		}
 		return false
 	}
 	// Bytes the client sent after its request (pipelining) are dropped:
 	// the connection serves this stream only, and closes after it.
+	s.ServeConn(r.Context(), conn, w.Header())
+	return true
+}
+
+// ServeConn serves the session on conn, an HTTP/1.1 connection that the
+// server has handed over (a hijack) after reading the request and before
+// writing anything. It writes the response head (status 200, hdr and the
+// stream's headers, chunked), the opening frame and any replay, then hands
+// conn to the hub's shared writers and returns, as Handler does with
+// HandlerOptions.Detach. The hub closes conn when the stream ends. ctx
+// bounds the replay's Store calls (and the stream, when ServeConn streams
+// from the calling goroutine). Adapters for servers other than net/http
+// use it; Handler serves net/http's connections by itself.
+//
+// When conn has no file descriptor (it is not a syscall.Conn, or on
+// systems other than Unix), ServeConn streams to it from the calling
+// goroutine and returns when the stream ends.
+func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header) {
+	h := s.hub
 	sub := newSubscriber(h, s.info.Topics)
 	sub.info = s.info
-	st := &connStream{conn: conn, head: head}
+	st := &connStream{conn: conn, head: responseHead(hdr)}
 	sent := 0
-	ctx := r.Context()
 	started, reason, err := h.open(ctx, st, sub, s.lastID, &sent)
 	if started && reason == 0 {
 		d := &detachedConn{sess: s, s: sub, conn: conn, sent: sent}
 		raw, ok := rawConn(conn)
-		if ok {
+		if ok && detachSupported {
 			d.raw = raw
 			ok = conn.SetWriteDeadline(time.Time{}) == nil
 		}
@@ -509,11 +526,11 @@ func (s *Session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
 		if ok {
 			sub.det.Store(d)
 			d.schedule()
-			return true // d releases the session
+			return // d releases the session
 		}
-		// Serve the stream from this goroutine. Without net/http's
-		// background read, a departed client is noticed when a write
-		// fails: heartbeats see to that.
+		// Serve the stream from this goroutine. Nobody reads the
+		// connection, so a departed client is noticed when a write fails:
+		// heartbeats see to that.
 		reason, err = h.pump(ctx, st, sub, &sent)
 		h.unregister(sub)
 	}
@@ -525,7 +542,6 @@ func (s *Session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
 		h.streamEnded(sub, reason, err, sent)
 	}
 	s.Release()
-	return true
 }
 
 // responseHead returns the head of a detached stream's response: status
