@@ -42,7 +42,9 @@ type Options struct {
 	HeartbeatInterval time.Duration
 
 	// WriteTimeout bounds every write to a client. A client that does not
-	// take a write within it is cut off. Default 10s.
+	// take a write within it is cut off. (A write that closely follows
+	// another may be given 7/8 of it: moving a connection's deadline for
+	// every small write would cost more than the write.) Default 10s.
 	WriteTimeout time.Duration
 
 	// Retry, when set, is sent as a "retry" hint when a stream opens, and

@@ -27,8 +27,9 @@ type StreamWriter interface {
 
 // httpStream is a StreamWriter over net/http.
 type httpStream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	deadline time.Time // the connection's write deadline
 }
 
 func newHTTPStream(w http.ResponseWriter) *httpStream {
@@ -45,13 +46,19 @@ func (s *httpStream) Start() error {
 	return nil
 }
 
-// write writes p and flushes it, within the write timeout. The deadline
+// Write writes p and flushes it, within the write timeout. The deadline
 // replaces http.Server.WriteTimeout's, which would otherwise end healthy
 // long-lived streams.
 func (s *httpStream) Write(p []byte, timeout time.Duration) error {
-	err := s.rc.SetWriteDeadline(time.Now().Add(timeout))
-	if err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
+	if now := time.Now(); s.deadline.Sub(now) < timeout-timeout/8 {
+		// Moving a deadline costs more than a small write: a busy stream
+		// moves it only when less than 7/8 of the timeout is left, as
+		// fasthttp does (golang/go#15133).
+		s.deadline = now.Add(timeout)
+		err := s.rc.SetWriteDeadline(s.deadline)
+		if err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
 	}
 	if _, err := s.w.Write(p); err != nil {
 		return err
