@@ -22,14 +22,27 @@ func route(r *gin.Engine, h ...gin.HandlerFunc) {
 // kit's options mapped to ginsse options: Topics to TopicsFunc, Auth to
 // WithAuth, CORS to WithCORS.
 func TestConformance(t *testing.T) {
-	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+	ssetest.Run(t, plainServer())
+}
+
+// TestConformanceDetached runs the kit of TestConformance and of
+// TestConformanceWithMiddleware again with Detach: gin's writer hijacks,
+// so every stream is served on a detached connection.
+func TestConformanceDetached(t *testing.T) {
+	t.Run("Options", func(t *testing.T) { ssetest.Run(t, plainServer(ginsse.Detach())) })
+	t.Run("Middleware", func(t *testing.T) { ssetest.Run(t, middlewareServer(ginsse.Detach())) })
+}
+
+// plainServer maps the kit's options to ginsse options, with extra.
+func plainServer(extra ...ginsse.Option) ssetest.Server {
+	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
 		r := gin.New()
-		route(r, ginsse.Handler(hub,
+		route(r, ginsse.Handler(hub, append([]ginsse.Option{
 			ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) { return opts.Topics(c.Request) }),
 			ginsse.WithAuth(opts.Auth),
-			ginsse.WithCORS(opts.CORS)))
+			ginsse.WithCORS(opts.CORS)}, extra...)...))
 		return serve(t, r) + "/events"
-	})
+	}
 }
 
 // TestConformanceWithMiddleware runs the kit behind gin.Logger, gin.Recovery
@@ -37,22 +50,28 @@ func TestConformance(t *testing.T) {
 // and authorizes the topics with the middleware's Auth. TopicsFunc insists
 // on finding the principal there.
 func TestConformanceWithMiddleware(t *testing.T) {
-	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+	ssetest.Run(t, middlewareServer())
+}
+
+// middlewareServer serves the kit behind gin.Logger, gin.Recovery and the
+// Auth middleware, with extra options.
+func middlewareServer(extra ...ginsse.Option) ssetest.Server {
+	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
 		r := gin.New()
 		r.Use(gin.LoggerWithConfig(gin.LoggerConfig{Output: io.Discard}), gin.Recovery())
 		if opts.Auth != nil {
 			r.Use(ginsse.Auth(hub, opts.Auth))
 		}
-		route(r, ginsse.Handler(hub,
+		route(r, ginsse.Handler(hub, append([]ginsse.Option{
 			ginsse.WithHandlerOptions(sse.HandlerOptions{CORS: opts.CORS}),
 			ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) {
 				if _, ok := ginsse.Principal(c); opts.Auth != nil && !ok {
 					return nil, errors.New("the Auth middleware left no principal")
 				}
 				return opts.Topics(c.Request)
-			})))
+			})}, extra...)...))
 		return serve(t, r) + "/events"
-	})
+	}
 }
 
 // TestConformanceGzipExcluded runs the kit with gin-contrib/gzip in front,

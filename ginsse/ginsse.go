@@ -31,6 +31,7 @@ type config struct {
 	authSet bool
 	cors    *sse.CORS
 	corsSet bool
+	detach  bool
 }
 
 // Topics subscribes every request of the route to the given topics.
@@ -92,9 +93,24 @@ func WithCORS(cors *sse.CORS) Option {
 	return func(c *config) { c.cors, c.corsSet = cors, true }
 }
 
+// Detach serves each stream on a detached connection
+// (sse.HandlerOptions.Detach): once the request is accepted, the hub takes
+// the HTTP/1.1 connection over from net/http (gin's writer can hijack) and
+// a few shared goroutines write to every stream, so that an idle stream
+// costs a few KiB instead of a goroutine and net/http's buffers.
+//
+// HTTP/2 and TLS requests are served as usual. The handler returns as soon
+// as the stream is handed over: middleware around it (gin.Logger, say)
+// sees the request end then, with status 200, and a timeout in the request
+// context no longer applies to the stream. Call hub.Shutdown before
+// http.Server.Shutdown, which does not see detached connections.
+func Detach() Option {
+	return func(c *config) { c.detach = true }
+}
+
 // WithHandlerOptions sets the base options; Topics, TopicsFromParam,
-// TopicsFromQuery, TopicsFunc, WithAuth and WithCORS override their fields,
-// whatever the order of the options.
+// TopicsFromQuery, TopicsFunc, WithAuth, WithCORS and Detach override their
+// fields, whatever the order of the options.
 func WithHandlerOptions(o sse.HandlerOptions) Option {
 	return func(c *config) { c.base = o }
 }
@@ -125,6 +141,9 @@ func Handler(hub *sse.Hub, opts ...Option) gin.HandlerFunc {
 	if cfg.corsSet {
 		ho.CORS = cfg.cors
 	}
+	if cfg.detach {
+		ho.Detach = true
+	}
 	static := hub.Handler(ho)
 	topicsC := cfg.topicsC
 	return func(c *gin.Context) {
@@ -134,7 +153,10 @@ func Handler(hub *sse.Hub, opts ...Option) gin.HandlerFunc {
 		if a, ok := mwAuth.(*sse.Auth); ok && o.Auth == nil {
 			o.Auth = a
 		}
-		if topicsC == nil && o.Auth == ho.Auth {
+		if o.Detach && !canHijack(c.Writer) {
+			o.Detach = false
+		}
+		if topicsC == nil && o.Auth == ho.Auth && o.Detach == ho.Detach {
 			static.ServeHTTP(c.Writer, c.Request)
 			return
 		}
@@ -150,6 +172,29 @@ func Handler(hub *sse.Hub, opts ...Option) gin.HandlerFunc {
 			}
 		}
 		hub.Handler(o).ServeHTTP(c.Writer, c.Request)
+	}
+}
+
+// canHijack reports whether hijacking w (through http.ResponseController)
+// can work. Gin's writer hijacks by asserting that the writer it wraps is an
+// http.Hijacker, and panics when it is not (under http.TimeoutHandler, or
+// net/http middleware whose writer cannot hijack): so every writer from the
+// first with a Hijack method to the end of the Unwrap chain must have one.
+func canHijack(w http.ResponseWriter) bool {
+	found := false
+	for {
+		_, hj := w.(http.Hijacker)
+		switch {
+		case hj:
+			found = true
+		case found:
+			return false
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return found
+		}
+		w = u.Unwrap()
 	}
 }
 
