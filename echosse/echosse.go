@@ -19,6 +19,7 @@ type config struct {
 	topics func(c *echo.Context) ([]string, error)
 	auth   *sse.Auth
 	cors   *sse.CORS
+	detach bool
 }
 
 // Option configures Handler.
@@ -79,9 +80,26 @@ func WithCORS(c *sse.CORS) Option {
 	return func(cfg *config) { cfg.cors = c }
 }
 
+// Detach serves each stream on a detached connection
+// (sse.HandlerOptions.Detach): once the request is accepted, the hub takes
+// the HTTP/1.1 connection over from net/http (Echo's Response hijacks) and
+// a few shared goroutines write to every stream, so that an idle stream
+// costs a few KiB instead of a goroutine and net/http's buffers.
+//
+// HTTP/2 and TLS requests, and writers that cannot hijack, are served as
+// usual. The handler returns as soon as the stream is handed over:
+// middleware around it (RequestLogger, say) sees the request end then,
+// with status 200, compression middleware no longer applies, and neither
+// does a deadline in the request context (ContextTimeout). Call
+// hub.Shutdown before the server's Shutdown, which does not see detached
+// connections.
+func Detach() Option {
+	return func(cfg *config) { cfg.detach = true }
+}
+
 // WithHandlerOptions sets the base options. Topics, TopicsFromParam,
-// TopicsFromQuery, TopicsFunc, WithAuth and WithCORS override their fields,
-// whatever the order of the options.
+// TopicsFromQuery, TopicsFunc, WithAuth, WithCORS and Detach override their
+// fields, whatever the order of the options.
 func WithHandlerOptions(o sse.HandlerOptions) Option {
 	return func(cfg *config) { cfg.base = o }
 }
@@ -110,6 +128,9 @@ func Handler(hub *sse.Hub, opts ...Option) echo.HandlerFunc {
 	}
 	if cfg.cors != nil {
 		ho.CORS = cfg.cors
+	}
+	if cfg.detach {
+		ho.Detach = true
 	}
 	static := hub.Handler(ho)
 	var warnDeadline sync.Once
