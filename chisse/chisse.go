@@ -22,6 +22,7 @@ type config struct {
 	topics func(*http.Request) ([]string, error)
 	auth   *sse.Auth
 	cors   *sse.CORS
+	detach bool
 }
 
 // Topics subscribes every request of the route to the given topics.
@@ -94,9 +95,28 @@ func WithCORS(c *sse.CORS) Option {
 	return func(cf *config) { cf.cors = c }
 }
 
+// Detach serves each stream on a detached connection
+// (sse.HandlerOptions.Detach): once the request is accepted, the hub takes
+// the HTTP/1.1 connection over from net/http and a few shared goroutines
+// write to every stream, so that an idle stream costs a few KiB instead of
+// a goroutine and net/http's buffers. chi's middleware.Logger, Recoverer
+// and Compress let the connection be taken over (their writers hijack).
+//
+// HTTP/2 and TLS requests, and writers that cannot hijack, are served as
+// usual. The handler returns as soon as the stream is handed over:
+// middleware around it sees the request end then (middleware.Logger logs
+// it with status 000 and 0 bytes, as the hub writes past its writer),
+// compression no longer applies to the stream, and neither does a
+// deadline in the request context (middleware.Timeout).
+// Call hub.Shutdown before http.Server.Shutdown, which does not see
+// detached connections.
+func Detach() Option {
+	return func(c *config) { c.detach = true }
+}
+
 // WithHandlerOptions sets the base options. Topics, TopicsFromParam,
-// TopicsFromQuery, TopicsFunc, WithAuth and WithCORS override its fields,
-// whatever the order of the options.
+// TopicsFromQuery, TopicsFunc, WithAuth, WithCORS and Detach override its
+// fields, whatever the order of the options.
 func WithHandlerOptions(o sse.HandlerOptions) Option {
 	return func(c *config) { c.base = o }
 }
@@ -128,6 +148,9 @@ func Handler(hub *sse.Hub, opts ...Option) http.HandlerFunc {
 	}
 	if c.cors != nil {
 		ho.CORS = c.cors
+	}
+	if c.detach {
+		ho.Detach = true
 	}
 	h := hub.Handler(ho)
 	if ho.Auth != nil {

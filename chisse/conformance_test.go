@@ -13,7 +13,26 @@ import (
 // TestConformance runs the conformance kit against a chi route built with
 // the handler's own options.
 func TestConformance(t *testing.T) {
-	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+	ssetest.Run(t, optionsServer())
+}
+
+// TestConformanceAuthMiddleware runs the kit again with authentication done
+// by the Auth middleware, on a sub-router, and the rest of the options
+// passed as base options. The handler gets no WithAuth: it authorizes the
+// topics with the middleware's sse.Auth.
+func TestConformanceAuthMiddleware(t *testing.T) {
+	ssetest.Run(t, authMiddlewareServer(false))
+}
+
+// TestConformanceDetached runs both kits again with detached streams: the
+// Detach option, and HandlerOptions.Detach through WithHandlerOptions.
+func TestConformanceDetached(t *testing.T) {
+	t.Run("Options", func(t *testing.T) { ssetest.Run(t, optionsServer(chisse.Detach())) })
+	t.Run("AuthMiddleware", func(t *testing.T) { ssetest.Run(t, authMiddlewareServer(true)) })
+}
+
+func optionsServer(extra ...chisse.Option) ssetest.Server {
+	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
 		var o []chisse.Option
 		if opts.Topics != nil {
 			o = append(o, chisse.TopicsFunc(opts.Topics))
@@ -24,23 +43,21 @@ func TestConformance(t *testing.T) {
 		if opts.CORS != nil {
 			o = append(o, chisse.WithCORS(opts.CORS))
 		}
+		o = append(o, extra...)
 		r := chi.NewRouter()
 		r.Get("/events", chisse.Handler(hub, o...))
 		r.Options("/events", chisse.Handler(hub, o...))
 		srv := httptest.NewServer(r)
 		t.Cleanup(srv.Close)
 		return srv.URL + "/events"
-	})
+	}
 }
 
-// TestConformanceAuthMiddleware runs the kit again with authentication done
-// by the Auth middleware, on a sub-router, and the rest of the options
-// passed as base options. The handler gets no WithAuth: it authorizes the
-// topics with the middleware's sse.Auth.
-func TestConformanceAuthMiddleware(t *testing.T) {
-	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+func authMiddlewareServer(detach bool) ssetest.Server {
+	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
 		auth := opts.Auth
 		opts.Auth = nil
+		opts.Detach = detach
 		r := chi.NewRouter()
 		r.Route("/api", func(r chi.Router) {
 			if auth != nil {
@@ -53,5 +70,5 @@ func TestConformanceAuthMiddleware(t *testing.T) {
 		srv := httptest.NewServer(r)
 		t.Cleanup(srv.Close)
 		return srv.URL + "/api/events"
-	})
+	}
 }
