@@ -433,7 +433,8 @@ func adapterSummary(rep *Report, w func(string, ...any)) {
 	w("## Router adapters against the Hub on net/http\n\n")
 	w("ginsse, echosse, chisse and fibersse serve the same Hub, with the same options, as the ssekit server;\n")
 	w("their numbers from the tables above, each followed by its ratio to ssekit's in this run (ssekit = 1).\n")
-	w("Differences of 10–20 %% are within the run-to-run noise of this machine.\n\n")
+	w("Differences of 10–20 %% are within the run-to-run noise of this machine, and a ratio from a row with a\n")
+	w("high other CPU %% (work of other processes during that phase, in the tables above) says little.\n\n")
 	w("| server |")
 	for _, c := range cols {
 		w(" %s |", c.head)
