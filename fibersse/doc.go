@@ -53,4 +53,12 @@
 // ReadTimeout or IdleTimeout too: fasthttp's Shutdown otherwise waits for
 // connections that never send a request. Neither those nor WriteTimeout
 // end a healthy stream.
+//
+// # Detached streams
+//
+// With Detach (and app.Server().KeepHijackedConns set), the handler has
+// fasthttp hijack the connection instead of streaming a body: the hub then
+// writes to it from a few shared goroutines, and no fasthttp goroutine or
+// buffer stays with the stream. app.Shutdown does not see such streams:
+// hub.Shutdown ends them. See Detach.
 package fibersse

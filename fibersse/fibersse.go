@@ -23,6 +23,9 @@ type config struct {
 	topicsCtx func(fiber.Ctx) ([]string, error)
 	auth      *sse.Auth
 	cors      *sse.CORS
+	detach    bool
+
+	warnKeep sync.Once // Detach without KeepHijackedConns
 }
 
 // Topics subscribes every request to the given topics.
@@ -82,7 +85,7 @@ func WithCORS(cors *sse.CORS) Option {
 }
 
 // WithHandlerOptions sets all of sse.HandlerOptions at once. The options
-// above override its fields, whatever their order.
+// above and Detach override its fields, whatever their order.
 func WithHandlerOptions(o sse.HandlerOptions) Option {
 	return func(c *config) { c.base = o }
 }
@@ -95,6 +98,9 @@ func (cfg *config) options(c fiber.Ctx) sse.HandlerOptions {
 	}
 	if cfg.cors != nil {
 		o.CORS = cfg.cors
+	}
+	if cfg.detach {
+		o.Detach = true
 	}
 	switch {
 	case cfg.topicsCtx != nil:
@@ -148,7 +154,8 @@ func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
 		}
 		ans := newAnswer()
-		s := hub.Accept(ans, r, cfg.options(c))
+		o := cfg.options(c)
+		s := hub.Accept(ans, r, o)
 		if s == nil {
 			ans.send(c)
 			return nil
@@ -159,6 +166,10 @@ func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 			resp.Header.Set(k, v[0])
 		}
 		resp.SetStatusCode(http.StatusOK)
+		if o.Detach && cfg.detachable(c, r) {
+			serveDetached(s, c.RequestCtx())
+			return nil
+		}
 		resp.SetBodyStream(newStream(hub, s, r, c.RequestCtx(), resp), -1)
 		return nil
 	}
