@@ -257,6 +257,10 @@ type browserSite struct {
 	mu    sync.Mutex
 	reqs  []browserRequest
 	conns map[net.Conn]int // connections serving a stream, and how many
+	// hijacked are the connections that net/http handed over to the hub
+	// (detached streams). One stays in conns after its handler returned,
+	// until dropStreams takes it out.
+	hijacked map[net.Conn]bool
 }
 
 // browserRequest is what a site records of each stream request.
@@ -273,7 +277,7 @@ type browserConnKey struct{}
 // closed when the test ends.
 func newBrowserSite(t *testing.T, cfg browserSiteConfig) *browserSite {
 	t.Helper()
-	s := &browserSite{conns: make(map[net.Conn]int)}
+	s := &browserSite{conns: make(map[net.Conn]int), hijacked: make(map[net.Conn]bool)}
 	var err error
 	if cfg.Hub.Store == nil {
 		s.store, err = sse.NewMemoryStore(sse.MemoryStoreOptions{})
@@ -306,6 +310,13 @@ func newBrowserSite(t *testing.T, cfg browserSiteConfig) *browserSite {
 	s.srv = httptest.NewUnstartedServer(mux)
 	s.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, browserConnKey{}, c)
+	}
+	s.srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
+		if state == http.StateHijacked {
+			s.mu.Lock()
+			s.hijacked[c] = true
+			s.mu.Unlock()
+		}
 	}
 	if cfg.TLS {
 		s.srv.EnableHTTP2 = true
@@ -346,6 +357,9 @@ func (s *browserSite) record(next http.Handler) http.Handler {
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			if s.hijacked[c] {
+				return // the hub serves the stream on it now
+			}
 			if s.conns[c]--; s.conns[c] <= 0 {
 				delete(s.conns, c)
 			}
@@ -361,21 +375,25 @@ func (s *browserSite) requests() []browserRequest {
 	return slices.Clone(s.reqs)
 }
 
-// dropStreams closes the server side of every connection that is serving a
-// stream, as a crashed proxy or a network failure would, and returns how
-// many it closed.
+// dropStreams cuts the server side of every connection that is serving a
+// stream, as a crashed proxy or a network failure would (see cutConn), and
+// returns how many it cut.
 func (s *browserSite) dropStreams() int {
 	s.mu.Lock()
-	conns := make([]net.Conn, 0, len(s.conns))
+	conns := make(map[net.Conn]bool, len(s.conns))
 	for c := range s.conns {
-		conns = append(conns, c)
+		conns[c] = s.hijacked[c]
 		delete(s.conns, c)
+		delete(s.hijacked, c)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
+	n := 0
+	for c, hijacked := range conns {
+		if cutConn(c, hijacked) {
+			n++
+		}
 	}
-	return len(conns)
+	return n
 }
 
 // streams returns the hub's count of open streams.

@@ -24,14 +24,23 @@ import (
 // own, and its own hub and server. (A parent test rather than TestMain: the
 // browser's profile is a t.TempDir, removed once the browser has exited, and
 // the package's other tests keep TestMain free.)
+//
+// The streams are attached; the subtests under Detached run the same
+// checks with HandlerOptions.Detach, whose streams must look the same to
+// the browser.
 func TestChromium(t *testing.T) {
 	browser := startChromium(t)
-	t.Run("OpenBeforeFirstEvent", func(t *testing.T) { testOpenBeforeFirstEvent(t, browser) })
-	t.Run("PayloadRoundTrip", func(t *testing.T) { testPayloadRoundTrip(t, browser) })
-	t.Run("ResumeAfterServerDrop", func(t *testing.T) { testResumeAfterServerDrop(t, browser) })
-	t.Run("ResumeAcrossReload", func(t *testing.T) { testResumeAcrossReload(t, browser) })
+	streamTests := func(t *testing.T, mode streamMode) {
+		t.Run("OpenBeforeFirstEvent", func(t *testing.T) { testOpenBeforeFirstEvent(t, browser, mode) })
+		t.Run("PayloadRoundTrip", func(t *testing.T) { testPayloadRoundTrip(t, browser, mode) })
+		t.Run("ResumeAfterServerDrop", func(t *testing.T) { testResumeAfterServerDrop(t, browser, mode) })
+		t.Run("ResumeAcrossReload", func(t *testing.T) { testResumeAcrossReload(t, browser, mode) })
+		t.Run("ClosingTabReleasesStream", func(t *testing.T) { testClosingTabReleasesStream(t, browser, mode) })
+	}
+	streamTests(t, attached)
 	t.Run("NoContentStops", func(t *testing.T) { testNoContentStops(t, browser) })
 	t.Run("RejectedOriginCloses", func(t *testing.T) { testRejectedOriginCloses(t, browser) })
+	t.Run(detached.name, func(t *testing.T) { streamTests(t, detached) })
 }
 
 // pageMillis converts the page's milliseconds to a Duration.
@@ -42,8 +51,8 @@ func pageMillis(ms float64) time.Duration {
 // testOpenBeforeFirstEvent checks C2: the browser's open event fires on the
 // response head and the opening frame alone, before any event exists, and
 // the position frame ("id" without data) dispatches nothing.
-func testOpenBeforeFirstEvent(t *testing.T, browser context.Context) {
-	s := newBrowserSite(t, browserSiteConfig{Page: collectorPage("/events")})
+func testOpenBeforeFirstEvent(t *testing.T, browser context.Context, mode streamMode) {
+	s := newBrowserSite(t, browserSiteConfig{Handler: sse.HandlerOptions{Detach: mode.detach}, Page: collectorPage("/events")})
 	ctx := openTab(t, browser, 15*time.Second)
 	navigateTab(t, ctx, s.srv.URL+"/")
 
@@ -59,6 +68,7 @@ func testOpenBeforeFirstEvent(t *testing.T, browser context.Context) {
 	if n := s.streams(); n != 1 {
 		t.Errorf("hub counts %d streams at open, want 1", n)
 	}
+	checkStreamsDetached(t, s.hub, mode.detach)
 
 	id, err := s.hub.Publish(ctx, browserTopic, sse.Event{Data: []byte("first")})
 	if err != nil {
@@ -79,7 +89,7 @@ func testOpenBeforeFirstEvent(t *testing.T, browser context.Context) {
 
 // testPayloadRoundTrip sends the payloads of C9 through the browser: each
 // must arrive as published, with CRLF and CR turned into LF.
-func testPayloadRoundTrip(t *testing.T, browser context.Context) {
+func testPayloadRoundTrip(t *testing.T, browser context.Context, mode streamMode) {
 	long := strings.Repeat("0123456789abcdef", 4096) // a 64 KiB line
 	payloads := []string{
 		"",
@@ -100,10 +110,11 @@ func testPayloadRoundTrip(t *testing.T, browser context.Context) {
 		"  two spaces\n second line",
 		long + "\n" + long,
 	}
-	s := newBrowserSite(t, browserSiteConfig{Page: collectorPage("/events")})
+	s := newBrowserSite(t, browserSiteConfig{Handler: sse.HandlerOptions{Detach: mode.detach}, Page: collectorPage("/events")})
 	ctx := openTab(t, browser, 15*time.Second)
 	navigateTab(t, ctx, s.srv.URL+"/")
 	waitJS(t, ctx, `window.__opens >= 1`)
+	checkStreamsDetached(t, s.hub, mode.detach)
 
 	ids := make([]string, len(payloads))
 	for i, p := range payloads {
@@ -193,11 +204,15 @@ func numberStrings(total int) []string {
 // testResumeAfterServerDrop cuts the browser's stream connection twice
 // while events are being published: the browser reconnects by itself with
 // Last-Event-ID and must get every event exactly once, in order (C14, C15).
-func testResumeAfterServerDrop(t *testing.T, browser context.Context) {
+func testResumeAfterServerDrop(t *testing.T, browser context.Context, mode streamMode) {
 	const total = 200
 	drops := []int{70, 140} // cut the stream before publishing these events
 
-	s := newBrowserSite(t, browserSiteConfig{Hub: sse.Options{Retry: 100 * time.Millisecond}, Page: collectorPage("/events")})
+	s := newBrowserSite(t, browserSiteConfig{
+		Hub:     sse.Options{Retry: 100 * time.Millisecond},
+		Handler: sse.HandlerOptions{Detach: mode.detach},
+		Page:    collectorPage("/events"),
+	})
 	ctx := openTab(t, browser, 20*time.Second)
 	navigateTab(t, ctx, s.srv.URL+"/")
 	waitJS(t, ctx, `window.__opens >= 1`)
@@ -206,6 +221,9 @@ func testResumeAfterServerDrop(t *testing.T, browser context.Context) {
 	// saw the browser's request after drop k. Written by the publisher
 	// only, read after it is done.
 	back := make([]int, len(drops))
+	// detachedAtDrop[k] is how many streams the hub counted as detached
+	// just before drop k; written by the publisher only.
+	detachedAtDrop := make([]int, len(drops))
 	d := 0
 	ids, done := publishNumbers(ctx, s.hub, total, 3*time.Millisecond, func(i int) error {
 		for k := range d {
@@ -224,6 +242,7 @@ func testResumeAfterServerDrop(t *testing.T, browser context.Context) {
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
+		detachedAtDrop[d] = s.hub.Stats().Detached
 		if n := s.dropStreams(); n != 1 {
 			return errors.New("drop " + strconv.Itoa(d+1) + " cut " + strconv.Itoa(n) + " connections, want 1")
 		}
@@ -266,6 +285,18 @@ func testResumeAfterServerDrop(t *testing.T, browser context.Context) {
 	if opens := evalJS[int](t, ctx, `window.__opens`); opens != 1+len(drops) {
 		t.Errorf("page saw %d open events, want %d", opens, 1+len(drops))
 	}
+	// Each cut stream was the only one open, the one the browser
+	// reconnected for.
+	want := 0
+	if mode.detach {
+		want = 1
+	}
+	for k, n := range detachedAtDrop {
+		if n != want {
+			t.Errorf("just before drop %d the hub counted %d detached streams, want %d", k+1, n, want)
+		}
+	}
+	checkStreamsDetached(t, s.hub, mode.detach)
 }
 
 // reloadPage keeps what it receives in sessionStorage and, when loaded
@@ -287,17 +318,18 @@ es.onmessage = (e) => {
 // testResumeAcrossReload reloads the page twice while events are being
 // published: with the last ID it stored, the reloaded page must get every
 // event exactly once, in order.
-func testResumeAcrossReload(t *testing.T, browser context.Context) {
+func testResumeAcrossReload(t *testing.T, browser context.Context, mode streamMode) {
 	const total = 200
 	// The page is reloaded when it holds reloadAt[k] events; the publisher
 	// waits before event gate[k] until that reload is done, so both happen
 	// mid-stream and the later events reach only the reloaded page.
 	reloadAt, gate := []int{60, 130}, []int{100, 170}
 
-	s := newBrowserSite(t, browserSiteConfig{Page: reloadPage})
+	s := newBrowserSite(t, browserSiteConfig{Handler: sse.HandlerOptions{Detach: mode.detach}, Page: reloadPage})
 	ctx := openTab(t, browser, 20*time.Second)
 	navigateTab(t, ctx, s.srv.URL+"/")
 	waitJS(t, ctx, `window.__open === true`)
+	checkStreamsDetached(t, s.hub, mode.detach)
 
 	reloaded := make([]chan struct{}, len(reloadAt))
 	for k := range reloaded {
@@ -358,6 +390,50 @@ func testResumeAcrossReload(t *testing.T, browser context.Context) {
 			t.Errorf("request %d, after reload %d, has lastEventId=%q, want the ID of a received event", k+1, k, r.QueryID)
 		}
 	}
+	// The pages unloaded released their streams: only the last page's is
+	// left.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	waitUntil(t, wctx, "the hub to count only the last page's stream", func() bool { return s.streams() == 1 })
+	checkStreamsDetached(t, s.hub, mode.detach)
+}
+
+// testClosingTabReleasesStream closes the tab of an open stream: the
+// browser closes the connection, and the hub must notice at once (C20), a
+// detached stream through its poller rather than at its next write.
+func testClosingTabReleasesStream(t *testing.T, browser context.Context, mode streamMode) {
+	// No heartbeat within the test: the hub must notice the closed
+	// connection by itself, not when a write fails.
+	s := newBrowserSite(t, browserSiteConfig{
+		Hub:     sse.Options{HeartbeatInterval: time.Hour},
+		Handler: sse.HandlerOptions{Detach: mode.detach},
+		Page:    collectorPage("/events"),
+	})
+	// The tab's own parent context: cancelling it closes the tab (and its
+	// browser context) while the test goes on.
+	tabParent, closeTab := context.WithCancel(browser)
+	defer closeTab()
+	ctx := openTab(t, tabParent, 15*time.Second)
+	navigateTab(t, ctx, s.srv.URL+"/")
+	waitJS(t, ctx, `window.__opens >= 1`)
+	id, err := s.hub.Publish(ctx, browserTopic, sse.Event{Data: []byte("before-close")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, `window.__got.length >= 1`)
+	if got, want := pageMessages(t, ctx), (pageMessage{Type: "message", Data: "before-close", ID: id}); len(got) != 1 || got[0] != want {
+		t.Errorf("page got %+v, want only %+v", got, want)
+	}
+	if n := s.streams(); n != 1 {
+		t.Errorf("hub counts %d streams before the tab is closed, want 1", n)
+	}
+	checkStreamsDetached(t, s.hub, mode.detach)
+
+	closeTab()
+	wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	released := waitUntil(t, wctx, "the hub to count no stream after the tab was closed", func() bool { return s.streams() == 0 })
+	t.Logf("tab closed→stream released: %v", released.Round(time.Millisecond))
 }
 
 // assertStaysClosed checks, over wait, that the page's EventSource stays

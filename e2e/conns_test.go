@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -10,35 +11,61 @@ import (
 // http.Server.ConnState) so that a test can cut them, as a network failure
 // or a crashed proxy would. The zero value is ready to use.
 type connTracker struct {
-	mu    sync.Mutex
-	conns map[net.Conn]struct{} // server-side connections serving a request
+	mu sync.Mutex
+	// conns are the server-side connections serving a request, each with
+	// whether it was hijacked (a detached stream). A hijacked connection
+	// stays here after its stream ended: net/http no longer reports on it.
+	conns map[net.Conn]bool
 }
 
 func (ct *connTracker) track(c net.Conn, state http.ConnState) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	if state != http.StateActive {
+	if state != http.StateActive && state != http.StateHijacked {
 		delete(ct.conns, c)
 		return
 	}
 	if ct.conns == nil {
-		ct.conns = make(map[net.Conn]struct{})
+		ct.conns = make(map[net.Conn]bool)
 	}
-	ct.conns[c] = struct{}{}
+	ct.conns[c] = state == http.StateHijacked
 }
 
-// dropConns closes the server side of every connection that is serving a
-// request and returns how many it closed.
+// dropConns cuts the server side of every connection that is serving a
+// request and returns how many it cut.
 func (ct *connTracker) dropConns() int {
 	ct.mu.Lock()
-	conns := make([]net.Conn, 0, len(ct.conns))
-	for c := range ct.conns {
-		conns = append(conns, c)
-		delete(ct.conns, c)
-	}
+	conns := ct.conns
+	ct.conns = nil
 	ct.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
+	n := 0
+	for c, hijacked := range conns {
+		if cutConn(c, hijacked) {
+			n++
+		}
 	}
-	return len(conns)
+	return n
+}
+
+// cutConn cuts a server-side connection as a crashed proxy or a network
+// failure would. It reports whether it cut a hijacked connection that was
+// still open, and true for any other.
+//
+// A connection that net/http serves is closed. A hijacked one belongs to
+// the hub, which watches it with epoll: closing its descriptor behind the
+// hub's back would silently take it out of the epoll set, and the hub
+// would notice only at its next write, a heartbeat maybe seconds later.
+// So it is shut down both ways instead: the client sees the connection
+// close (a FIN), and the hub's poller sees what it sees when the peer
+// goes away (EPOLLRDHUP), and closes the connection itself.
+func cutConn(c net.Conn, hijacked bool) bool {
+	hc, ok := c.(interface {
+		CloseRead() error
+		CloseWrite() error
+	})
+	if !hijacked || !ok {
+		_ = c.Close()
+		return true
+	}
+	return errors.Join(hc.CloseRead(), hc.CloseWrite()) == nil
 }
