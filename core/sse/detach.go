@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -477,7 +478,7 @@ func (s *Session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
 	if !detachSupported || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.TLS != nil {
 		return false
 	}
-	conn, _, err := http.NewResponseController(w).Hijack()
+	conn, err := hijack(w)
 	if err != nil {
 		if !errors.Is(err, http.ErrNotSupported) {
 			s.hub.log.Debug("sse: cannot detach the stream; serving it attached", "err", err)
@@ -490,12 +491,26 @@ func (s *Session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// hijack takes w's connection over. A ResponseWriter whose Hijack panics
+// (gin's does when the writer it wraps cannot hijack) counts as one that
+// cannot hijack.
+func hijack(w http.ResponseWriter) (conn net.Conn, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			conn, err = nil, fmt.Errorf("%w: Hijack panicked: %v", http.ErrNotSupported, p)
+		}
+	}()
+	conn, _, err = http.NewResponseController(w).Hijack()
+	return conn, err
+}
+
 // ServeConn serves the session on conn, an HTTP/1.1 connection that the
 // server has handed over (a hijack) after reading the request and before
 // writing anything. It writes the response head (status 200, hdr and the
 // stream's headers, chunked), the opening frame and any replay, then hands
 // conn to the hub's shared writers and returns, as Handler does with
-// HandlerOptions.Detach. The hub closes conn when the stream ends. ctx
+// HandlerOptions.Detach. From then on the hub owns conn: the caller must
+// neither use nor close it, and the hub closes it when the stream ends. ctx
 // bounds the replay's Store calls (and the stream, when ServeConn streams
 // from the calling goroutine). Adapters for servers other than net/http
 // use it; Handler serves net/http's connections by itself.

@@ -356,3 +356,33 @@ func TestDetachedWithoutFD(t *testing.T) {
 	st.conn.Close()
 	waitStreams(t, hub, 0) // noticed by a failing heartbeat
 }
+
+// panickyWriter's Hijack panics, as gin's does when the writer it wraps
+// cannot hijack.
+type panickyWriter struct{ http.ResponseWriter }
+
+func (w panickyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { panic("cannot hijack") }
+func (w panickyWriter) Unwrap() http.ResponseWriter                  { return w.ResponseWriter }
+
+// TestDetachedHijackPanics: a writer whose Hijack panics is served
+// attached, and its session is not leaked.
+func TestDetachedHijackPanics(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{MaxStreams: 1})
+	h := hub.Handler(detachedT)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(panickyWriter{w}, r)
+	}))
+	t.Cleanup(srv.Close)
+	for range 3 { // MaxStreams 1: a leaked session would refuse the next
+		st := connect(t, srv.URL, "")
+		id := publish(t, hub, "t", "x")
+		if ev := next(t, st); ev.LastEventID != id {
+			t.Fatalf("got %+v", ev)
+		}
+		if s := hub.Stats(); s.Detached != 0 {
+			t.Fatalf("Stats: %+v, want the stream attached", s)
+		}
+		st.Close()
+		waitStreams(t, hub, 0)
+	}
+}
