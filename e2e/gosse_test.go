@@ -44,8 +44,9 @@ type fixture struct {
 }
 
 // newFixture starts a hub whose MemoryStore has the given epoch, served on
-// topic t. Teardown runs as a cleanup, or earlier through close.
-func newFixture(t *testing.T, epoch string) *fixture {
+// topic t in the given mode. Teardown runs as a cleanup, or earlier through
+// close.
+func newFixture(t *testing.T, epoch string, mode streamMode) *fixture {
 	t.Helper()
 	f := &fixture{t: t, baseline: runtime.NumGoroutine()}
 	var err error
@@ -57,7 +58,7 @@ func newFixture(t *testing.T, epoch string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := f.hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic)})
+	stream := f.hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic), Detach: mode.detach})
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.lastIDs = append(f.lastIDs, r.Header.Get("Last-Event-ID"))
@@ -228,8 +229,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // TestGoSSEClientResumesAfterServerDrop cuts a go-sse client's connection
 // three times while 500 events are being published, and checks that the
 // client resumes by itself with Last-Event-ID and ends up with every event
-// exactly once, in order.
+// exactly once, in order. Like the other go-sse tests, it runs with attached
+// and with detached streams.
 func TestGoSSEClientResumesAfterServerDrop(t *testing.T) {
+	forEachMode(t, testGoSSEClientResumesAfterServerDrop)
+}
+
+func testGoSSEClientResumesAfterServerDrop(t *testing.T, mode streamMode) {
 	const total = 500
 	// Each drop happens when the client has received `at` events; the
 	// publisher stops before event `gate` until that drop is done, so every
@@ -237,11 +243,12 @@ func TestGoSSEClientResumesAfterServerDrop(t *testing.T) {
 	// client over a new connection.
 	drops := []struct{ at, gate int }{{100, 150}, {300, 350}, {450, 480}}
 
-	f := newFixture(t, "resume")
+	f := newFixture(t, "resume", mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := f.connect("")
 	waitFor(t, 2*time.Second, "the client's stream to open", func() bool { return f.hub.Stats().Streams == 1 })
+	checkStreamsDetached(t, f.hub, mode.detach)
 
 	dropped := make([]chan struct{}, len(drops))
 	for i := range dropped {
@@ -281,6 +288,8 @@ func TestGoSSEClientResumesAfterServerDrop(t *testing.T) {
 		ev := c.next(ctx, t)
 		got = append(got, ev)
 		if d < len(drops) && len(got) == drops[d].at {
+			// The stream being cut is the reconnection's.
+			checkStreamsDetached(t, f.hub, mode.detach)
 			publishedAtDrop[d] = published.Load()
 			if n := f.dropConns(); n != 1 {
 				t.Errorf("drop %d closed %d connections, want 1", d+1, n)
@@ -345,7 +354,11 @@ func TestGoSSEClientResumesAfterServerDrop(t *testing.T) {
 // Last-Event-ID from another store's epoch: the client must first get the
 // reset event, whose ID lets it resume from there, and then live events.
 func TestGoSSEClientReceivesResetForUnknownID(t *testing.T) {
-	f := newFixture(t, "current")
+	forEachMode(t, testGoSSEClientReceivesResetForUnknownID)
+}
+
+func testGoSSEClientReceivesResetForUnknownID(t *testing.T, mode streamMode) {
+	f := newFixture(t, "current", mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -369,6 +382,7 @@ func TestGoSSEClientReceivesResetForUnknownID(t *testing.T) {
 
 	c := f.connect(foreign)
 	waitFor(t, 2*time.Second, "the client's stream to open", func() bool { return f.hub.Stats().Streams == 1 })
+	checkStreamsDetached(t, f.hub, mode.detach)
 	// Published while the stream may still be writing the reset: they
 	// must come after it.
 	var ids []string
@@ -412,10 +426,15 @@ func TestGoSSEClientReceivesResetForUnknownID(t *testing.T) {
 // TestGoSSEClientsLeaveNothingBehind runs several go-sse clients through a
 // drop and a reconnection, stops them, and checks that the hub counts no
 // stream and that every goroutine of the clients, the server and the hub
-// has returned.
+// has returned (detached, the hub's workers and poller too: they stop with
+// the last detached stream).
 func TestGoSSEClientsLeaveNothingBehind(t *testing.T) {
+	forEachMode(t, testGoSSEClientsLeaveNothingBehind)
+}
+
+func testGoSSEClientsLeaveNothingBehind(t *testing.T, mode streamMode) {
 	const clients = 4
-	f := newFixture(t, "leaks")
+	f := newFixture(t, "leaks", mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -424,6 +443,7 @@ func TestGoSSEClientsLeaveNothingBehind(t *testing.T) {
 		cs = append(cs, f.connect(""))
 	}
 	waitFor(t, 2*time.Second, "every client's stream to open", func() bool { return f.hub.Stats().Streams == clients })
+	checkStreamsDetached(t, f.hub, mode.detach)
 	for round, data := range []string{"before-drop", "after-drop"} {
 		if round == 1 {
 			if n := f.dropConns(); n != clients {
@@ -441,6 +461,7 @@ func TestGoSSEClientsLeaveNothingBehind(t *testing.T) {
 		}
 	}
 	waitFor(t, 2*time.Second, "the hub to drop the cut streams", func() bool { return f.hub.Stats().Streams == clients })
+	checkStreamsDetached(t, f.hub, mode.detach)
 	if st := f.hub.Stats(); st.Topics[topic] != clients {
 		t.Errorf("hub.Stats().Topics = %v, want %d subscribers of %q", st.Topics, clients, topic)
 	}

@@ -20,7 +20,18 @@ type streamMode struct {
 var (
 	attached = streamMode{name: "Attached"}
 	detached = streamMode{name: "Detached", detach: true}
+	// streamModes are the modes forEachMode runs a test in.
+	streamModes = []streamMode{attached, detached}
 )
+
+// forEachMode runs test in each of streamModes, as subtests named after
+// them.
+func forEachMode(t *testing.T, test func(t *testing.T, mode streamMode)) {
+	t.Helper()
+	for _, mode := range streamModes {
+		t.Run(mode.name, func(t *testing.T) { test(t, mode) })
+	}
+}
 
 // checkStreamsDetached checks that hub has open streams and that, as
 // detached says, all of them or none are on detached connections. The
