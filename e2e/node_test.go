@@ -71,7 +71,9 @@ type nodeFixture struct {
 	gate    chan struct{} // when not nil, stream requests wait until it is closed
 }
 
-func newNodeFixture(t *testing.T) *nodeFixture {
+// newNodeFixture starts a nodeFixture whose handler serves streams in the
+// given mode.
+func newNodeFixture(t *testing.T, mode streamMode) *nodeFixture {
 	t.Helper()
 	f := &nodeFixture{t: t}
 	var err error
@@ -87,7 +89,7 @@ func newNodeFixture(t *testing.T) *nodeFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := f.hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic)})
+	stream := f.hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic), Detach: mode.detach})
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.lastIDs = append(f.lastIDs, r.Header.Get("Last-Event-ID"))
@@ -273,8 +275,13 @@ func (c *nodeClient) wait(ctx context.Context, t *testing.T) {
 
 // TestNodeEventSourcePayloadRoundTrip publishes the payloads of CONFORMANCE
 // C9 and checks that the eventsource package dispatches each intact, line
-// breaks normalised to LF, with the event's ID.
+// breaks normalised to LF, with the event's ID. Like the next test, it runs
+// with attached and with detached streams.
 func TestNodeEventSourcePayloadRoundTrip(t *testing.T) {
+	forEachMode(t, testNodeEventSourcePayloadRoundTrip)
+}
+
+func testNodeEventSourcePayloadRoundTrip(t *testing.T, mode streamMode) {
 	payloads := []string{
 		"",
 		"\n",
@@ -291,12 +298,13 @@ func TestNodeEventSourcePayloadRoundTrip(t *testing.T) {
 		"trailing space ",
 		"data: looks like a field\nid: 7\n\nevent: x",
 	}
-	f := newNodeFixture(t)
+	f := newNodeFixture(t, mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
 	c := startNode(t, f.srv.URL, len(payloads), "")
 	waitFor(t, 10*time.Second, "client.mjs's stream to open", func() bool { return f.hub.Stats().Streams == 1 })
+	checkStreamsDetached(t, f.hub, mode.detach)
 	ids := make([]string, len(payloads))
 	for i, p := range payloads {
 		id, err := f.hub.Publish(ctx, topic, sse.Event{Data: []byte(p)})
@@ -325,6 +333,10 @@ func TestNodeEventSourcePayloadRoundTrip(t *testing.T) {
 // reconnect by itself with Last-Event-ID and get every event exactly once,
 // in order.
 func TestNodeEventSourceResumesAfterServerDrop(t *testing.T) {
+	forEachMode(t, testNodeEventSourceResumesAfterServerDrop)
+}
+
+func testNodeEventSourceResumesAfterServerDrop(t *testing.T, mode streamMode) {
 	const total = 300
 	// Each drop happens when the test has read `at` events from the client;
 	// the publisher waits before event `gate` until that drop is done, so
@@ -332,11 +344,12 @@ func TestNodeEventSourceResumesAfterServerDrop(t *testing.T) {
 	// client over a new connection.
 	drops := []struct{ at, gate int }{{80, 120}, {200, 240}}
 
-	f := newNodeFixture(t)
+	f := newNodeFixture(t, mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 	c := startNode(t, f.srv.URL, total, "")
 	waitFor(t, 10*time.Second, "client.mjs's stream to open", func() bool { return f.hub.Stats().Streams == 1 })
+	checkStreamsDetached(t, f.hub, mode.detach)
 
 	dropped := make([]chan struct{}, len(drops))
 	for i := range dropped {
@@ -374,6 +387,8 @@ func TestNodeEventSourceResumesAfterServerDrop(t *testing.T) {
 	for d := 0; len(got) < total; {
 		got = append(got, c.next(ctx, t))
 		if d < len(drops) && len(got) == drops[d].at {
+			// The stream being cut is the reconnection's.
+			checkStreamsDetached(t, f.hub, mode.detach)
 			publishedAtDrop[d] = published.Load()
 			if n := f.dropConns(); n != 1 {
 				t.Errorf("drop %d closed %d connections, want 1", d+1, n)
@@ -433,7 +448,7 @@ func TestNodeEventSourceResumesAfterServerDrop(t *testing.T) {
 // Should an upgrade of the package fix that, this test fails: then expect
 // the replay instead.
 func TestNodeEventSourceIgnoresOpeningPosition(t *testing.T) {
-	f := newNodeFixture(t)
+	f := newNodeFixture(t, attached)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := startNode(t, f.srv.URL, 1, "")
