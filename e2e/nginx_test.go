@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,28 +56,55 @@ type nginxProxy struct {
 	url      string       // nginx's URL for the stream
 	errorLog string       // nginx's error log
 	requests atomic.Int32 // stream requests that reached the upstream
+	conns    atomic.Int32 // connections nginx opened to the upstream
 	client   *http.Client // for the test's clients; its idle connections are closed on teardown
+
+	mu   sync.Mutex
+	ends []sse.EndReason // why each stream ended, in order
+}
+
+// endReasons returns why each stream ended so far, in order.
+func (p *nginxProxy) endReasons() []sse.EndReason {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.ends)
 }
 
 // newNginxProxy starts a hub with opts on topic t, an httptest.Server for it
-// and nginx in front of that, with extra added to nginx's location block.
-// Everything is stopped when the test ends.
-func newNginxProxy(t *testing.T, opts sse.Options, extra string) *nginxProxy {
+// serving streams in the given mode, and nginx in front of that, with extra
+// added to nginx's location block. Everything is stopped when the test ends.
+func newNginxProxy(t *testing.T, mode streamMode, opts sse.Options, extra string) *nginxProxy {
 	t.Helper()
 	nginx := needNginx(t)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	p := &nginxProxy{client: &http.Client{Transport: &http.Transport{}}}
+	closed := opts.Observer.StreamClosed
+	opts.Observer.StreamClosed = func(info sse.StreamInfo, reason sse.EndReason, sent int) {
+		p.mu.Lock()
+		p.ends = append(p.ends, reason)
+		p.mu.Unlock()
+		if closed != nil {
+			closed(info, reason, sent)
+		}
+	}
 	hub, err := sse.NewHub(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &nginxProxy{hub: hub, client: &http.Client{Transport: &http.Transport{}}}
-	stream := hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic)})
-	p.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.hub = hub
+	stream := hub.Handler(sse.HandlerOptions{Topics: sse.Topics(topic), Detach: mode.detach})
+	p.upstream = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
 		stream.ServeHTTP(w, r)
 	}))
+	p.upstream.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			p.conns.Add(1)
+		}
+	}
+	p.upstream.Start()
 	// Cleanups run last first: the clients and nginx go before the hub,
 	// which goes before the server that waits for its handlers.
 	t.Cleanup(p.upstream.Close)
@@ -135,7 +163,9 @@ func startNginx(t *testing.T, nginx, upstream, extra string) (baseURL, errorLog 
 		// proxy_buffering keeps its default, on: the upstream's
 		// X-Accel-Buffering: no must turn it off for the stream. The
 		// small sndbuf makes a client that does not read back up soon
-		// (TestNginxHonoursAccelBuffering).
+		// (TestNginxHonoursAccelBuffering). nginx keeps idle upstream
+		// connections for reuse (keepalive), as proxies in front of
+		// ssekit usually do.
 		err := os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
 master_process off;
 worker_processes 1;
@@ -149,11 +179,16 @@ events {
 http {
 	access_log %[1]s/access.log;
 %[3]s
+	upstream ssekit {
+		server %[5]s;
+		keepalive 8;
+	}
+
 	server {
 		listen 127.0.0.1:%[4]d sndbuf=64k;
 
 		location / {
-			proxy_pass http://%[5]s;
+			proxy_pass http://ssekit;
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 			proxy_read_timeout %[6]dms;
@@ -298,9 +333,14 @@ func readNginxStream(s *ssetest.Stream) <-chan nginxReceived {
 // events on at once even when it buffers; TestNginxHonoursAccelBuffering
 // checks that X-Accel-Buffering: no turns buffering off.)
 func TestNginxDoesNotBufferEvents(t *testing.T) {
+	forEachMode(t, testNginxDoesNotBufferEvents)
+}
+
+func testNginxDoesNotBufferEvents(t *testing.T, mode streamMode) {
 	const events = 50
-	p := newNginxProxy(t, sse.Options{}, "")
+	p := newNginxProxy(t, mode, sse.Options{}, "")
 	s := p.connect(t)
+	checkStreamsDetached(t, p.hub, mode.detach)
 	ch := readNginxStream(s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -347,58 +387,65 @@ func TestNginxDoesNotBufferEvents(t *testing.T) {
 // into a temporary file (which it logs), hiding the slow client from the
 // hub. The control ignores X-Accel-Buffering and must do the latter.
 func TestNginxHonoursAccelBuffering(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		extra    string
-		buffered bool
-	}{
-		{"X-Accel-Buffering honoured", "", false},
-		{"control: X-Accel-Buffering ignored", "\t\t\tproxy_ignore_headers X-Accel-Buffering;\n", true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			// A queue large enough that only the write timeout can cut
-			// the stream.
-			p := newNginxProxy(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 64 << 20}, tc.extra)
-			// The client reads the response head and nothing more.
-			p.connect(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			const spill = "an upstream response is buffered to a temporary file"
-			spilled := func() bool {
-				log, err := os.ReadFile(p.errorLog)
-				return err == nil && bytes.Contains(log, []byte(spill))
-			}
-			// Publish 64 KiB events until the expected outcome shows, up to
-			// 32 MiB: far more than the kernel's socket buffers (which grow
-			// to a few MiB), nginx's send buffer (the listen sndbuf) and
-			// its proxy_buffers hold.
-			done := func() bool { return p.hub.Stats().Streams == 0 }
-			want := "the hub's write timeout to cut the stream of the client that does not read"
-			if tc.buffered {
-				done, want = spilled, "nginx to log "+strconv.Quote(spill)
-			}
-			data := bytes.Repeat([]byte("x"), 64<<10)
-			deadline := time.Now().Add(5 * time.Second)
-			published := 0
-			for ; !done(); published++ {
-				if published == 512 || time.Now().After(deadline) {
-					t.Fatalf("timed out waiting for %s after publishing %d MiB", want, published/16)
-				}
-				if _, err := p.hub.Publish(ctx, topic, sse.Event{Data: data}); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-			t.Logf("%s: after publishing %d KiB", want, published*64)
-			if tc.buffered {
-				time.Sleep(2 * 300 * time.Millisecond)
-				if n := p.hub.Stats().Streams; n != 1 {
-					t.Errorf("the hub counts %d streams, want 1: a buffering nginx should hide the slow client", n)
-				}
-			} else if spilled() {
-				t.Errorf("nginx buffered the stream of a client that does not read (%q): it ignored X-Accel-Buffering: no", spill)
-			}
-		})
+	forEachMode(t, func(t *testing.T, mode streamMode) {
+		for _, tc := range []struct {
+			name     string
+			extra    string
+			buffered bool
+		}{
+			{"X-Accel-Buffering honoured", "", false},
+			{"control: X-Accel-Buffering ignored", "\t\t\tproxy_ignore_headers X-Accel-Buffering;\n", true},
+		} {
+			t.Run(tc.name, func(t *testing.T) { testNginxAccelBuffering(t, mode, tc.extra, tc.buffered) })
+		}
+	})
+}
+
+func testNginxAccelBuffering(t *testing.T, mode streamMode, extra string, buffered bool) {
+	// A queue large enough that only the write timeout can cut
+	// the stream.
+	p := newNginxProxy(t, mode, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 64 << 20}, extra)
+	// The client reads the response head and nothing more.
+	p.connect(t)
+	checkStreamsDetached(t, p.hub, mode.detach)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const spill = "an upstream response is buffered to a temporary file"
+	spilled := func() bool {
+		log, err := os.ReadFile(p.errorLog)
+		return err == nil && bytes.Contains(log, []byte(spill))
+	}
+	// Publish 64 KiB events until the expected outcome shows, up to
+	// 32 MiB: far more than the kernel's socket buffers (which grow
+	// to a few MiB), nginx's send buffer (the listen sndbuf) and
+	// its proxy_buffers hold.
+	done := func() bool { return p.hub.Stats().Streams == 0 }
+	want := "the hub's write timeout to cut the stream of the client that does not read"
+	if buffered {
+		done, want = spilled, "nginx to log "+strconv.Quote(spill)
+	}
+	data := bytes.Repeat([]byte("x"), 64<<10)
+	deadline := time.Now().Add(5 * time.Second)
+	published := 0
+	for ; !done(); published++ {
+		if published == 512 || time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s after publishing %d MiB", want, published/16)
+		}
+		if _, err := p.hub.Publish(ctx, topic, sse.Event{Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("%s: after publishing %d KiB", want, published*64)
+	if buffered {
+		time.Sleep(2 * 300 * time.Millisecond)
+		if n := p.hub.Stats().Streams; n != 1 {
+			t.Errorf("the hub counts %d streams, want 1: a buffering nginx should hide the slow client", n)
+		}
+	} else if spilled() {
+		t.Errorf("nginx buffered the stream of a client that does not read (%q): it ignored X-Accel-Buffering: no", spill)
+	} else if ends := p.endReasons(); !slices.Equal(ends, []sse.EndReason{sse.EndWriteTimeout}) {
+		t.Errorf("the streams ended for %v, want one write timeout", ends)
 	}
 }
 
@@ -407,8 +454,13 @@ func TestNginxHonoursAccelBuffering(t *testing.T) {
 // from cutting it, and an event published then must arrive on the same
 // stream.
 func TestNginxKeepsIdleStreamWithHeartbeats(t *testing.T) {
-	p := newNginxProxy(t, sse.Options{HeartbeatInterval: 300 * time.Millisecond}, "")
+	forEachMode(t, testNginxKeepsIdleStreamWithHeartbeats)
+}
+
+func testNginxKeepsIdleStreamWithHeartbeats(t *testing.T, mode streamMode) {
+	p := newNginxProxy(t, mode, sse.Options{HeartbeatInterval: 300 * time.Millisecond}, "")
 	s := p.connect(t)
+	checkStreamsDetached(t, p.hub, mode.detach)
 	var pings atomic.Int32
 	s.Parser().OnComment = func(text string) {
 		if text == " ping" {
@@ -445,15 +497,21 @@ func TestNginxKeepsIdleStreamWithHeartbeats(t *testing.T) {
 	if n := p.requests.Load(); n != 1 {
 		t.Errorf("the upstream saw %d stream requests, want 1", n)
 	}
+	checkStreamsDetached(t, p.hub, mode.detach)
 }
 
 // TestNginxCutsIdleStreamWithoutHeartbeats is the control of
 // TestNginxKeepsIdleStreamWithHeartbeats: with heartbeats practically off,
 // nginx ends the stream after proxy_read_timeout, and the hub notices.
 func TestNginxCutsIdleStreamWithoutHeartbeats(t *testing.T) {
-	p := newNginxProxy(t, sse.Options{HeartbeatInterval: 24 * time.Hour}, "")
+	forEachMode(t, testNginxCutsIdleStreamWithoutHeartbeats)
+}
+
+func testNginxCutsIdleStreamWithoutHeartbeats(t *testing.T, mode streamMode) {
+	p := newNginxProxy(t, mode, sse.Options{HeartbeatInterval: 24 * time.Hour}, "")
 	s := p.connect(t)
 	start := time.Now()
+	checkStreamsDetached(t, p.hub, mode.detach)
 	ch := readNginxStream(s)
 	select {
 	case r := <-ch:
@@ -472,4 +530,7 @@ func TestNginxCutsIdleStreamWithoutHeartbeats(t *testing.T) {
 		t.Fatalf("nginx did not end a stream idle for %v with proxy_read_timeout %v", 3*nginxReadTimeout, nginxReadTimeout)
 	}
 	waitFor(t, 2*time.Second, "the hub to notice the stream ended", func() bool { return p.hub.Stats().Streams == 0 })
+	if ends := p.endReasons(); !slices.Equal(ends, []sse.EndReason{sse.EndClientGone}) {
+		t.Errorf("the streams ended for %v, want one %v", ends, sse.EndClientGone)
+	}
 }
