@@ -60,6 +60,8 @@ func Markdown(rep *Report, links Links) string {
 	}
 	w("\n")
 
+	targetSummary(rep, w)
+
 	// res returns a scenario's results, skipped ones included, or nil
 	// when no server ran it.
 	res := func(sc string) []Result {

@@ -52,3 +52,35 @@ func TestSelectionAndSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTargets: the targets table compares each of ssekit's servers with
+// the baseline each target names, and says which targets are met.
+func TestTargets(t *testing.T) {
+	pl := QuickPlan()
+	pl.FanoutSubs = []int{100}
+	rep := &Report{Plan: pl, Env: map[string]string{}}
+	rep.Results = []Result{
+		{Server: "ssekit", Scenario: ScIdle, RSSPerConnKiB: 27},
+		{Server: "ssekit-detached", Scenario: ScIdle, RSSPerConnKiB: 3},
+		{Server: "bare", Scenario: ScIdle, RSSPerConnKiB: 25},
+		{Server: "ssekit", Scenario: ScSteady, CPUPerMillionSec: 12, P99Ms: 40},
+		{Server: "ssekit-detached", Scenario: ScSteady, CPUPerMillionSec: 10, P99Ms: 30},
+		{Server: "naive", Scenario: ScSteady, CPUPerMillionSec: 10, P99Ms: 35},
+		{Server: "ssekit", Scenario: ScMaxRate, SustainedDeliv: 3e6},
+		{Server: "r3labs", Scenario: ScMaxRate, SustainedDeliv: 1e6},
+		{Server: "gosse", Scenario: ScMaxRate, SustainedDeliv: 2e6},
+	}
+	md := Markdown(rep, Links{JSON: "x.json", README: "r.md"})
+	for _, want := range []string{
+		"| idle RSS per stream ≤ 1.1× bare blocking handler | ssekit | 27 KiB | bare: 25 KiB | 1.08 | met |",
+		"| detached: idle RSS per stream ≤ 8 KiB | ssekit-detached | 3.00 KiB | ssekit attached: 27 KiB | 0.11 | met |",
+		"| moderate rate (1000 × 20/s): CPU per M deliveries ≤ 1.05× naive | ssekit | 12 s | naive: 10 s | 1.20 | short |",
+		"| moderate rate (1000 × 20/s): CPU per M deliveries ≤ 1.05× naive | ssekit-detached | 10 s | naive: 10 s | 1.00 | met |",
+		"| p99 latency at 1000 subscribers ≤ naive | ssekit | 40 ms | naive: 35 ms | 1.14 | short |",
+		"| max sustainable deliveries/s ≥ 2× best peer | ssekit | 3000000 /s | gosse: 2000000 /s | 1.50 | short |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no row %q in:\n%s", want, md[strings.Index(md, "## Targets"):])
+		}
+	}
+}

@@ -85,7 +85,7 @@ func FullPlan() Plan {
 	return Plan{
 		EventSize:   256,
 		IdleSeconds: 2, GraceSeconds: 5,
-		IdleConns:    5000,
+		IdleConns:    10000,
 		FanoutSubs:   []int{1000, 5000},
 		FanoutEvents: []int{1000, 400},
 		MaxRateSubs:  2000,
