@@ -17,7 +17,8 @@
 //	replayed_events_total                counter
 //	events_sent_per_stream               histogram, observed when a stream ends
 //	broadcast_up                         gauge: 1 while a shared store delivers, 0 during an outage
-//	open_streams, queued_bytes           gauges, from hub.Stats() (Watch)
+//	open_streams, detached_streams,      gauges, from hub.Stats() (Watch)
+//	queued_bytes
 package sseprom
 
 import (
@@ -109,7 +110,8 @@ func (m *Metrics) Observer() sse.Observer {
 }
 
 // Watch registers gauges that read hub.Stats() at every scrape:
-// ssekit_open_streams and ssekit_queued_bytes, labelled with name when
+// ssekit_open_streams, ssekit_detached_streams (of those, the ones on
+// detached connections) and ssekit_queued_bytes, labelled with name when
 // one process runs several hubs (name may be empty).
 func (m *Metrics) Watch(hub *sse.Hub, name ...string) {
 	labels := prometheus.Labels{}
@@ -119,6 +121,8 @@ func (m *Metrics) Watch(hub *sse.Hub, name ...string) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ssekit_open_streams", Help: "Open event streams.", ConstLabels: labels},
 			func() float64 { return float64(hub.Stats().Streams) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ssekit_detached_streams", Help: "Open event streams on detached connections (HandlerOptions.Detach).", ConstLabels: labels},
+			func() float64 { return float64(hub.Stats().Detached) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ssekit_queued_bytes", Help: "Bytes waiting in streams' queues.", ConstLabels: labels},
 			func() float64 { return float64(hub.Stats().QueuedBytes) }),
 	)

@@ -54,6 +54,9 @@ func TestMetrics(t *testing.T) {
 # HELP ssekit_deliveries_total Events queued for streams.
 # TYPE ssekit_deliveries_total counter
 ssekit_deliveries_total 1
+# HELP ssekit_detached_streams Open event streams on detached connections (HandlerOptions.Detach).
+# TYPE ssekit_detached_streams gauge
+ssekit_detached_streams 0
 # HELP ssekit_events_published_total Events published, by topic.
 # TYPE ssekit_events_published_total counter
 ssekit_events_published_total{topic="user"} 1
@@ -74,7 +77,7 @@ ssekit_streams_closed_total{reason="client gone"} 2
 ssekit_streams_opened_total 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"ssekit_deliveries_total", "ssekit_events_published_total", "ssekit_open_streams",
+		"ssekit_deliveries_total", "ssekit_detached_streams", "ssekit_events_published_total", "ssekit_open_streams",
 		"ssekit_refused_total", "ssekit_replays_total", "ssekit_streams_closed_total", "ssekit_streams_opened_total"); err != nil {
 		t.Error(err)
 	}
