@@ -534,3 +534,216 @@ func testNginxCutsIdleStreamWithoutHeartbeats(t *testing.T, mode streamMode) {
 		t.Errorf("the streams ended for %v, want one %v", ends, sse.EndClientGone)
 	}
 }
+
+// TestNginxStreamEndsThroughKeepalive ends streams from the hub, by
+// MaxStreamAge and by Shutdown, through nginx with upstream keepalive. An
+// attached stream ends with the last chunk on a connection net/http keeps
+// open, which nginx reuses; a detached one ends with the last chunk and
+// the close of its connection, which nginx may have put in its keepalive
+// cache by then. Either way, nginx and the client must see a clean end
+// (the last chunk, after the retry hint), and the client's immediate
+// reconnection through nginx must succeed: a reused connection that the
+// upstream closed must never turn into an error the client sees (a 502, a
+// cut response).
+func TestNginxStreamEndsThroughKeepalive(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode streamMode) {
+		t.Run("MaxStreamAge", func(t *testing.T) { testNginxMaxAgeRotation(t, mode) })
+		t.Run("Shutdown", func(t *testing.T) { testNginxShutdownEnd(t, mode) })
+	})
+}
+
+// nginxErrors returns the lines of nginx's error log at level error or
+// worse.
+func nginxErrors(t *testing.T, errorLog string) []string {
+	t.Helper()
+	log, err := os.ReadFile(errorLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for line := range strings.Lines(string(log)) {
+		for _, level := range []string{"[error]", "[crit]", "[alert]", "[emerg]"} {
+			if strings.Contains(line, level) {
+				lines = append(lines, strings.TrimSpace(line))
+			}
+		}
+	}
+	return lines
+}
+
+// readToEnd reads st until it fails, returning the events and the error.
+func readToEnd(st *ssetest.Stream) ([]ssetest.Event, error) {
+	var evs []ssetest.Event
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, ev)
+	}
+}
+
+// testNginxMaxAgeRotation has MaxStreamAge end a client's stream through
+// nginx again and again while events are being published; the client
+// reconnects at once with the last ID it got, and must get every event
+// exactly once, in order.
+func testNginxMaxAgeRotation(t *testing.T, mode streamMode) {
+	const rotations = 8
+	p := newNginxProxy(t, mode, sse.Options{MaxStreamAge: 150 * time.Millisecond, CloseRetry: 10 * time.Millisecond}, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+
+	stop := make(chan struct{})
+	published := make(chan []string, 1)
+	go func() {
+		var ids []string
+		defer func() { published <- ids }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			id, err := p.hub.Publish(ctx, topic, sse.Event{Data: []byte(strconv.Itoa(i))})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids = append(ids, id)
+		}
+	}()
+
+	var got []ssetest.Event
+	lastID := ""
+	// connect opens the next stream through nginx, at once, as a client
+	// that ignores the retry hint would: the tightest race with nginx's
+	// reuse of the connection whose stream just ended.
+	connect := func(r int) *ssetest.Stream {
+		t.Helper()
+		st, err := ssetest.Connect(ctx, p.client, p.url, lastID)
+		if err != nil {
+			t.Fatalf("stream %d through nginx (Last-Event-ID %q): %v", r+1, lastID, err)
+		}
+		return st
+	}
+	for r := range rotations {
+		st := connect(r)
+		checkStreamsDetached(t, p.hub, mode.detach)
+		evs, err := readToEnd(st)
+		st.Close()
+		got = append(got, evs...)
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("stream %d through nginx ended with %v after %d events, want a clean end (the last chunk)", r+1, err, len(evs))
+		}
+		if _, ok := st.Parser().Retry(); !ok {
+			t.Errorf("stream %d ended without a retry hint", r+1)
+		}
+		lastID = st.LastEventID()
+	}
+	close(stop)
+	ids := <-published
+	// The rest: what was published after the last stream ended.
+	for r := rotations; len(got) < len(ids); r++ {
+		if r == 3*rotations {
+			t.Errorf("got %d of %d events after %d streams; the last one's Last-Event-ID was %q, that of event #%d", len(got), len(ids), r, lastID, slices.Index(ids, lastID))
+			break
+		}
+		st := connect(r)
+		for len(got) < len(ids) {
+			ev, err := st.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("stream %d through nginx ended with %v, want a clean end", r+1, err)
+				}
+				break
+			}
+			got = append(got, ev)
+		}
+		lastID = st.LastEventID()
+		st.Close()
+	}
+	for i, ev := range got {
+		want := ssetest.Event{Type: "message", Data: strconv.Itoa(i), LastEventID: ids[i]}
+		if i >= len(ids) || ev != want {
+			t.Fatalf("event #%d is %+v, want %+v (got %d of %d events; every event must arrive once, in order)", i, ev, want, len(got), len(ids))
+		}
+	}
+
+	// A detached stream's end is reported after its connection is closed,
+	// so the last rotation's may come after the client saw it.
+	waitFor(t, 2*time.Second, "the hub to report the rotated streams' ends", func() bool { return len(p.endReasons()) >= rotations })
+	ends := p.endReasons()
+	for i, reason := range ends[:min(rotations, len(ends))] {
+		if reason != sse.EndMaxAge {
+			t.Errorf("stream %d ended for %v, want %v", i+1, reason, sse.EndMaxAge)
+		}
+	}
+	requests, conns := p.requests.Load(), p.conns.Load()
+	t.Logf("%d events over %d streams; nginx opened %d upstream connections for %d requests", len(got), requests, conns, requests)
+	if !mode.detach && conns >= requests {
+		// Otherwise the detached run would not show anything about
+		// keepalive either.
+		t.Errorf("nginx opened %d upstream connections for %d requests: it did not reuse the connections of attached streams", conns, requests)
+	}
+	if lines := nginxErrors(t, p.errorLog); len(lines) > 0 {
+		// The client saw no error; nginx may still have met a cached
+		// connection the upstream had closed, and retried it.
+		t.Logf("nginx logged errors the client did not see:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// testNginxShutdownEnd shuts the hub down under streams through nginx:
+// each client must get the queued event, the retry hint and a clean end,
+// and its immediate reconnection through nginx the hub's answer after
+// Shutdown (200 with a retry hint only).
+func testNginxShutdownEnd(t *testing.T, mode streamMode) {
+	const clients = 4 // no more than nginx's keepalive cache holds
+	const closeRetry = 100 * time.Millisecond
+	p := newNginxProxy(t, mode, sse.Options{CloseRetry: closeRetry}, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	streams := make([]*ssetest.Stream, clients)
+	for i := range streams {
+		streams[i] = p.connect(t)
+	}
+	waitFor(t, 2*time.Second, "every stream to open", func() bool { return p.hub.Stats().Streams == clients })
+	checkStreamsDetached(t, p.hub, mode.detach)
+	queued, err := p.hub.Publish(ctx, topic, sse.Event{Data: []byte("before shutdown")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.hub.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	for i, st := range streams {
+		evs, err := readToEnd(st)
+		if want := (ssetest.Event{Type: "message", Data: "before shutdown", LastEventID: queued}); len(evs) != 1 || evs[0] != want {
+			t.Errorf("stream %d got %+v before its end, want only %+v", i+1, evs, want)
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("stream %d through nginx ended with %v, want a clean end (the last chunk)", i+1, err)
+		}
+		if r, ok := st.Parser().Retry(); !ok || r < closeRetry || r > 2*closeRetry {
+			t.Errorf("stream %d: retry hint %v (%v), want %v to %v", i+1, r, ok, closeRetry, 2*closeRetry)
+		}
+		// At once, rather than after the retry hint.
+		again, err := ssetest.Connect(ctx, p.client, p.url, st.LastEventID())
+		if err != nil {
+			t.Errorf("reconnection %d through nginx after Shutdown: %v", i+1, err)
+			continue
+		}
+		evs, err = readToEnd(again)
+		again.Close()
+		if _, ok := again.Parser().Retry(); len(evs) != 0 || !errors.Is(err, io.EOF) || !ok {
+			t.Errorf("reconnection %d after Shutdown got %+v, a retry hint: %v, and ended with %v; want only a retry hint and a clean end", i+1, evs, ok, err)
+		}
+	}
+	if ends := p.endReasons(); len(ends) != clients || slices.ContainsFunc(ends, func(r sse.EndReason) bool { return r != sse.EndShutdown }) {
+		t.Errorf("the streams ended for %v, want %d for %v", ends, clients, sse.EndShutdown)
+	}
+	t.Logf("nginx opened %d upstream connections for %d requests", p.conns.Load(), p.requests.Load())
+	if lines := nginxErrors(t, p.errorLog); len(lines) > 0 {
+		t.Logf("nginx logged errors the client did not see:\n%s", strings.Join(lines, "\n"))
+	}
+}
