@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -539,11 +540,17 @@ func testRejectedOriginCloses(t *testing.T, browser context.Context) {
 
 // TestChromiumHTTP2TLS streams to Chromium over HTTP/2 with TLS (C22), and
 // checks that the page's es.close() ends the stream on the server (C20).
+// With HandlerOptions.Detach too: an HTTP/2 stream cannot be detached, and
+// must be served attached.
 func TestChromiumHTTP2TLS(t *testing.T) {
 	// httptest's certificate is self-signed. This browser, and only this
 	// one, is started with --ignore-certificate-errors to accept it.
 	browser := startChromium(t, chromedp.Flag("ignore-certificate-errors", true))
-	s := newBrowserSite(t, browserSiteConfig{TLS: true, Page: collectorPage("/events")})
+	forEachMode(t, func(t *testing.T, mode streamMode) { testChromiumHTTP2TLS(t, browser, mode) })
+}
+
+func testChromiumHTTP2TLS(t *testing.T, browser context.Context, mode streamMode) {
+	s := newBrowserSite(t, browserSiteConfig{TLS: true, Handler: sse.HandlerOptions{Detach: mode.detach}, Page: collectorPage("/events")})
 	ctx := openTab(t, browser, 20*time.Second)
 	navigateTab(t, ctx, s.srv.URL+"/")
 	waitJS(t, ctx, `window.__opens >= 1`)
@@ -570,6 +577,8 @@ func TestChromiumHTTP2TLS(t *testing.T) {
 		gotData[i], gotIDs[i] = m.Data, m.ID
 	}
 	checkNumbers(t, numberStrings(len(ids)), ids, gotData, gotIDs)
+	// Live events came: a detached stream would have been handed over.
+	checkStreamsDetached(t, s.hub, false)
 
 	if state := evalJS[int](t, ctx, `window.__es.close(), window.__es.readyState`); state != 2 {
 		t.Errorf("readyState after close() is %d, want 2", state)
@@ -582,15 +591,20 @@ func TestChromiumHTTP2TLS(t *testing.T) {
 
 // TestHTTP2CleartextGoClient streams over h2c (HTTP/2 without TLS, Go 1.24's
 // http.Protocols) to ssetest's client, and checks that closing the response
-// body ends the stream on the server (C20, C22). It needs no browser.
+// body ends the stream on the server (C20, C22). It needs no browser. With
+// HandlerOptions.Detach too: an HTTP/2 stream must be served attached.
 func TestHTTP2CleartextGoClient(t *testing.T) {
+	forEachMode(t, testHTTP2CleartextGoClient)
+}
+
+func testHTTP2CleartextGoClient(t *testing.T, mode streamMode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	hub, err := sse.NewHub(sse.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := hub.Handler(sse.HandlerOptions{Topics: sse.Topics(browserTopic)})
+	stream := hub.Handler(sse.HandlerOptions{Topics: sse.Topics(browserTopic), Detach: mode.detach})
 	var mu sync.Mutex
 	var protos []int // ProtoMajor of each stream request
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -659,6 +673,7 @@ func TestHTTP2CleartextGoClient(t *testing.T) {
 	if n := hub.Stats().Streams; n != 1 {
 		t.Errorf("hub counts %d streams before the client closes, want 1", n)
 	}
+	checkStreamsDetached(t, hub, false)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -666,4 +681,48 @@ func TestHTTP2CleartextGoClient(t *testing.T) {
 	defer wcancel()
 	d := waitUntil(t, wctx, "the hub to count no stream after the client closed the body", func() bool { return hub.Stats().Streams == 0 })
 	t.Logf("body closed→stream released: %v", d.Round(time.Millisecond))
+}
+
+// TestDetachOverTLSFallsBack streams over HTTP/1.1 with TLS to ssetest's
+// client with HandlerOptions.Detach: the bytes must go through crypto/tls,
+// so the stream is served attached, and works as usual. It needs no
+// browser.
+func TestDetachOverTLSFallsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hub, err := sse.NewHub(sse.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(hub.Handler(sse.HandlerOptions{Topics: sse.Topics(browserTopic), Detach: true}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("hub.Shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	st, err := ssetest.Connect(ctx, srv.Client(), srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if r := st.Response; r.ProtoMajor != 1 || r.TLS == nil {
+		t.Fatalf("response is HTTP/%d.%d, TLS %v; want HTTP/1.1 over TLS", r.ProtoMajor, r.ProtoMinor, r.TLS != nil)
+	}
+	checkStreamsDetached(t, hub, false)
+	id, err := hub.Publish(ctx, browserTopic, sse.Event{Data: []byte("over tls")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := st.Next(); err != nil || ev != (ssetest.Event{Type: "message", Data: "over tls", LastEventID: id}) {
+		t.Fatalf("got %+v, %v; want the event published", ev, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, time.Second)
+	defer wcancel()
+	waitUntil(t, wctx, "the hub to count no stream after the client closed the body", func() bool { return hub.Stats().Streams == 0 })
 }
