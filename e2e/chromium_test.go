@@ -36,6 +36,7 @@ func TestChromium(t *testing.T) {
 		t.Run("PayloadRoundTrip", func(t *testing.T) { testPayloadRoundTrip(t, browser, mode) })
 		t.Run("ResumeAfterServerDrop", func(t *testing.T) { testResumeAfterServerDrop(t, browser, mode) })
 		t.Run("ResumeAcrossReload", func(t *testing.T) { testResumeAcrossReload(t, browser, mode) })
+		t.Run("ResumeAfterMaxStreamAge", func(t *testing.T) { testResumeAfterMaxStreamAge(t, browser, mode) })
 		t.Run("ClosingTabReleasesStream", func(t *testing.T) { testClosingTabReleasesStream(t, browser, mode) })
 	}
 	streamTests(t, attached)
@@ -397,6 +398,53 @@ func testResumeAcrossReload(t *testing.T, browser context.Context, mode streamMo
 	defer cancel()
 	waitUntil(t, wctx, "the hub to count only the last page's stream", func() bool { return s.streams() == 1 })
 	checkStreamsDetached(t, s.hub, mode.detach)
+}
+
+// testResumeAfterMaxStreamAge has the hub end the browser's stream at its
+// maximum age, again and again, while events are being published: after
+// each clean end (a retry hint and the last chunk; detached, the
+// connection closes too) the browser must come back by itself with
+// Last-Event-ID and get every event exactly once, in order.
+func testResumeAfterMaxStreamAge(t *testing.T, browser context.Context, mode streamMode) {
+	const total = 200
+	s := newBrowserSite(t, browserSiteConfig{
+		Hub:     sse.Options{MaxStreamAge: 150 * time.Millisecond, CloseRetry: 10 * time.Millisecond},
+		Handler: sse.HandlerOptions{Detach: mode.detach},
+		Page:    collectorPage("/events"),
+	})
+	ctx := openTab(t, browser, 20*time.Second)
+	navigateTab(t, ctx, s.srv.URL+"/")
+	waitJS(t, ctx, `window.__opens >= 1`)
+	checkStreamsDetached(t, s.hub, mode.detach)
+
+	ids, done := publishNumbers(ctx, s.hub, total, 4*time.Millisecond, func(int) error { return nil })
+	if err := <-done; err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	waitJS(t, ctx, `window.__got.length >= `+strconv.Itoa(total))
+	got := pageMessages(t, ctx)
+	gotData, gotIDs := make([]string, len(got)), make([]string, len(got))
+	for i, m := range got {
+		gotData[i], gotIDs[i] = m.Data, m.ID
+	}
+	checkNumbers(t, numberStrings(total), ids, gotData, gotIDs)
+
+	reqs := s.requests()
+	opens, errs := evalJS[int](t, ctx, `window.__opens`), evalJS[int](t, ctx, `window.__errors`)
+	t.Logf("%d stream requests, %d open and %d error events", len(reqs), opens, errs)
+	if len(reqs) < 3 {
+		t.Errorf("server saw %d stream requests, want at least 3: the streams did not rotate", len(reqs))
+	}
+	for k, r := range reqs[1:] {
+		if r.LastEventID == "" {
+			t.Errorf("reconnection %d sent no Last-Event-ID", k+1)
+		}
+	}
+	// Each end is one error event (the browser reconnects), each
+	// reconnection one open; the last stream may have ended since.
+	if n := len(reqs); opens < n-1 || opens > n || errs < n-1 || errs > n {
+		t.Errorf("page saw %d open and %d error events for %d stream requests", opens, errs, n)
+	}
 }
 
 // testClosingTabReleasesStream closes the tab of an open stream: the
