@@ -27,8 +27,8 @@ func TestConformanceAuthMiddleware(t *testing.T) {
 // TestConformanceDetached runs both kits again with detached streams: the
 // Detach option, and HandlerOptions.Detach through WithHandlerOptions.
 func TestConformanceDetached(t *testing.T) {
-	t.Run("Options", func(t *testing.T) { ssetest.Run(t, optionsServer(chisse.Detach())) })
-	t.Run("AuthMiddleware", func(t *testing.T) { ssetest.Run(t, authMiddlewareServer(true)) })
+	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, optionsServer(chisse.Detach()), ssetest.Config{Detached: true}) })
+	t.Run("AuthMiddleware", func(t *testing.T) { ssetest.RunWith(t, authMiddlewareServer(true), ssetest.Config{Detached: true}) })
 }
 
 func optionsServer(extra ...chisse.Option) ssetest.Server {

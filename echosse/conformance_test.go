@@ -48,9 +48,13 @@ func TestConformance(t *testing.T) {
 // Echo's Response hijacks, so every stream is detached; behind Gzip it is
 // then sent uncompressed.
 func TestConformanceDetached(t *testing.T) {
-	t.Run("HandlerOptions", func(t *testing.T) { ssetest.Run(t, handlerOptionsServer(true)) })
-	t.Run("OptionsAndAuthMiddleware", func(t *testing.T) { ssetest.Run(t, optionsServer(echosse.Detach())) })
-	t.Run("Middleware", func(t *testing.T) { ssetest.Run(t, middlewareServer(echosse.Detach())) })
+	t.Run("HandlerOptions", func(t *testing.T) { ssetest.RunWith(t, handlerOptionsServer(true), ssetest.Config{Detached: true}) })
+	t.Run("OptionsAndAuthMiddleware", func(t *testing.T) {
+		ssetest.RunWith(t, optionsServer(echosse.Detach()), ssetest.Config{Detached: true})
+	})
+	t.Run("Middleware", func(t *testing.T) {
+		ssetest.RunWith(t, middlewareServer(echosse.Detach()), ssetest.Config{Detached: true})
+	})
 }
 
 func handlerOptionsServer(detach bool) ssetest.Server {

@@ -28,8 +28,10 @@ func TestConformanceAuthMiddleware(t *testing.T) {
 // an app that keeps hijacked connections: HandlerOptions.Detach through
 // WithHandlerOptions, and the Detach option.
 func TestConformanceDetached(t *testing.T) {
-	t.Run("HandlerOptions", func(t *testing.T) { ssetest.Run(t, optionsServer(true)) })
-	t.Run("AuthMiddleware", func(t *testing.T) { ssetest.Run(t, authMiddlewareServer(fibersse.Detach())) })
+	t.Run("HandlerOptions", func(t *testing.T) { ssetest.RunWith(t, optionsServer(true), ssetest.Config{Detached: true}) })
+	t.Run("AuthMiddleware", func(t *testing.T) {
+		ssetest.RunWith(t, authMiddlewareServer(fibersse.Detach()), ssetest.Config{Detached: true})
+	})
 }
 
 // newApp returns a Fiber app; keep sets KeepHijackedConns, as Detach needs.

@@ -102,7 +102,7 @@ func TestDetachedHeaders(t *testing.T) {
 	h := st.Response.Header
 	if h.Get("X-Request-Id") != "abc" || h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
 		h.Get("Content-Type") != "text/event-stream" || h.Get("Cache-Control") != "no-cache" ||
-		len(st.Response.TransferEncoding) != 1 || st.Response.TransferEncoding[0] != "chunked" || st.Response.Close {
+		len(st.Response.TransferEncoding) != 1 || st.Response.TransferEncoding[0] != "chunked" || !st.Response.Close {
 		t.Errorf("head: %v, transfer encoding %v, close %v", h, st.Response.TransferEncoding, st.Response.Close)
 	}
 }

@@ -29,8 +29,10 @@ func TestConformance(t *testing.T) {
 // TestConformanceWithMiddleware again with Detach: gin's writer hijacks,
 // so every stream is served on a detached connection.
 func TestConformanceDetached(t *testing.T) {
-	t.Run("Options", func(t *testing.T) { ssetest.Run(t, plainServer(ginsse.Detach())) })
-	t.Run("Middleware", func(t *testing.T) { ssetest.Run(t, middlewareServer(ginsse.Detach())) })
+	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, plainServer(ginsse.Detach()), ssetest.Config{Detached: true}) })
+	t.Run("Middleware", func(t *testing.T) {
+		ssetest.RunWith(t, middlewareServer(ginsse.Detach()), ssetest.Config{Detached: true})
+	})
 }
 
 // plainServer maps the kit's options to ginsse options, with extra.

@@ -31,12 +31,12 @@ func TestConformanceDetached(t *testing.T) {
 			if portable {
 				t.Cleanup(sse.UsePortablePoller())
 			}
-			ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+			ssetest.RunWith(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
 				opts.Detach = true
 				srv := httptest.NewServer(hub.Handler(opts))
 				t.Cleanup(srv.Close)
 				return srv.URL
-			})
+			}, ssetest.Config{Detached: true})
 		})
 	}
 }

@@ -35,13 +35,14 @@ import (
 //     Elsewhere a goroutine waits for writability only while a socket is
 //     full, and a departed peer is noticed when a heartbeat fails.
 //
-// The response is chunked, exactly as net/http frames a streamed
-// HTTP/1.1 response. When the stream ends, the last chunk is written and
-// the connection closed, as a server may close any idle connection. The
-// head carries no "Connection: close" (CONFORMANCE C3), and a
-// close-delimited body would make clients treat the response as one that
-// closes the connection, so chunked framing is the one that looks to
-// clients exactly like the attached path.
+// The response is chunked, as net/http frames a streamed HTTP/1.1
+// response, so that a proxy can tell a complete response from a cut one.
+// It says "Connection: close" (RFC 9112, 9.6: a server that will close the
+// connection after a response says so in it): the connection closes after
+// the last chunk, and a proxy that kept it for its next request (nginx's
+// upstream keepalive) would send that request on a closed connection.
+// CONFORMANCE C3's "never Connection: close" is about HTTP/2, which
+// detached streams never are.
 
 // Detach states of a detachedConn, for scheduling.
 const (
@@ -376,8 +377,8 @@ func (d *detachedConn) onTimeout() {
 var outBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk+chunkOverhead); return &b }}
 
 // chunkOverhead bounds what chunked framing adds to a chunk: a length line
-// of up to 8 hex digits, two CRLFs, and the last chunk.
-const chunkOverhead = 8 + 2 + 2 + len(lastChunk)
+// of up to 8 hex digits and two CRLFs.
+const chunkOverhead = 8 + 2 + 2
 
 const lastChunk = "0\r\n\r\n"
 
@@ -435,9 +436,6 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 	start := room - len(l)
 	copy(b[start:], l)
 	b = append(b, '\r', '\n')
-	if d.final {
-		b = append(b, lastChunk...)
-	}
 	return b[:0], b[start:]
 }
 
@@ -452,10 +450,19 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 		outBuffers.Put(d.outBuf)
 		d.out, d.outBuf = nil, nil
 	}
+	// Count the stream out before the client can see its end, as an
+	// attached stream is: a client that reconnects at once must not find
+	// its old stream still holding a place under the caps.
 	h := d.s.hub
-	h.detach(d)
+	h.unregister(d.s)
+	h.streamEnded(d.s, reason, err, d.sent)
+	d.sess.Release()
 	switch {
 	case d.final:
+		// The retry hint is written; the last chunk ends the response.
+		// It is tiny and follows a write the socket took whole, so it
+		// fits; if it did not, the close ends the stream all the same.
+		_, _ = d.write([]byte(lastChunk))
 		d.drain() // so that unread request bytes do not turn close into a reset
 	case reason == EndWriteTimeout || d.killed.Load():
 		// The peer does not read: reset the connection rather than leave
@@ -464,10 +471,8 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 			_ = tc.SetLinger(0)
 		}
 	}
+	h.detach(d)
 	_ = d.conn.Close()
-	h.unregister(d.s)
-	h.streamEnded(d.s, reason, err, d.sent)
-	d.sess.Release()
 }
 
 // serveDetached serves the session on r's connection, taken over from
@@ -549,18 +554,18 @@ func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header)
 		reason, err = h.pump(ctx, st, sub, &sent)
 		h.unregister(sub)
 	}
+	if started {
+		h.streamEnded(sub, reason, err, sent)
+	}
+	s.Release() // before the client can see the end, as attached
 	if !started || (reason != EndClientGone && reason != EndWriteError && reason != EndWriteTimeout) {
 		st.end(h.opts.WriteTimeout)
 	}
 	_ = conn.Close()
-	if started {
-		h.streamEnded(sub, reason, err, sent)
-	}
-	s.Release()
 }
 
 // responseHead returns the head of a detached stream's response: status
-// 200, hdr with the stream's headers, chunked.
+// 200, hdr with the stream's headers, chunked, and "Connection: close".
 func responseHead(hdr http.Header) []byte {
 	hd := hdr.Clone()
 	if hd == nil {
@@ -574,6 +579,7 @@ func responseHead(hdr http.Header) []byte {
 		hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
 	hd.Set("Transfer-Encoding", "chunked")
+	hd.Set("Connection", "close")
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hd.Write(&b)

@@ -99,7 +99,7 @@ func TestDetachedStreams(t *testing.T) {
 	resp := streams[0].resp
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" ||
 		resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("X-Accel-Buffering") != "no" ||
-		len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" || resp.Close {
+		len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" || !resp.Close {
 		t.Errorf("response head: %d %v, transfer encoding %v, close %v", resp.StatusCode, resp.Header, resp.TransferEncoding, resp.Close)
 	}
 

@@ -33,8 +33,8 @@ type HandlerOptions struct {
 	// Hijack), and hands it to the hub: net/http's goroutine and buffers
 	// are freed, and a few shared workers write to every detached stream.
 	// An idle stream then costs a few KiB instead of about 25. Clients see
-	// the same response, chunked; the connection closes when the stream
-	// ends.
+	// the same events, in a chunked response that says "Connection:
+	// close": the connection closes when the stream ends.
 	//
 	// HTTP/2, TLS, and ResponseWriters that cannot hijack are served as
 	// usual. Middleware that wraps the handler sees the request end when
