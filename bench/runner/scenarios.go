@@ -93,7 +93,7 @@ func FullPlan() Plan {
 		StepSeconds:  2, MaxP99Ms: 100, StepOn: true,
 		SteadySubs: 5000, SteadyRate: 10, SteadySeconds: 6,
 		StalledHealthy: 200, StalledCounts: []int{0, 1, 10}, StalledRate: 100, StalledSeconds: 8, StalledSize: 16 << 10,
-		StormConns:    5000,
+		StormConns:    10000,
 		ResumeClients: 1000, ResumeFirst: 100, ResumeBack: 300,
 		ServerScenarios: adapterSelection(),
 	}
