@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 )
 
 // connTracker follows a test server's connections (set track as its
@@ -55,17 +55,23 @@ func (ct *connTracker) dropConns() int {
 // the hub, which watches it with epoll: closing its descriptor behind the
 // hub's back would silently take it out of the epoll set, and the hub
 // would notice only at its next write, a heartbeat maybe seconds later.
-// So it is shut down both ways instead: the client sees the connection
-// close (a FIN), and the hub's poller sees what it sees when the peer
-// goes away (EPOLLRDHUP), and closes the connection itself.
+// So it is shut down both ways instead, in one call (the hub closes the
+// connection as soon as it sees a shutdown): the client sees the
+// connection close (a FIN), and the hub's poller sees what it sees when
+// the peer goes away (EPOLLRDHUP), and closes the connection itself.
 func cutConn(c net.Conn, hijacked bool) bool {
-	hc, ok := c.(interface {
-		CloseRead() error
-		CloseWrite() error
-	})
+	sc, ok := c.(syscall.Conn)
 	if !hijacked || !ok {
 		_ = c.Close()
 		return true
 	}
-	return errors.Join(hc.CloseRead(), hc.CloseWrite()) == nil
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = shutdownBoth(fd) }); err != nil {
+		return false // closed already
+	}
+	return serr == nil
 }
