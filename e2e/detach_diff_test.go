@@ -16,9 +16,10 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
-// The tests here show differences between attached and detached streams
-// that clients or proxies can see. Each runs in both modes: the attached
-// run passes, and the detached one fails until core changes.
+// The tests here pin two differences between attached and detached streams
+// that clients and proxies could see, which the e2e tests found and core
+// fixed (219dcbc). Each runs in both modes, the attached run being the
+// reference.
 
 // TestNginxNoRetryReconnectAfterStreamEnd has MaxStreamAge end a stream
 // through nginx, with upstream keepalive and proxy_next_upstream off (no
@@ -27,15 +28,15 @@ import (
 //
 // An attached stream ends with the last chunk on a connection that
 // net/http keeps open, and nginx reuses it. A detached stream ends with
-// the last chunk and the close of the connection, whose response did not
-// say "Connection: close": nginx puts it in its keepalive cache, and when
-// the next request comes before nginx has seen the FIN, nginx sends it on
-// the closed connection and logs "upstream prematurely closed connection
-// while reading response header from upstream". With the default
-// proxy_next_upstream nginx retries on a new connection (a failed cached
-// connection does not use up a try), which TestNginxStreamEndsThroughKeepalive
-// shows; without it, the client gets 502 Bad Gateway, after which an
-// EventSource never reconnects.
+// the last chunk and the close of the connection. When its head did not
+// say "Connection: close", nginx put the connection in its keepalive
+// cache, and when the next request came before nginx had seen the FIN,
+// nginx sent it on the closed connection and logged "upstream prematurely
+// closed connection while reading response header from upstream". With
+// the default proxy_next_upstream nginx retried on a new connection (a
+// failed cached connection does not use up a try); without it, the client
+// got 502 Bad Gateway (3 to 11 of 60 reconnections here), after which an
+// EventSource never reconnects. The head now says Connection: close.
 func TestNginxNoRetryReconnectAfterStreamEnd(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode streamMode) {
 		const rotations = 60
@@ -73,16 +74,15 @@ func TestNginxNoRetryReconnectAfterStreamEnd(t *testing.T) {
 //
 // An attached stream is unregistered and released (the caps count it out)
 // before its handler returns and net/http writes the last chunk, so the
-// client cannot come back before. A detached stream's connection is closed
-// first, then the stream is unregistered, reported (Observer.StreamClosed)
-// and released: a client that reconnects at once can find its old stream
-// still counted, and be refused with TryLater (5 to 10 s by default).
-// Without help, 0 to 23 of 200 immediate reconnections were refused in
-// runs under -race; here the StreamClosed hook, which runs between the
-// close and the release, waits (up to 300 ms) until the next request has
-// been answered, as a preempted worker would, which makes it happen every
-// time. Attached, the hook runs before the client can see the end, so it
-// waits in vain and the test takes 300 ms longer.
+// client cannot come back before. A detached stream's connection used to
+// be closed first, then the stream unregistered, reported
+// (Observer.StreamClosed) and released: a client that reconnected at once
+// could find its old stream still counted, and be refused with TryLater
+// (5 to 10 s by default); 0 to 23 of 200 immediate reconnections were,
+// under -race. Here the StreamClosed hook waits (up to 300 ms) until the
+// next request has been answered, as a preempted worker would: that made
+// it happen every time. Now the hook runs, in both modes, before the
+// client can see the end, so it waits in vain and the test takes 300 ms.
 func TestImmediateReconnectAfterStreamEndIsAdmitted(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode streamMode) {
 		answered := make(chan struct{}, 16) // a request was answered
