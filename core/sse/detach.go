@@ -90,7 +90,8 @@ type engine struct {
 
 	mu      sync.Mutex
 	cond    sync.Cond
-	queue   []*detachedConn
+	queue   []*detachedConn // queue[head:] waits to run
+	head    int
 	conns   map[*detachedConn]struct{}
 	stopped bool
 }
@@ -193,6 +194,12 @@ func (e *engine) stop() {
 
 func (e *engine) push(d *detachedConn) {
 	e.mu.Lock()
+	if len(e.queue) == cap(e.queue) && e.head > 0 {
+		// Reuse the room before head rather than grow.
+		n := copy(e.queue, e.queue[e.head:])
+		clear(e.queue[n:])
+		e.queue, e.head = e.queue[:n], 0
+	}
 	e.queue = append(e.queue, d)
 	e.mu.Unlock()
 	e.cond.Signal()
@@ -204,20 +211,21 @@ func (e *engine) work() {
 	var batch []*detachedConn
 	for {
 		e.mu.Lock()
-		for len(e.queue) == 0 && !e.stopped {
+		for e.head == len(e.queue) && !e.stopped {
 			e.cond.Wait()
 		}
-		if len(e.queue) == 0 {
+		if e.head == len(e.queue) {
 			e.mu.Unlock()
 			return
 		}
 		// Take a share of the queue, leaving the rest to other workers.
-		n := min(len(e.queue), 64)
-		batch = append(batch[:0], e.queue[:n]...)
-		rest := copy(e.queue, e.queue[n:])
-		clear(e.queue[rest:])
-		e.queue = e.queue[:rest]
-		if rest > 0 {
+		n := min(len(e.queue)-e.head, 64)
+		batch = append(batch[:0], e.queue[e.head:e.head+n]...)
+		clear(e.queue[e.head : e.head+n])
+		e.head += n
+		if e.head == len(e.queue) {
+			e.queue, e.head = e.queue[:0], 0
+		} else {
 			e.cond.Signal()
 		}
 		e.mu.Unlock()
