@@ -47,7 +47,7 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			subs := make([]*subscriber, n)
 			for i := range subs {
-				subs[i] = newSubscriber(h, []string{"t"})
+				subs[i] = newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 				h.register(subs[i])
 			}
 			defer func() {

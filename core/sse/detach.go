@@ -533,8 +533,7 @@ func hijack(w http.ResponseWriter) (conn net.Conn, err error) {
 // goroutine and returns when the stream ends.
 func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header) {
 	h := s.hub
-	sub := newSubscriber(h, s.info.Topics)
-	sub.info = s.info
+	sub := newSubscriber(h, &s.info)
 	st := &connStream{conn: conn, head: responseHead(hdr)}
 	sent := 0
 	started, reason, err := h.open(ctx, st, sub, s.lastID, &sent)

@@ -322,11 +322,14 @@ func StreamHeader() http.Header {
 	}
 }
 
+// setStreamHeaders sets StreamHeader's headers on hdr, with one small
+// allocation: a stream's head stays referenced for as long as it runs.
 func setStreamHeaders(hdr http.Header) {
-	for k, v := range StreamHeader() {
-		hdr[k] = v
-	}
-	hdr.Del("Content-Length")
+	v := []string{"text/event-stream", "no-cache", "no"}
+	hdr["Content-Type"] = v[0:1:1]
+	hdr["Cache-Control"] = v[1:2:2]
+	hdr["X-Accel-Buffering"] = v[2:3:3]
+	delete(hdr, "Content-Length")
 }
 
 // writeTryLater answers with a stream that only says when to come back.

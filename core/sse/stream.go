@@ -68,8 +68,7 @@ func (s *httpStream) Write(p []byte, timeout time.Duration) error {
 
 // serve runs one stream until it ends.
 func (h *Hub) serve(ctx context.Context, st StreamWriter, info *StreamInfo, lastID string) EndReason {
-	s := newSubscriber(h, info.Topics)
-	s.info = *info
+	s := newSubscriber(h, info)
 	sent := 0
 	started, reason, err := h.open(ctx, st, s, lastID, &sent)
 	if !started {
@@ -89,7 +88,7 @@ func (h *Hub) streamEnded(s *subscriber, reason EndReason, err error, sent int) 
 		h.log.Debug("sse: stream ended", "reason", reason, "principal", s.info.Principal.ID, "err", err)
 	}
 	if f := h.opts.Observer.StreamClosed; f != nil {
-		f(s.info, reason, sent)
+		f(*s.info, reason, sent)
 	}
 }
 
@@ -106,7 +105,7 @@ func (h *Hub) open(ctx context.Context, st StreamWriter, s *subscriber, lastID s
 		return false, 0, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 	}
 	if f := h.opts.Observer.StreamOpened; f != nil {
-		f(s.info)
+		f(*s.info)
 	}
 	// The opening frame flushes the headers at once, so the client's "open"
 	// does not wait for the first event. A client without a position is

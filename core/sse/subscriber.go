@@ -18,7 +18,7 @@ type queued struct {
 type subscriber struct {
 	hub     *Hub
 	topics  []string
-	info    StreamInfo
+	info    *StreamInfo // the Session's
 	expires time.Time // MaxStreamAge: zero for none; guarded by hub.mu
 	slots   []int     // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
 
@@ -41,8 +41,10 @@ type subscriber struct {
 	ended EndReason // 0 while the stream runs
 }
 
-func newSubscriber(h *Hub, topics []string) *subscriber {
-	return &subscriber{hub: h, topics: topics, notify: make(chan struct{}, 1)}
+// newSubscriber returns a subscriber of the stream info describes; info
+// must outlive it.
+func newSubscriber(h *Hub, info *StreamInfo) *subscriber {
+	return &subscriber{hub: h, topics: info.Topics, info: info, notify: make(chan struct{}, 1)}
 }
 
 func (s *subscriber) wake() {

@@ -1,6 +1,8 @@
 package sse
 
 import (
+	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,7 +45,7 @@ func TestQueueLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newSubscriber(newTestHub(t, tt.opts), []string{"t"})
+			s := newSubscriber(newTestHub(t, tt.opts), &StreamInfo{Topics: []string{"t"}})
 			for i := 1; i <= tt.frames; i++ {
 				s.enqueue(uint64(i), frame)
 			}
@@ -62,7 +64,7 @@ func TestQueueLimits(t *testing.T) {
 }
 
 func TestEnqueueWakesOncePerBatch(t *testing.T) {
-	s := newSubscriber(newTestHub(t, Options{}), []string{"t"})
+	s := newSubscriber(newTestHub(t, Options{}), &StreamInfo{Topics: []string{"t"}})
 	for i := range 10 {
 		s.enqueue(uint64(i+1), []byte("x"))
 	}
@@ -94,7 +96,7 @@ func (r *recorder) Write(p []byte, _ time.Duration) error {
 // reset event first, then the surviving events.
 func TestDropOldestSendsReset(t *testing.T) {
 	h := newTestHub(t, Options{MaxQueueEvents: 2, SlowConsumer: DropOldest, Store: mustMemoryStore(t, "e")})
-	s := newSubscriber(h, []string{"t"})
+	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 	s.after = 7
 	for i := uint64(8); i <= 10; i++ {
 		s.enqueue(i, []byte("data: "+strconv.FormatUint(i, 10)+"\n\n"))
@@ -121,7 +123,7 @@ func mustMemoryStore(t *testing.T, epoch string) *MemoryStore {
 // TestHeartbeatSkipsActiveStreams drives the hub's ticker by hand.
 func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 	h := newTestHub(t, Options{})
-	active, idle := newSubscriber(h, []string{"t"}), newSubscriber(h, []string{"t"})
+	active, idle := newSubscriber(h, &StreamInfo{Topics: []string{"t"}}), newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 	h.register(active)
 	h.register(idle)
 	defer h.unregister(active)
@@ -145,7 +147,7 @@ func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 
 func TestSendBatchSkipsReplayedEvents(t *testing.T) {
 	h := newTestHub(t, Options{})
-	s := newSubscriber(h, []string{"t"})
+	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 	s.after = 5 // replay sent up to 5
 	batch := []queued{{4, []byte("4")}, {5, []byte("5")}, {6, []byte("6")}, {7, []byte("7")}}
 	var rec recorder
@@ -172,7 +174,7 @@ func TestSendBatchWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newTestHub(t, Options{})
-			s := newSubscriber(h, []string{"t"})
+			s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 			var batch []queued
 			for i, f := range tt.frames {
 				batch = append(batch, queued{uint64(i + 1), f})
@@ -210,7 +212,7 @@ func TestUnregisterKeepsTopicIndex(t *testing.T) {
 	h := newTestHub(t, Options{})
 	var subs []*subscriber
 	for i := range 5 {
-		s := newSubscriber(h, []string{"a", "b" + strconv.Itoa(i%2)})
+		s := newSubscriber(h, &StreamInfo{Topics: []string{"a", "b" + strconv.Itoa(i%2)}})
 		h.register(s)
 		subs = append(subs, s)
 	}
@@ -228,5 +230,17 @@ func TestUnregisterKeepsTopicIndex(t *testing.T) {
 	}
 	if len(h.topics) != 0 || len(h.subs) != 0 || h.stopBeat != nil {
 		t.Fatalf("hub not empty: %d topics, %d subs, heartbeat running %v", len(h.topics), len(h.subs), h.stopBeat != nil)
+	}
+}
+
+// TestSetStreamHeadersMatchesStreamHeader: the headers a stream sends are
+// the ones StreamHeader documents.
+func TestSetStreamHeadersMatchesStreamHeader(t *testing.T) {
+	hdr := http.Header{"Content-Length": {"12"}, "X-Other": {"kept"}}
+	setStreamHeaders(hdr)
+	want := StreamHeader()
+	want["X-Other"] = []string{"kept"}
+	if !reflect.DeepEqual(hdr, want) {
+		t.Fatalf("got %v, want %v", hdr, want)
 	}
 }
