@@ -114,9 +114,9 @@ type poller interface {
 // portable one. Tests replace it.
 var newPoller = defaultPoller
 
-// attach gives the hub's engine a detached connection, starting the
+// adopt gives the hub's engine a detached connection, starting the
 // engine if it has none.
-func (h *Hub) attach(d *detachedConn) error {
+func (h *Hub) adopt(d *detachedConn) error {
 	h.detMu.Lock()
 	defer h.detMu.Unlock()
 	e := h.eng
@@ -146,9 +146,9 @@ func (h *Hub) attach(d *detachedConn) error {
 	return nil
 }
 
-// detach removes a finished connection, and stops the engine after the
-// last one.
-func (h *Hub) detach(d *detachedConn) {
+// disown removes a finished connection from the engine, and stops the
+// engine after the last one.
+func (h *Hub) disown(d *detachedConn) {
 	h.detMu.Lock()
 	defer h.detMu.Unlock()
 	e := d.eng
@@ -447,10 +447,14 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 	return b[:0], b[start:]
 }
 
-// finish ends the stream: it closes the connection, unregisters the
-// subscriber, reports the end and releases the session.
+// finish ends the stream: it unregisters the subscriber, reports the end,
+// releases the session, then ends the response if it can and closes the
+// connection.
 func (d *detachedConn) finish(reason EndReason, err error) {
 	d.done = true
+	// Only a response whose every chunk was written whole can be ended
+	// with the last chunk; after a partial one it would be garbage.
+	complete := d.final && len(d.out) == 0
 	if d.timer != nil {
 		d.timer.Stop()
 	}
@@ -466,7 +470,7 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 	h.streamEnded(d.s, reason, err, d.sent)
 	d.sess.Release()
 	switch {
-	case d.final:
+	case complete:
 		// The retry hint is written; the last chunk ends the response.
 		// It is tiny and follows a write the socket took whole, so it
 		// fits; if it did not, the close ends the stream all the same.
@@ -479,7 +483,7 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 			_ = tc.SetLinger(0)
 		}
 	}
-	h.detach(d)
+	h.disown(d)
 	_ = d.conn.Close()
 }
 
@@ -545,7 +549,7 @@ func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header)
 			ok = conn.SetWriteDeadline(time.Time{}) == nil
 		}
 		if ok {
-			if aerr := h.attach(d); aerr != nil {
+			if aerr := h.adopt(d); aerr != nil {
 				h.log.Warn("sse: cannot detach the stream; serving it attached", "err", aerr)
 				ok = false
 			}
