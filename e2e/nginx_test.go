@@ -595,9 +595,11 @@ func testNginxMaxAgeRotation(t *testing.T, mode streamMode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 
+	// The publisher starts once the first stream is open: a client that
+	// connects without an ID is owed only what comes after it subscribed.
 	stop := make(chan struct{})
 	published := make(chan []string, 1)
-	go func() {
+	publish := func() {
 		var ids []string
 		defer func() { published <- ids }()
 		for i := 0; ; i++ {
@@ -613,7 +615,7 @@ func testNginxMaxAgeRotation(t *testing.T, mode streamMode) {
 			}
 			ids = append(ids, id)
 		}
-	}()
+	}
 
 	var got []ssetest.Event
 	lastID := ""
@@ -630,6 +632,9 @@ func testNginxMaxAgeRotation(t *testing.T, mode streamMode) {
 	}
 	for r := range rotations {
 		st := connect(r)
+		if r == 0 {
+			go publish()
+		}
 		checkStreamsDetached(t, p.hub, mode.detach)
 		evs, err := readToEnd(st)
 		st.Close()
