@@ -19,8 +19,8 @@ type subscriber struct {
 	hub     *Hub
 	topics  []string
 	info    *StreamInfo // the Session's
-	expires time.Time // MaxStreamAge: zero for none; guarded by hub.mu
-	slots   []int     // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
+	expires time.Time   // MaxStreamAge: zero for none; guarded by hub.mu
+	slots   []int       // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
 
 	// after is the Seq of the newest event the stream has sent or may skip;
 	// used only by the stream goroutine.
