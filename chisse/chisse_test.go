@@ -16,7 +16,7 @@ import (
 )
 
 func TestTopicsFromParam(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	var logs logBuffer
 	hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
 	r := chi.NewRouter()
@@ -32,8 +32,8 @@ func TestTopicsFromParam(t *testing.T) {
 		{"/rooms/100%25/events", "100%"},
 	} {
 		st := ssetest.Open(t, srv.URL+c.path, "", nil)
-		publish(t, hub, "other", "not for this stream")
-		id := publish(t, hub, c.topic, "for "+c.topic)
+		ssetest.Publish(t, hub, "other", "not for this stream")
+		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
 		if ev := next(t, st); ev.Data != "for "+c.topic || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
 		}
@@ -44,7 +44,7 @@ func TestTopicsFromParam(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(logs.String(), `no parameter \"roomm\"`) {
 		t.Errorf("route without the parameter: %d %q, log %q; want 500 and a log line naming the parameter", resp.StatusCode, body, logs.String())
 	}
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 }
 
 func TestTopicsFromQuery(t *testing.T) {
@@ -56,8 +56,8 @@ func TestTopicsFromQuery(t *testing.T) {
 
 	st := ssetest.Open(t, srv.URL+"/events?t=a&t=b", "", nil)
 	def := ssetest.Open(t, srv.URL+"/default?topic=b", "", nil)
-	a := publish(t, hub, "a", "on a")
-	b := publish(t, hub, "b", "on b")
+	a := ssetest.Publish(t, hub, "a", "on a")
+	b := ssetest.Publish(t, hub, "b", "on b")
 	if ev := next(t, st); ev.LastEventID != a {
 		t.Errorf("got %+v, want the event on a", ev)
 	}
@@ -90,8 +90,8 @@ func TestOptionOrder(t *testing.T) {
 		if got := st.Response.Header.Get("Access-Control-Allow-Origin"); got != "http://app.example" {
 			t.Errorf("%s: the base CORS was lost (Access-Control-Allow-Origin %q)", path, got)
 		}
-		publish(t, hub, "base", "base")
-		id := publish(t, hub, "over", "over")
+		ssetest.Publish(t, hub, "base", "base")
+		id := ssetest.Publish(t, hub, "over", "over")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event on the overriding topic", path, ev)
 		}
@@ -137,7 +137,7 @@ func userTopic(r *http.Request) ([]string, error) {
 // middleware or the handler's WithAuth authenticated the request; other
 // chi handlers behind the middleware read it too.
 func TestPrincipalPerUserTopic(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	auth := testAuth()
 	r := chi.NewRouter()
@@ -155,8 +155,8 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	for _, path := range []string{"/me/events", "/own/events"} {
 		ann := ssetest.Open(t, srv.URL+path, "", bearer("good-ann"))
 		bob := ssetest.Open(t, srv.URL+path, "", bearer("good-bob"))
-		publish(t, hub, "user/bob", "for bob")
-		id := publish(t, hub, "user/ann", "for ann")
+		ssetest.Publish(t, hub, "user/bob", "for bob")
+		id := ssetest.Publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann); ev.Data != "for ann" || ev.LastEventID != id {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}
@@ -172,7 +172,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	if resp, body := ssetest.Request(t, "GET", srv.URL+"/me", bearer("good-ann")); resp.StatusCode != 200 || body != "ann" {
 		t.Errorf("a plain handler behind Auth: %d %q, want ann", resp.StatusCode, body)
 	}
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 }
 
 // TestAuthMiddleware: a refusal stops the chain and the Observer sees it;
@@ -222,7 +222,7 @@ func TestAuthMiddleware(t *testing.T) {
 		t.Errorf("preflight: %d %v, want 204 from the handler", resp.StatusCode, resp.Header)
 	}
 	st := ssetest.Open(t, srv.URL+"/events?topic=public&topic=user/ann", "", bearer("good-ann"))
-	id := publish(t, hub, "public", "hello")
+	id := ssetest.Publish(t, hub, "public", "hello")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}

@@ -60,20 +60,20 @@ func TestDetachBehindMiddleware(t *testing.T) {
 	// writer: Logger never sees a status, and logs "000 0B".
 	ssetest.Eventually(t, "the access log lines", func() bool { return strings.Count(logs.String(), " - 000 0B in ") == n })
 	time.Sleep(2 * timeout)
-	id := publish(t, hub, "t", "all")
+	id := ssetest.Publish(t, hub, "t", "all")
 	for i, st := range sts {
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != "all" {
 			t.Fatalf("stream %d: got %+v", i, ev)
 		}
 	}
-	id = publish(t, hub, "user/u2", "two")
+	id = ssetest.Publish(t, hub, "user/u2", "two")
 	if ev := next(t, sts[2]); ev.LastEventID != id || ev.Data != "two" {
 		t.Fatalf("stream 2: got %+v", ev)
 	}
 	for _, st := range sts {
 		st.Close()
 	}
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 	if s := errorLog.String(); s != "" {
 		t.Errorf("server error log: %s", s)
 	}
@@ -103,7 +103,7 @@ func TestDetachFallsBack(t *testing.T) {
 		if st.Response.ProtoMajor != 2 {
 			t.Fatalf("protocol %s", st.Response.Proto)
 		}
-		id := publish(t, hub, "t", "x")
+		id := ssetest.Publish(t, hub, "t", "x")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}

@@ -2,17 +2,13 @@ package chisse_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
@@ -22,42 +18,6 @@ func serve(t *testing.T, h http.Handler) *httptest.Server {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// publish publishes data on topic and returns the ID.
-func publish(t *testing.T, h *sse.Hub, topic, data string) string {
-	t.Helper()
-	id, err := h.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
-	if err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	return id
-}
-
-// waitStreams waits until the hub has n open streams.
-func waitStreams(t *testing.T, h *sse.Hub, n int) {
-	t.Helper()
-	ssetest.Eventually(t, strconv.Itoa(n)+" open streams", func() bool { return h.Stats().Streams == n })
-}
-
-// checkGoroutines fails the test if, once it has cleaned up (Cleanup runs
-// last-in first-out, so call it first), more goroutines run than before.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	base := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		http.DefaultClient.CloseIdleConnections()
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
-					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // logBuffer is a concurrency-safe log sink.

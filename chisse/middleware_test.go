@@ -90,7 +90,7 @@ func checkFlows(t *testing.T, hub *sse.Hub, l *live) {
 	t.Helper()
 	l.opened(t)
 	for i := range 3 {
-		id := publish(t, hub, "t", "event "+strconv.Itoa(i))
+		id := ssetest.Publish(t, hub, "t", "event "+strconv.Itoa(i))
 		if ev := l.event(t); ev.LastEventID != id || ev.Data != "event "+strconv.Itoa(i) {
 			t.Fatalf("got %+v, want event %d with id %s", ev, i, id)
 		}
@@ -117,7 +117,7 @@ func TestMiddlewareStreaming(t *testing.T) {
 		{"All", []func(http.Handler) http.Handler{discardLogger(), middleware.Recoverer, middleware.Compress(5)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkGoroutines(t)
+			ssetest.CheckGoroutines(t)
 			hub := ssetest.NewHub(t, sse.Options{})
 			r := chi.NewRouter()
 			r.Use(c.mw...)
@@ -130,7 +130,7 @@ func TestMiddlewareStreaming(t *testing.T) {
 			}
 			checkFlows(t, hub, readLive(st.Parser()))
 			st.Close()
-			waitStreams(t, hub, 0)
+			ssetest.WaitStreams(t, hub, 0)
 		})
 	}
 }
@@ -145,7 +145,7 @@ func TestLoggerLogsAtStreamEnd(t *testing.T) {
 	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
 	srv := serve(t, r)
 	st := ssetest.Open(t, srv.URL+"/events", "", nil)
-	publish(t, hub, "t", "x")
+	ssetest.Publish(t, hub, "t", "x")
 	next(t, st)
 	if logs.String() != "" {
 		t.Errorf("logged while the stream is open: %q", logs.String())
@@ -169,7 +169,7 @@ func TestCompressOptIn(t *testing.T) {
 		{"wildcard", "text/*", "gzip"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			checkGoroutines(t)
+			ssetest.CheckGoroutines(t)
 			hub := ssetest.NewHub(t, sse.Options{})
 			r := chi.NewRouter()
 			r.Use(middleware.Compress(5, c.types))
@@ -203,7 +203,7 @@ func TestCompressOptIn(t *testing.T) {
 			}
 			checkFlows(t, hub, readLive(ssetest.NewParser(body)))
 			resp.Body.Close()
-			waitStreams(t, hub, 0)
+			ssetest.WaitStreams(t, hub, 0)
 		})
 	}
 }
@@ -211,7 +211,7 @@ func TestCompressOptIn(t *testing.T) {
 // TestCompressTransparent: a client that lets its transport ask for gzip
 // (Go's, and browsers) gets a compressed stream decoded as it arrives.
 func TestCompressTransparent(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Use(middleware.Compress(5, "text/event-stream"))
@@ -223,7 +223,7 @@ func TestCompressTransparent(t *testing.T) {
 	}
 	checkFlows(t, hub, readLive(st.Parser()))
 	st.Close()
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 }
 
 // TestConformanceThroughMiddleware runs the kit behind Logger, Recoverer
@@ -266,7 +266,7 @@ func (p panicEntries) Panic(v any, _ []byte)                           { p <- v 
 // stream byte, so Recoverer's 500 reaches the client, and the hub holds
 // nothing for the request.
 func TestRecovererPanicInTopics(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	panics := make(panicEntries, 1)
 	r := chi.NewRouter()
@@ -298,7 +298,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 // response, which net/http logs as superfluous. The client comes back after
 // the hint with Last-Event-ID and misses nothing.
 func TestTimeoutMiddleware(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	const timeout = 150 * time.Millisecond
 	ends := make(chan sse.EndReason, 16)
 	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 20 * time.Millisecond, Observer: sse.Observer{StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) {

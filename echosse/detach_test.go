@@ -41,7 +41,7 @@ func TestDetachBehindMiddleware(t *testing.T) {
 		return strings.Count(logs.String(), "REQUEST") == n && strings.Count(logs.String(), "status=200") == n
 	})
 	for _, data := range []string{"one", "two"} {
-		id := publish(t, hub, "t", data)
+		id := ssetest.Publish(t, hub, "t", data)
 		for i, p := range ps {
 			if ev := next(t, p); ev.LastEventID != id || ev.Data != data {
 				t.Fatalf("stream %d: got %+v, want %s", i, ev, data)
@@ -76,7 +76,7 @@ func TestDetachFallsBack(t *testing.T) {
 		if st.Response.ProtoMajor != 2 {
 			t.Fatalf("protocol %s", st.Response.Proto)
 		}
-		id := publish(t, hub, "t", "x")
+		id := ssetest.Publish(t, hub, "t", "x")
 		if ev := next(t, st.Parser()); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -118,7 +118,7 @@ func TestDetachContextTimeout(t *testing.T) {
 	st := connect(t, serve(t, e)+"/events", "", nil)
 	ssetest.Eventually(t, "the stream to be detached", func() bool { return hub.Stats().Detached == 1 })
 	time.Sleep(3 * timeout)
-	id := publish(t, hub, "t", "after the timeout")
+	id := ssetest.Publish(t, hub, "t", "after the timeout")
 	if ev := next(t, st.Parser()); ev.LastEventID != id {
 		t.Fatalf("got %+v, want %s", ev, id)
 	}

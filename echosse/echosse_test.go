@@ -22,8 +22,8 @@ func TestTopicsFromParam(t *testing.T) {
 	url := serve(t, e)
 
 	st := connect(t, url+"/rooms/lobby/events", "", nil)
-	publish(t, hub, "kitchen", "not for the lobby")
-	id := publish(t, hub, "lobby", "hello")
+	ssetest.Publish(t, hub, "kitchen", "not for the lobby")
+	id := ssetest.Publish(t, hub, "lobby", "hello")
 	if ev := next(t, st.Parser()); ev.Data != "hello" || ev.LastEventID != id {
 		t.Fatalf("got %+v, want the lobby's event", ev)
 	}
@@ -33,10 +33,10 @@ func TestTopicsFromParam(t *testing.T) {
 	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
 	var ids []string
 	for _, d := range []string{"a", "b", "c"} {
-		ids = append(ids, publish(t, hub, "lobby", d))
+		ids = append(ids, ssetest.Publish(t, hub, "lobby", d))
 	}
 	st = connect(t, url+"/rooms/lobby/events", id, nil)
-	ids = append(ids, publish(t, hub, "lobby", "live"))
+	ids = append(ids, ssetest.Publish(t, hub, "lobby", "live"))
 	for _, want := range ids {
 		if ev := next(t, st.Parser()); ev.LastEventID != want {
 			t.Fatalf("after resuming got %+v, want id %s", ev, want)
@@ -60,8 +60,8 @@ func TestTopicsFromQueryAndFixed(t *testing.T) {
 
 	for _, path := range []string{"/query?room=a&room=b", "/default?topic=a&topic=b", "/fixed"} {
 		st := connect(t, url+path, "", nil)
-		a := publish(t, hub, "a", "to a")
-		b := publish(t, hub, "b", "to b")
+		a := ssetest.Publish(t, hub, "a", "to a")
+		b := ssetest.Publish(t, hub, "b", "to b")
 		for _, want := range []string{a, b} {
 			if ev := next(t, st.Parser()); ev.LastEventID != want {
 				t.Fatalf("%s: got %+v, want id %s", path, ev, want)
@@ -87,8 +87,8 @@ func TestOptionPrecedence(t *testing.T) {
 	))
 	url := serve(t, e)
 	st := connect(t, url+"/rooms/lobby", "", http.Header{"Origin": {"http://app.example"}})
-	publish(t, hub, "base", "not this")
-	id := publish(t, hub, "lobby", "this")
+	ssetest.Publish(t, hub, "base", "not this")
+	id := ssetest.Publish(t, hub, "lobby", "this")
 	if ev := next(t, st.Parser()); ev.LastEventID != id {
 		t.Errorf("got %+v, want the lobby's event", ev)
 	}
@@ -133,8 +133,8 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	for _, path := range []string{"/middleware", "/handler"} {
 		ann := connect(t, url+path, "", bearer("ann"))
 		bob := connect(t, url+path, "", bearer("bob"))
-		forBob := publish(t, hub, "user/bob", "for bob")
-		forAnn := publish(t, hub, "user/ann", "for ann")
+		forBob := ssetest.Publish(t, hub, "user/bob", "for bob")
+		forAnn := ssetest.Publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann.Parser()); ev.LastEventID != forAnn {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}

@@ -116,15 +116,6 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
-	t.Helper()
-	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
-	if err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	return id
-}
-
 // next returns the next event of p, failing t if none arrives within 5 s.
 // The stream must not end.
 func next(t *testing.T, p *ssetest.Parser) ssetest.Event {

@@ -93,7 +93,7 @@ func streamThrough(t *testing.T, hub *sse.Hub, ls *liveStream) {
 	t.Helper()
 	ls.waitOpen(t)
 	for _, data := range []string{"one", "two", "three"} {
-		id := publish(t, hub, "t", data)
+		id := ssetest.Publish(t, hub, "t", data)
 		if ev := ls.next(t); ev.Data != data || ev.LastEventID != id {
 			t.Fatalf("got %+v, want %s with id %s", ev, data, id)
 		}
@@ -165,7 +165,7 @@ func TestGzipResume(t *testing.T) {
 	if !st.Response.Uncompressed {
 		t.Fatal("the response was not compressed")
 	}
-	first := publish(t, hub, "t", "first")
+	first := ssetest.Publish(t, hub, "t", "first")
 	if ev := next(t, st.Parser()); ev.LastEventID != first {
 		t.Fatalf("got %+v", ev)
 	}
@@ -173,10 +173,10 @@ func TestGzipResume(t *testing.T) {
 	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
 	var ids []string
 	for i := range 5 {
-		ids = append(ids, publish(t, hub, "t", strings.Repeat("missed ", i*100)))
+		ids = append(ids, ssetest.Publish(t, hub, "t", strings.Repeat("missed ", i*100)))
 	}
 	st = connect(t, url, first, nil)
-	ids = append(ids, publish(t, hub, "t", "live"))
+	ids = append(ids, ssetest.Publish(t, hub, "t", "live"))
 	for _, want := range ids {
 		if ev := next(t, st.Parser()); ev.LastEventID != want {
 			t.Fatalf("got %+v, want id %s", ev, want)
@@ -206,7 +206,7 @@ func TestContextTimeout(t *testing.T) {
 	resp := open(t, url+"/events", nil)
 	ls := readLive(io.TeeReader(resp.Body, &raw))
 	ls.waitOpen(t)
-	id := publish(t, hub, "t", "before the deadline")
+	id := ssetest.Publish(t, hub, "t", "before the deadline")
 	if ev := ls.next(t); ev.LastEventID != id {
 		t.Fatalf("got %+v, want the event %s", ev, id)
 	}
@@ -221,7 +221,7 @@ func TestContextTimeout(t *testing.T) {
 	}
 
 	// The client resumes, as an EventSource does, and misses nothing.
-	missed := publish(t, hub, "t", "after the deadline")
+	missed := ssetest.Publish(t, hub, "t", "after the deadline")
 	st := connect(t, url+"/events", ls.p.LastEventID(), nil)
 	if ev := next(t, st.Parser()); ev.LastEventID != missed {
 		t.Fatalf("after resuming got %+v, want the event %s", ev, missed)
@@ -249,7 +249,7 @@ func TestContextTimeoutSkipper(t *testing.T) {
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
 	st := connect(t, serve(t, e)+"/events", "", nil)
 	time.Sleep(3 * timeout)
-	id := publish(t, hub, "t", "after the timeout")
+	id := ssetest.Publish(t, hub, "t", "after the timeout")
 	if ev := next(t, st.Parser()); ev.LastEventID != id {
 		t.Fatalf("got %+v, want %s", ev, id)
 	}
@@ -325,7 +325,7 @@ func TestErrorHandlerLeavesStreamAlone(t *testing.T) {
 			var raw bytes.Buffer
 			ls := readLive(io.TeeReader(resp.Body, &raw))
 			ls.waitOpen(t)
-			id := publish(t, hub, "t", "x")
+			id := ssetest.Publish(t, hub, "t", "x")
 			if ev := ls.next(t); ev.LastEventID != id {
 				t.Fatalf("got %+v", ev)
 			}

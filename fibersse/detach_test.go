@@ -69,7 +69,7 @@ func TestDetachedStreams(t *testing.T) {
 	}
 	ssetest.Eventually(t, "the logger's lines", func() bool { return strings.Count(logs.String(), "200 /events") == n })
 	for _, data := range []string{"one", strings.Repeat("x", 100_000)} {
-		id := publish(t, hub, "t", data)
+		id := ssetest.Publish(t, hub, "t", data)
 		for i, st := range sts {
 			if ev := ssetest.NextWithin(t, st, 10*time.Second); ev.LastEventID != id || ev.Data != data {
 				t.Fatalf("stream %d: got %q with %d bytes, want %s", i, ev.LastEventID, len(ev.Data), id)
@@ -158,7 +158,7 @@ func TestDetachedShutdown(t *testing.T) {
 			}
 			if !hubFirst {
 				shutApp()
-				id := publish(t, hub, "t", "after the app")
+				id := ssetest.Publish(t, hub, "t", "after the app")
 				for i, st := range sts {
 					if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 						t.Fatalf("stream %d: got %+v", i, ev)
@@ -201,7 +201,7 @@ func TestDetachNeedsKeepHijackedConns(t *testing.T) {
 	if s := hub.Stats(); s.Detached != 0 {
 		t.Fatalf("Stats %+v, want attached streams", s)
 	}
-	id := publish(t, hub, "t", "x")
+	id := ssetest.Publish(t, hub, "t", "x")
 	for i, st := range sts {
 		if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 			t.Fatalf("stream %d: got %+v", i, ev)
@@ -239,7 +239,7 @@ func TestDetachTLSStaysAttached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := publish(t, hub, "t", "secret")
+	id := ssetest.Publish(t, hub, "t", "secret")
 	if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 		t.Fatalf("got %+v", ev)
 	}

@@ -28,8 +28,8 @@ func TestTopicsFromParam(t *testing.T) {
 	base := start(t, hub, app)
 	lobby := connect(t, base+"/rooms/lobby/events", "")
 	kitchen := connect(t, base+"/rooms/kitchen/events", "")
-	publish(t, hub, "kitchen", "for the kitchen")
-	id := publish(t, hub, "lobby", "for the lobby")
+	ssetest.Publish(t, hub, "kitchen", "for the kitchen")
+	id := ssetest.Publish(t, hub, "lobby", "for the lobby")
 	if ev := ssetest.NextWithin(t, lobby, 2*time.Second); ev.Data != "for the lobby" || ev.LastEventID != id {
 		t.Errorf("lobby got %+v", ev)
 	}
@@ -60,7 +60,7 @@ func TestTopicsOutliveFiberBuffers(t *testing.T) {
 	if _, ok := hub.Stats().Topics["aaaa"]; !ok {
 		t.Fatalf("topics %v, want aaaa", hub.Stats().Topics)
 	}
-	id := publish(t, hub, "aaaa", "still here")
+	id := ssetest.Publish(t, hub, "aaaa", "still here")
 	if ev := ssetest.NextWithin(t, second, 2*time.Second); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -72,9 +72,9 @@ func TestTopicsFromQuery(t *testing.T) {
 	app.Get("/events", fibersse.Handler(hub, fibersse.TopicsFromQuery("room")))
 	base := start(t, hub, app)
 	st := connect(t, base+"/events?room=a&room=b", "")
-	a := publish(t, hub, "a", "1")
-	publish(t, hub, "c", "not for us")
-	b := publish(t, hub, "b", "2")
+	a := ssetest.Publish(t, hub, "a", "1")
+	ssetest.Publish(t, hub, "c", "not for us")
+	b := ssetest.Publish(t, hub, "b", "2")
 	for _, id := range []string{a, b} {
 		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Errorf("got %+v, want %s", ev, id)
@@ -135,8 +135,8 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		publish(t, hub, "user/bob", "for bob")
-		publish(t, hub, "user/ann", "for ann")
+		ssetest.Publish(t, hub, "user/bob", "for bob")
+		ssetest.Publish(t, hub, "user/ann", "for ann")
 		if ev := ssetest.NextWithin(t, ann, 2*time.Second); ev.Data != "for ann" {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}
@@ -226,9 +226,9 @@ func TestOptionPrecedence(t *testing.T) {
 	}
 	b := connect(t, url+"/b", "") // no token: Optional from WithAuth applies
 	c := connect(t, url+"/c?topic=q", "")
-	specific := publish(t, hub, "specific", "")
-	baseID := publish(t, hub, "base", "")
-	q := publish(t, hub, "q", "")
+	specific := ssetest.Publish(t, hub, "specific", "")
+	baseID := ssetest.Publish(t, hub, "base", "")
+	q := ssetest.Publish(t, hub, "q", "")
 	for _, x := range []struct {
 		st   *ssetest.Stream
 		want string
@@ -508,7 +508,7 @@ func TestServerTimeouts(t *testing.T) {
 	st := connect(t, start(t, hub, app)+"/events", "")
 	for i := range 5 {
 		time.Sleep(limit)
-		id := publish(t, hub, "t", strconv.Itoa(i))
+		id := ssetest.Publish(t, hub, "t", strconv.Itoa(i))
 		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}

@@ -84,15 +84,6 @@ func tryConnect(t *testing.T, client *http.Client, url, lastID string) (*ssetest
 	return st, nil
 }
 
-func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
-	t.Helper()
-	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
 // captureLog sends the default slog logger's output to a buffer for the
 // rest of the test.
 func captureLog(t *testing.T) *syncBuffer {

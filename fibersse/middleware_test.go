@@ -67,7 +67,7 @@ func TestMiddlewareStreams(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond) // past the timeout middleware's limit
 			for _, data := range []string{"one", "two", "three"} {
-				id := publish(t, hub, "t", data)
+				id := ssetest.Publish(t, hub, "t", data)
 				if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.Data != data || ev.LastEventID != id {
 					t.Fatalf("got %+v, want %s", ev, data)
 				}
@@ -113,7 +113,7 @@ func TestMiddlewareBuffering(t *testing.T) {
 			}
 			// MaxStreams is 1: the refused request gave its place back.
 			st := connect(t, base+"/events", "")
-			id := publish(t, hub, "t", "x")
+			id := ssetest.Publish(t, hub, "t", "x")
 			if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 				t.Errorf("got %+v", ev)
 			}

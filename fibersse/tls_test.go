@@ -44,7 +44,7 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := publish(t, hub, "t", "secret")
+		id := ssetest.Publish(t, hub, "t", "secret")
 		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}

@@ -42,13 +42,13 @@ func TestDetachBehindMiddleware(t *testing.T) {
 	if l := logs.String(); strings.Count(l, "200") < n {
 		t.Errorf("Logger logged %q, want status 200 for every stream", l)
 	}
-	id := publish(t, hub, "t", "all")
+	id := ssetest.Publish(t, hub, "t", "all")
 	for i, st := range sts {
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != "all" {
 			t.Fatalf("stream %d: got %+v", i, ev)
 		}
 	}
-	id = publish(t, hub, "user/u3", "three")
+	id = ssetest.Publish(t, hub, "user/u3", "three")
 	if ev := next(t, sts[3]); ev.LastEventID != id || ev.Data != "three" {
 		t.Fatalf("stream 3: got %+v", ev)
 	}
@@ -83,7 +83,7 @@ func TestDetachFallsBack(t *testing.T) {
 		if st.Response.ProtoMajor != proto {
 			t.Fatalf("protocol %s", st.Response.Proto)
 		}
-		id := publish(t, hub, "t", "x")
+		id := ssetest.Publish(t, hub, "t", "x")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}

@@ -43,9 +43,9 @@ func TestTopicsFromParam(t *testing.T) {
 	lobby := ssetest.Open(t, base+"/rooms/lobby/events", "", nil)
 	kitchen := ssetest.Open(t, base+"/rooms/kitchen/events", "", nil)
 	feed := ssetest.Open(t, base+"/feeds/news/eu", "", nil)
-	publish(t, hub, "kitchen", "k")
-	publish(t, hub, "news/eu", "n")
-	l1 := publish(t, hub, "lobby", "l1")
+	ssetest.Publish(t, hub, "kitchen", "k")
+	ssetest.Publish(t, hub, "news/eu", "n")
+	l1 := ssetest.Publish(t, hub, "lobby", "l1")
 	for _, c := range []struct {
 		st   *ssetest.Stream
 		data string
@@ -63,10 +63,10 @@ func TestTopicsFromParam(t *testing.T) {
 	ssetest.Eventually(t, "the dropped stream to be released", func() bool { return hub.Stats().Streams == 2 })
 	var missed []string
 	for i := range 3 {
-		missed = append(missed, publish(t, hub, "lobby", fmt.Sprint("m", i)))
+		missed = append(missed, ssetest.Publish(t, hub, "lobby", fmt.Sprint("m", i)))
 	}
 	back := ssetest.Open(t, base+"/rooms/lobby/events", l1, nil)
-	live := publish(t, hub, "lobby", "live")
+	live := ssetest.Publish(t, hub, "lobby", "live")
 	for _, id := range append(missed, live) {
 		if ev := next(t, back); ev.LastEventID != id {
 			t.Fatalf("after resuming got %+v, want id %s", ev, id)
@@ -82,7 +82,7 @@ func TestTopicsFromQuery(t *testing.T) {
 	base := serve(t, r)
 	st := ssetest.Open(t, base+"/events?room=a&room=b", "", nil)
 	def := ssetest.Open(t, base+"/default?topic=b", "", nil)
-	a, b := publish(t, hub, "a", "a"), publish(t, hub, "b", "b")
+	a, b := ssetest.Publish(t, hub, "a", "a"), ssetest.Publish(t, hub, "b", "b")
 	if ev1, ev2 := next(t, st), next(t, st); ev1.LastEventID != a || ev2.LastEventID != b {
 		t.Errorf("got %+v %+v", ev1, ev2)
 	}
@@ -115,8 +115,8 @@ func TestTopicsFuncPerUser(t *testing.T) {
 	for _, path := range []string{"/mw/events", "/opt/events"} {
 		ann := ssetest.Open(t, base+path, "", bearer("ann"))
 		bob := ssetest.Open(t, base+path, "", bearer("bob"))
-		publish(t, hub, "user/bob", "for bob")
-		publish(t, hub, "user/ann", "for ann")
+		ssetest.Publish(t, hub, "user/bob", "for bob")
+		ssetest.Publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann); ev.Data != "for ann" {
 			t.Errorf("%s: ann got %q", path, ev.Data)
 		}
@@ -186,7 +186,7 @@ func TestAuthMiddleware(t *testing.T) {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 	st := ssetest.Open(t, url+"?topic=user/ann", "", bearer("ann"))
-	id := publish(t, hub, "user/ann", "x")
+	id := ssetest.Publish(t, hub, "user/ann", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -249,8 +249,8 @@ func TestOptionPrecedence(t *testing.T) {
 	if st.Response.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("WithCORS was overridden: %v", st.Response.Header)
 	}
-	publish(t, hub, "base", "base")
-	id := publish(t, hub, "t", "t")
+	ssetest.Publish(t, hub, "base", "base")
+	id := ssetest.Publish(t, hub, "t", "t")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v, want the event of topic t", ev)
 	}
@@ -275,7 +275,7 @@ func TestClientsLeaveNothingBehind(t *testing.T) {
 		for i := range 20 {
 			streams = append(streams, ssetest.Open(t, fmt.Sprintf("%s/rooms/r%d/events", url, i%3), "", bearer(fmt.Sprint("u", i))))
 		}
-		publish(t, hub, "r1", "x")
+		ssetest.Publish(t, hub, "r1", "x")
 		next(t, streams[1])
 		for _, st := range streams {
 			st.Close()
@@ -308,7 +308,7 @@ func TestHTTP2(t *testing.T) {
 	if st.Response.ProtoMajor != 2 {
 		t.Fatalf("protocol %s, want HTTP/2", st.Response.Proto)
 	}
-	id := publish(t, hub, "t", "x")
+	id := ssetest.Publish(t, hub, "t", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}

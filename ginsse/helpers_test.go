@@ -3,7 +3,6 @@ package ginsse_test
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
@@ -26,15 +24,6 @@ func serve(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
-}
-
-func publish(t *testing.T, hub *sse.Hub, topic, data string) string {
-	t.Helper()
-	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 // waitGoroutines waits until the number of goroutines is back to about

@@ -29,7 +29,7 @@ func TestLoggerAndRecoveryDoNotBuffer(t *testing.T) {
 
 	st := ssetest.Open(t, url, "", nil) // returns on the head, with nothing published
 	for i := range 3 {
-		id := publish(t, hub, "t", fmt.Sprint(i))
+		id := ssetest.Publish(t, hub, "t", fmt.Sprint(i))
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != fmt.Sprint(i) {
 			t.Fatalf("got %+v, want event %d with id %s", ev, i, id)
 		}
@@ -62,7 +62,7 @@ func TestRecoveryCatchesPanicInTopicsFunc(t *testing.T) {
 		t.Fatalf("panic: status %d, want 500", resp.StatusCode)
 	}
 	st := ssetest.Open(t, url, "", nil)
-	id := publish(t, hub, "t", "x")
+	id := ssetest.Publish(t, hub, "t", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Fatalf("got %+v after the panic", ev)
 	}
@@ -104,7 +104,7 @@ func TestGzipIsDetected(t *testing.T) {
 		if ce := st.Response.Header.Get("Content-Encoding"); ce != "" {
 			t.Errorf("%s: Content-Encoding %q", c.name, ce)
 		}
-		id := publish(t, hub, "t", c.name)
+		id := ssetest.Publish(t, hub, "t", c.name)
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != c.name {
 			t.Errorf("%s: got %+v", c.name, ev)
 		}
@@ -141,7 +141,7 @@ func TestCompressorThatUnwrapsStreams(t *testing.T) {
 	}
 	p := ssetest.NewParser(zr)
 	for i := range 3 {
-		id := publish(t, hub, "t", fmt.Sprint(i))
+		id := ssetest.Publish(t, hub, "t", fmt.Sprint(i))
 		start := time.Now()
 		ev, err := p.Next()
 		if err != nil || ev.LastEventID != id {

@@ -262,7 +262,7 @@ func TestAuthRefusals(t *testing.T) {
 			}
 		})
 	}
-	waitStreams(t, h, 0)
+	ssetest.WaitStreams(t, h, 0)
 }
 
 func TestAuthOptional(t *testing.T) {
@@ -284,13 +284,13 @@ func TestAuthOptional(t *testing.T) {
 	})
 	anon := connect(t, srv.URL, "")
 	alice := connectWith(t, srv.URL, "", hdr("Cookie", "sid=tok-alice"))
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 	mu.Lock()
 	if len(got) != 2 || got[0] != (sse.Principal{}) || got[1].ID != "alice" {
 		t.Errorf("principals %+v, want the zero Principal, then alice", got)
 	}
 	mu.Unlock()
-	publish(t, h, "t", "hello")
+	ssetest.Publish(t, h, "t", "hello")
 	for _, st := range []*ssetest.Stream{anon, alice} {
 		if ev := next(t, st); ev.Data != "hello" {
 			t.Errorf("got %+v", ev)
@@ -300,7 +300,7 @@ func TestAuthOptional(t *testing.T) {
 
 // TestAuthPerUserTopic: the Topics hook picks the principal's own topic.
 func TestAuthPerUserTopic(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{
 		Auth: &sse.Auth{Authenticate: tokenAuth, CookieName: "sid"},
@@ -314,13 +314,13 @@ func TestAuthPerUserTopic(t *testing.T) {
 	})
 	alice := connectWith(t, srv.URL, "", hdr("Cookie", "sid=tok-alice"))
 	bob := connectWith(t, srv.URL, "", hdr("Authorization", "Bearer tok-bob"))
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 	if got := h.Stats().Topics; got["user/alice"] != 1 || got["user/bob"] != 1 || got["all"] != 2 {
 		t.Fatalf("topics %v", got)
 	}
-	publish(t, h, "user/bob", "for bob")
-	publish(t, h, "user/alice", "for alice")
-	publish(t, h, "all", "for all")
+	ssetest.Publish(t, h, "user/bob", "for bob")
+	ssetest.Publish(t, h, "user/alice", "for alice")
+	ssetest.Publish(t, h, "all", "for all")
 	for _, c := range []struct {
 		st   *ssetest.Stream
 		want []string
@@ -397,7 +397,7 @@ func TestAuthPrincipalFromAdapter(t *testing.T) {
 	// is looked at.
 	connect(t, srv.URL+"?topic=public", "")
 	connectWith(t, srv.URL+"?topic=public", "", hdr("Authorization", "Bearer garbage"))
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 	rep := request(t, http.MethodGet, srv.URL+"?topic=secret", nil)
 	checkNoStream(t, rep)
 	if rep.status != http.StatusForbidden {

@@ -27,7 +27,7 @@ func hasVaryOrigin(h http.Header) bool {
 }
 
 func TestCORSStreams(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	withCreds := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t"), CORS: &sse.CORS{
 		AllowedOrigins:   []string{"https://app.example.com", "http://localhost:5173"},
@@ -62,13 +62,13 @@ func TestCORSStreams(t *testing.T) {
 			if !hasVaryOrigin(rh) {
 				t.Errorf("Vary = %q, want Origin", rh.Values("Vary"))
 			}
-			waitStreams(t, h, 1)
-			publish(t, h, "t", "hi")
+			ssetest.WaitStreams(t, h, 1)
+			ssetest.Publish(t, h, "t", "hi")
 			if ev := next(t, st); ev.Data != "hi" {
 				t.Errorf("got %+v", ev)
 			}
 			st.Close()
-			waitStreams(t, h, 0)
+			ssetest.WaitStreams(t, h, 0)
 		})
 	}
 }
@@ -116,7 +116,7 @@ func TestCORSDisallowedOrigin(t *testing.T) {
 		t.Errorf("AllowOrigin was asked about %q", asked)
 	}
 	mu.Unlock()
-	waitStreams(t, h, 0)
+	ssetest.WaitStreams(t, h, 0)
 }
 
 func TestCORSPreflight(t *testing.T) {
@@ -187,7 +187,7 @@ func TestCORSPreflight(t *testing.T) {
 			t.Errorf("got %d, Allow %q; want 405, GET", rep.status, rep.header.Get("Allow"))
 		}
 	})
-	waitStreams(t, h, 0)
+	ssetest.WaitStreams(t, h, 0)
 }
 
 func splitList(s string) []string {
@@ -219,7 +219,7 @@ func TestCORSHeadersOnRefusals(t *testing.T) {
 	})
 	origin := "https://app.example.com"
 	connectWith(t, srv.URL+"?topic=t", "", hdr("Origin", origin, "Cookie", "sid=tok-a"))
-	waitStreams(t, h, 1)
+	ssetest.WaitStreams(t, h, 1)
 	tests := []struct {
 		name   string
 		method string

@@ -68,7 +68,7 @@ func (s *rawStream) next(t *testing.T) ssetest.Event {
 // goroutines, get every event, look like attached ones on the wire, and
 // are reported to the Observer when they end.
 func TestDetachedStreams(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	var mu sync.Mutex
 	closed := map[sse.EndReason]int{}
 	sent := 0
@@ -105,7 +105,7 @@ func TestDetachedStreams(t *testing.T) {
 
 	var ids []string
 	for i := range 20 {
-		ids = append(ids, publish(t, hub, "t", strings.Repeat("x", i*1000)))
+		ids = append(ids, ssetest.Publish(t, hub, "t", strings.Repeat("x", i*1000)))
 	}
 	for i, st := range streams {
 		for j, id := range ids {
@@ -117,7 +117,7 @@ func TestDetachedStreams(t *testing.T) {
 	for _, st := range streams {
 		st.conn.Close()
 	}
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 	mu.Lock()
 	defer mu.Unlock()
 	if closed[sse.EndClientGone] != n || sent != n*len(ids) {
@@ -131,32 +131,32 @@ func TestDetachedNoticesDepartedClient(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("elsewhere a departed client is noticed by a failing heartbeat (checked by the conformance kit)")
 	}
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{HeartbeatInterval: time.Hour})
 	srv := serve(t, hub, detachedT)
 	st := openRaw(t, srv.URL, "")
-	waitStreams(t, hub, 1)
+	ssetest.WaitStreams(t, hub, 1)
 	start := time.Now()
 	st.conn.Close()
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 	t.Logf("released %v after the client closed", time.Since(start))
 }
 
 // TestDetachedResumeAndLargeEvents: replay happens before the hand-over,
 // and events larger than a chunk reach a slow reader intact.
 func TestDetachedResumeAndLargeEvents(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, hub, detachedT)
-	first := publish(t, hub, "t", "one")
+	first := ssetest.Publish(t, hub, "t", "one")
 	var want []string
 	big := strings.Repeat("y", 1<<20)
 	for range 3 {
-		want = append(want, publish(t, hub, "t", big))
+		want = append(want, ssetest.Publish(t, hub, "t", big))
 	}
 	st := openRaw(t, srv.URL, first)
 	for range 3 {
-		want = append(want, publish(t, hub, "t", big))
+		want = append(want, ssetest.Publish(t, hub, "t", big))
 	}
 	for i, id := range want {
 		time.Sleep(20 * time.Millisecond) // let the socket fill
@@ -190,7 +190,7 @@ func TestDetachedFallsBack(t *testing.T) {
 			if got := st.Response.ProtoMajor == 2; got != h2 {
 				t.Fatalf("protocol %s", st.Response.Proto)
 			}
-			id := publish(t, hub, "t", "hello")
+			id := ssetest.Publish(t, hub, "t", "hello")
 			if ev := next(t, st); ev.LastEventID != id {
 				t.Fatalf("got %+v", ev)
 			}
@@ -204,7 +204,7 @@ func TestDetachedFallsBack(t *testing.T) {
 // TestDetachedShutdownClosesStalled: Shutdown closes detached connections
 // that a stalled client keeps open, which http.Server.Shutdown cannot see.
 func TestDetachedShutdownClosesStalled(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub, err := sse.NewHub(sse.Options{MaxQueueBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -212,17 +212,17 @@ func TestDetachedShutdownClosesStalled(t *testing.T) {
 	srv := serve(t, hub, detachedT)
 	stalled := openRaw(t, srv.URL, "")
 	_ = stalled.conn.(*net.TCPConn).SetReadBuffer(4096)
-	waitStreams(t, hub, 1)
+	ssetest.WaitStreams(t, hub, 1)
 	payload := strings.Repeat("z", 64<<10)
 	for range 100 { // 6.4 MiB: more than the socket buffers hold
-		publish(t, hub, "t", payload)
+		ssetest.Publish(t, hub, "t", payload)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := hub.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v, want it to give up on the stalled stream", err)
 	}
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 	_ = stalled.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.Copy(io.Discard, stalled.conn); err != nil && !isReset(err) {
 		t.Fatalf("reading the rest: %v, want the connection closed", err)
@@ -237,7 +237,7 @@ func isReset(err error) bool {
 // TestDetachedCycles: many connections opened and closed leave no
 // goroutine and no file descriptor behind.
 func TestDetachedCycles(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	cycles := 10000
 	if testing.Short() {
 		cycles = 1000
@@ -249,14 +249,14 @@ func TestDetachedCycles(t *testing.T) {
 	// engine keeps running; in the last ones, the engine stops and starts
 	// with every connection.
 	keep := openRaw(t, srv.URL, "")
-	waitStreams(t, hub, 1)
+	ssetest.WaitStreams(t, hub, 1)
 	fds := openFDs()
 	runCycles(t, addr, cycles, 4)
-	waitStreams(t, hub, 1)
+	ssetest.WaitStreams(t, hub, 1)
 	keep.conn.Close()
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 	runCycles(t, addr, cycles/20, 1)
-	waitStreams(t, hub, 0)
+	ssetest.WaitStreams(t, hub, 0)
 	if fds >= 0 {
 		ssetest.Eventually(t, "file descriptors to return to their number before the cycles", func() bool {
 			return openFDs() <= fds-1 // keep is closed
@@ -338,23 +338,23 @@ func (l wrappedListener) Accept() (net.Conn, error) {
 // TestDetachedWithoutFD: a hijacked connection without a file descriptor
 // is served from its handler goroutine, with the same behaviour.
 func TestDetachedWithoutFD(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{HeartbeatInterval: 50 * time.Millisecond})
 	srv := httptest.NewUnstartedServer(hub.Handler(detachedT))
 	srv.Listener = wrappedListener{srv.Listener}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	st := openRaw(t, srv.URL, "")
-	waitStreams(t, hub, 1)
+	ssetest.WaitStreams(t, hub, 1)
 	if s := hub.Stats(); s.Detached != 0 {
 		t.Fatalf("Stats: %+v, want the stream served attached", s)
 	}
-	id := publish(t, hub, "t", "hello")
+	id := ssetest.Publish(t, hub, "t", "hello")
 	if ev := st.next(t); ev.LastEventID != id || ev.Data != "hello" {
 		t.Fatalf("got %+v", ev)
 	}
 	st.conn.Close()
-	waitStreams(t, hub, 0) // noticed by a failing heartbeat
+	ssetest.WaitStreams(t, hub, 0) // noticed by a failing heartbeat
 }
 
 // panickyWriter's Hijack panics, as gin's does when the writer it wraps
@@ -375,7 +375,7 @@ func TestDetachedHijackPanics(t *testing.T) {
 	t.Cleanup(srv.Close)
 	for range 3 { // MaxStreams 1: a leaked session would refuse the next
 		st := connect(t, srv.URL, "")
-		id := publish(t, hub, "t", "x")
+		id := ssetest.Publish(t, hub, "t", "x")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -383,6 +383,6 @@ func TestDetachedHijackPanics(t *testing.T) {
 			t.Fatalf("Stats: %+v, want the stream attached", s)
 		}
 		st.Close()
-		waitStreams(t, hub, 0)
+		ssetest.WaitStreams(t, hub, 0)
 	}
 }

@@ -21,7 +21,7 @@ import (
 )
 
 func TestStreamHeadersAndImmediateFlush(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{Retry: 2500 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("news")})
 
@@ -42,8 +42,8 @@ func TestStreamHeadersAndImmediateFlush(t *testing.T) {
 	// flushed at once. The opening comment and retry hint follow.
 	comments := make(chan string, 4)
 	st.Parser().OnComment = func(c string) { comments <- c }
-	waitStreams(t, h, 1)
-	publish(t, h, "news", "first")
+	ssetest.WaitStreams(t, h, 1)
+	ssetest.Publish(t, h, "news", "first")
 	if ev := next(t, st); ev.Data != "first" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -80,19 +80,19 @@ func TestStreamOpensBeforeFirstEvent(t *testing.T) {
 }
 
 func TestMultiTopicDeliveryInOrder(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{})
 	ab := connect(t, srv.URL+"?topic=a&topic=b&topic=a", "")
 	c := connect(t, srv.URL+"?topic=c", "")
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 	if got := h.Stats().Topics; got["a"] != 1 || got["b"] != 1 || got["c"] != 1 {
 		t.Fatalf("topics %v", got)
 	}
 	var want []string
 	for i := range 30 {
 		topic := []string{"a", "b", "c"}[i%3]
-		publish(t, h, topic, topic+strconv.Itoa(i))
+		ssetest.Publish(t, h, topic, topic+strconv.Itoa(i))
 		if topic != "c" {
 			want = append(want, topic+strconv.Itoa(i))
 		}
@@ -114,7 +114,7 @@ func TestResumeFromLastEventID(t *testing.T) {
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	var ids []string
 	for i := range 10 {
-		ids = append(ids, publish(t, h, "t", strconv.Itoa(i)))
+		ids = append(ids, ssetest.Publish(t, h, "t", strconv.Itoa(i)))
 	}
 	for _, via := range []string{"header", "query"} {
 		t.Run(via, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestResumeFromLastEventID(t *testing.T) {
 // publishers run; each must see every event of its topics exactly once and
 // in publish order.
 func TestResumeIsGapFreeUnderConcurrentPublishing(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{})
 	const perTopic = 300
@@ -240,10 +240,10 @@ func TestResetSignal(t *testing.T) {
 	other, _ := sse.NewMemoryStore(sse.MemoryStoreOptions{})
 	h := ssetest.NewHub(t, sse.Options{Store: small, MaxLastEventIDLength: 64})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
-	first := publish(t, h, "t", "0")
+	first := ssetest.Publish(t, h, "t", "0")
 	var last string
 	for i := 1; i < 10; i++ {
-		last = publish(t, h, "t", strconv.Itoa(i))
+		last = ssetest.Publish(t, h, "t", strconv.Itoa(i))
 	}
 	tests := []struct {
 		name, lastID, reason string
@@ -258,7 +258,7 @@ func TestResetSignal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := connect(t, srv.URL+"?lastEventId="+urlQueryEscape(tt.lastID), "")
-			defer func() { last = publish(t, h, "t", "next") }()
+			defer func() { last = ssetest.Publish(t, h, "t", "next") }()
 			ev := next(t, st)
 			if ev.Type != "sse-reset" || ev.Data != `{"reason":"`+tt.reason+`"}` {
 				t.Fatalf("first event %+v, want a reset with reason %s", ev, tt.reason)
@@ -267,7 +267,7 @@ func TestResetSignal(t *testing.T) {
 				t.Errorf("reset id %q, want the newest id %q so a reconnect resumes from there", ev.LastEventID, last)
 			}
 			ssetest.Eventually(t, "stream registered", func() bool { return h.Stats().Topics["t"] >= 1 })
-			publish(t, h, "t", "live")
+			ssetest.Publish(t, h, "t", "live")
 			if ev := next(t, st); ev.Data != "live" {
 				t.Fatalf("after reset got %+v, want the live event", ev)
 			}
@@ -281,7 +281,7 @@ func urlQueryEscape(s string) string {
 }
 
 func TestHeartbeatOnIdleStream(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{HeartbeatInterval: 50 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
@@ -308,14 +308,14 @@ func TestHeartbeatOnIdleStream(t *testing.T) {
 }
 
 func TestClientGoneReleasesSubscription(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	for range 3 {
 		st := connect(t, srv.URL, "")
-		waitStreams(t, h, 1)
+		ssetest.WaitStreams(t, h, 1)
 		st.Close()
-		waitStreams(t, h, 0)
+		ssetest.WaitStreams(t, h, 0)
 	}
 	if n := len(h.Stats().Topics); n != 0 {
 		t.Errorf("%d topics left in the hub", n)
@@ -402,9 +402,9 @@ func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	st := connect(t, srv.URL, "")
-	waitStreams(t, h, 1)
+	ssetest.WaitStreams(t, h, 1)
 	time.Sleep(500 * time.Millisecond)
-	publish(t, h, "t", "still here")
+	ssetest.Publish(t, h, "t", "still here")
 	if ev := next(t, st); ev.Data != "still here" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -413,7 +413,7 @@ func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
 // TestStalledClientDoesNotDelayOthers: a client that never reads is cut off
 // while a healthy client receives every event, exactly once.
 func TestStalledClientDoesNotDelayOthers(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 
@@ -425,7 +425,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(stalled, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	healthy := connect(t, srv.URL, "")
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 
 	payload := strings.Repeat("x", 32<<10)
 	const n = 400 // 12.5 MiB: far more than socket buffers hold
@@ -452,7 +452,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	}()
 	var want []string
 	for i := range n {
-		want = append(want, publish(t, h, "t", payload))
+		want = append(want, ssetest.Publish(t, h, "t", payload))
 		if i%4 == 0 {
 			time.Sleep(time.Millisecond)
 		}
@@ -460,7 +460,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	if ids := <-got; strings.Join(ids, ",") != strings.Join(want, ",") {
 		t.Fatalf("healthy client got %d events, want each of %d once, in order", len(ids), n)
 	}
-	waitStreams(t, h, 0) // the stalled one was cut off too
+	ssetest.WaitStreams(t, h, 0) // the stalled one was cut off too
 }
 
 // TestSlowConsumerResumesWithoutLoss: a client evicted for a full queue
@@ -469,12 +469,12 @@ func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{MaxQueueEvents: 4, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
-	waitStreams(t, h, 1)
+	ssetest.WaitStreams(t, h, 1)
 	// Hold the stream goroutine back: publish a burst larger than the queue
 	// faster than a single write can drain it, many times over.
 	const n = 2000
 	for i := range n {
-		publish(t, h, "t", strconv.Itoa(i))
+		ssetest.Publish(t, h, "t", strconv.Itoa(i))
 	}
 	var got []int
 	reconnects := 0
@@ -500,7 +500,7 @@ func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
 }
 
 func TestShutdownWithManyOpenStreams(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h, err := sse.NewHub(sse.Options{CloseRetry: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -512,7 +512,7 @@ func TestShutdownWithManyOpenStreams(t *testing.T) {
 	for i := range streams {
 		streams[i] = connect(t, srv.URL, "")
 	}
-	waitStreams(t, h, n)
+	ssetest.WaitStreams(t, h, n)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -592,7 +592,7 @@ func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	st := connect(t, srv.URL, "")
-	first := publish(t, h, "t", "before")
+	first := ssetest.Publish(t, h, "t", "before")
 	if ev := next(t, st); ev.LastEventID != first {
 		t.Fatalf("got %+v", ev)
 	}
@@ -602,7 +602,7 @@ func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
 	if r, ok := st.Parser().Retry(); !ok || r < 5*time.Millisecond || r > 10*time.Millisecond {
 		t.Errorf("retry hint %v, %v; want 5-10ms", r, ok)
 	}
-	missed := publish(t, h, "t", "missed")
+	missed := ssetest.Publish(t, h, "t", "missed")
 	st = connect(t, srv.URL, st.LastEventID())
 	if ev := next(t, st); ev.LastEventID != missed {
 		t.Fatalf("resumed with %+v, want the missed event", ev)

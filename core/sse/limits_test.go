@@ -85,12 +85,12 @@ func checkTryLater(t *testing.T, a *attempt, lo, hi time.Duration) time.Duration
 }
 
 func TestMaxStreams(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{MaxStreams: 2})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	first := connect(t, srv.URL, "")
 	second := connect(t, srv.URL, "")
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 
 	// The default answer: a 200 that browsers come back after, 5 to 10 s.
 	retries := map[time.Duration]bool{}
@@ -109,7 +109,7 @@ func TestMaxStreams(t *testing.T) {
 	}
 
 	// The open streams are not affected.
-	publish(t, h, "t", "still here")
+	ssetest.Publish(t, h, "t", "still here")
 	for _, st := range []*ssetest.Stream{first, second} {
 		if ev := next(t, st); ev.Data != "still here" {
 			t.Errorf("got %+v", ev)
@@ -126,7 +126,7 @@ func TestMaxStreams(t *testing.T) {
 		}
 		return third.admitted()
 	})
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 	if a := tryOpen(t, srv.URL, nil); a.admitted() {
 		t.Error("a third stream was admitted after a place was taken again")
 	}
@@ -184,7 +184,7 @@ func TestMaxStreamsPerPrincipal(t *testing.T) {
 			t.Errorf("anonymous stream %d was refused", i+1)
 		}
 	}
-	waitStreams(t, h, 7)
+	ssetest.WaitStreams(t, h, 7)
 	a1.stop()
 	ssetest.Eventually(t, "alice's place to free up", func() bool {
 		a := tryOpen(t, srv.URL, alice)
@@ -311,14 +311,14 @@ func readRotating(t *testing.T, url string, st *ssetest.Stream, onEnd func(lived
 }
 
 func TestMaxStreamAgeEndsStreamCleanly(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	const age = 300 * time.Millisecond
 	h := ssetest.NewHub(t, sse.Options{MaxStreamAge: age, Retry: 5 * time.Second, CloseRetry: 20 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	start := time.Now()
 	st := connect(t, srv.URL, "")
-	waitStreams(t, h, 1)
-	publish(t, h, "t", "before the end")
+	ssetest.WaitStreams(t, h, 1)
+	ssetest.Publish(t, h, "t", "before the end")
 	if ev := next(t, st); ev.Data != "before the end" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -340,14 +340,14 @@ func TestMaxStreamAgeEndsStreamCleanly(t *testing.T) {
 	if r, ok := st.Parser().Retry(); !ok || r < 20*time.Millisecond || r > 40*time.Millisecond {
 		t.Errorf("retry hint %v, %v; want CloseRetry to twice that", r, ok)
 	}
-	waitStreams(t, h, 0)
+	ssetest.WaitStreams(t, h, 0)
 }
 
 // TestMaxStreamAgeRotationLosesNothing: a client that reconnects after each
 // rotation, as a browser does, gets every event exactly once while a
 // publisher runs.
 func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	const age = 300 * time.Millisecond
 	h := ssetest.NewHub(t, sse.Options{MaxStreamAge: age, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
@@ -389,7 +389,7 @@ func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
 		if rotations == 3 {
 			close(stop)
 			wg.Wait()
-			publish(t, h, "t", "end")
+			ssetest.Publish(t, h, "t", "end")
 		}
 	}, func(ev ssetest.Event) bool { return ev.Data == "end" })
 	if rotations < 3 {

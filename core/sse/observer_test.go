@@ -131,7 +131,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 			t.Errorf("Started %v, not during the request", opened.Started)
 		}
 		for i := range 3 {
-			publish(t, h, []string{"a", "b"}[i%2], "x")
+			ssetest.Publish(t, h, []string{"a", "b"}[i%2], "x")
 			next(t, st)
 		}
 		st.Close()
@@ -149,9 +149,9 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		st := connect(t, srv.URL, "")
-		waitStreams(t, h, 1)
-		publish(t, h, "t", "1")
-		publish(t, h, "t", "2")
+		ssetest.WaitStreams(t, h, 1)
+		ssetest.Publish(t, h, "t", "1")
+		ssetest.Publish(t, h, "t", "2")
 		next(t, st)
 		next(t, st)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -172,7 +172,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, WriteTimeout: 2 * time.Second})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		stalledClient(t, srv, "/")
-		waitStreams(t, h, 1)
+		ssetest.WaitStreams(t, h, 1)
 		// Publish in bursts until the queue overflows before the stream
 		// goroutine takes it.
 		evicted := func(l *obsLog) bool {
@@ -180,7 +180,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		}
 		for i := 0; ; i++ {
 			for range 200 {
-				publish(t, h, "t", "burst")
+				ssetest.Publish(t, h, "t", "burst")
 			}
 			log.mu.Lock()
 			done := evicted(&log)
@@ -215,8 +215,8 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxStreamAge: 100 * time.Millisecond})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		st := connect(t, srv.URL, "")
-		waitStreams(t, h, 1)
-		publish(t, h, "t", "1")
+		ssetest.WaitStreams(t, h, 1)
+		ssetest.Publish(t, h, "t", "1")
 		next(t, st)
 		if _, err := st.Next(); err != io.EOF {
 			t.Fatalf("Next: %v, want the end", err)
@@ -320,14 +320,14 @@ func TestObserverPublished(t *testing.T) {
 	var log obsLog
 	h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 	srv := serve(t, h, sse.HandlerOptions{})
-	publish(t, h, "t", "nobody")
+	ssetest.Publish(t, h, "t", "nobody")
 	connect(t, srv.URL+"?topic=t", "")
 	connect(t, srv.URL+"?topic=t&topic=u", "")
 	connect(t, srv.URL+"?topic=u", "")
-	waitStreams(t, h, 3)
-	publish(t, h, "t", "two")
-	publish(t, h, "u", "two")
-	publish(t, h, "v", "none")
+	ssetest.WaitStreams(t, h, 3)
+	ssetest.Publish(t, h, "t", "two")
+	ssetest.Publish(t, h, "u", "two")
+	ssetest.Publish(t, h, "v", "none")
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	want := []obsPublished{{"t", 0, 0, 0}, {"t", 2, 0, 0}, {"u", 2, 0, 0}, {"v", 0, 0, 0}}
@@ -341,7 +341,7 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, SlowConsumer: sse.DropOldest, WriteTimeout: 2 * time.Second})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	stalledClient(t, srv, "/")
-	waitStreams(t, h, 1)
+	ssetest.WaitStreams(t, h, 1)
 	dropped := func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
@@ -352,7 +352,7 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 			t.Fatal("nothing dropped after 20000 events with MaxQueueEvents 1")
 		}
 		for range 200 {
-			publish(t, h, "t", "burst")
+			ssetest.Publish(t, h, "t", "burst")
 		}
 	}
 	log.mu.Lock()
@@ -377,9 +377,9 @@ func TestObserverReplayed(t *testing.T) {
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	var ids []string
 	for i := range 4 {
-		ids = append(ids, publish(t, h, "t", fmt.Sprint(i)))
+		ids = append(ids, ssetest.Publish(t, h, "t", fmt.Sprint(i)))
 	}
-	publish(t, h, "other", "not replayed to t")
+	ssetest.Publish(t, h, "other", "not replayed to t")
 	tests := []struct {
 		name, lastID string
 		want         obsReplayed
@@ -395,7 +395,7 @@ func TestObserverReplayed(t *testing.T) {
 			lastID := tt.lastID
 			if tt.name == "evicted" {
 				for range 10 {
-					publish(t, h, "t", "more")
+					ssetest.Publish(t, h, "t", "more")
 				}
 				lastID = ids[0]
 			}
@@ -424,7 +424,7 @@ func TestObserverReplayed(t *testing.T) {
 	log.replayed = nil
 	log.mu.Unlock()
 	st := connect(t, srv.URL, "")
-	publish(t, h, "t", "sync")
+	ssetest.Publish(t, h, "t", "sync")
 	if ev := next(t, st); ev.Data != "sync" {
 		t.Fatalf("got %+v", ev)
 	}

@@ -340,7 +340,7 @@ func TestTicketCrafted(t *testing.T) {
 // TestTicketsAuthenticateOverHTTP: Tickets.Authenticate as Auth.Authenticate,
 // with the ticket in the query, as an EventSource sends it.
 func TestTicketsAuthenticateOverHTTP(t *testing.T) {
-	checkGoroutines(t)
+	ssetest.CheckGoroutines(t)
 	key := ticketKey(10)
 	tk := newTickets(t, key)
 	h := ssetest.NewHub(t, sse.Options{})
@@ -356,12 +356,12 @@ func TestTicketsAuthenticateOverHTTP(t *testing.T) {
 	st := connect(t, srv.URL+"/events?ticket="+url.QueryEscape(ticket), "")
 	// A ticket is a bearer token: the header works too.
 	hs := connectWith(t, srv.URL+"/events", "", hdr("Authorization", "Bearer "+ticket))
-	waitStreams(t, h, 2)
+	ssetest.WaitStreams(t, h, 2)
 	if got := h.Stats().Topics["user/alice"]; got != 2 {
 		t.Fatalf("%d streams on user/alice, want 2", got)
 	}
-	publish(t, h, "user/bob", "not for alice")
-	publish(t, h, "user/alice", "for alice")
+	ssetest.Publish(t, h, "user/bob", "not for alice")
+	ssetest.Publish(t, h, "user/alice", "for alice")
 	if ev := next(t, st); ev.Data != "for alice" {
 		t.Errorf("query ticket stream got %q", ev.Data)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -129,4 +131,44 @@ func Request(t testing.TB, method, url string, hdr http.Header) (*http.Response,
 		t.Fatalf("reading %s %s: %v", method, url, err)
 	}
 	return resp, string(body)
+}
+
+// Publish publishes an event with data on topic and returns its ID. It
+// fails the test when Publish fails.
+func Publish(t testing.TB, hub *sse.Hub, topic, data string) string {
+	t.Helper()
+	id, err := hub.Publish(context.Background(), topic, sse.Event{Data: []byte(data)})
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	return id
+}
+
+// WaitStreams waits until hub has n open streams (see Eventually).
+func WaitStreams(t testing.TB, hub *sse.Hub, n int) {
+	t.Helper()
+	Eventually(t, strconv.Itoa(n)+" open streams", func() bool { return hub.Stats().Streams == n })
+}
+
+// CheckGoroutines fails the test if, once the test has cleaned up, more
+// goroutines run than when CheckGoroutines was called; it waits up to 5 s
+// for them to end, and prints every goroutine's stack if they do not.
+// Call it first in the test: cleanups run last-in first-out, so the
+// test's other cleanups (servers, hubs) run before the check.
+func CheckGoroutines(t testing.TB) {
+	t.Helper()
+	base := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > base {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("goroutine leak: %d running, %d before the test\n%s",
+					runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 }
