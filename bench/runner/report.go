@@ -394,13 +394,7 @@ func ranScenarios(rep *Report, server string) string {
 // names.
 func adapterSummary(rep *Report, w func(string, ...any)) {
 	find := func(server, sc string, conns int) *Result {
-		for i := range rep.Results {
-			r := &rep.Results[i]
-			if r.Server == server && r.Scenario == sc && r.Skipped == "" && r.Error == "" && (conns == 0 || r.Conns == conns) {
-				return r
-			}
-		}
-		return nil
+		return rep.find(server, sc, func(r *Result) bool { return conns == 0 || r.Conns == conns })
 	}
 	var adapters []string
 	for _, s := range rep.Servers {

@@ -9,19 +9,23 @@ import (
 // ssekit with.
 var peers = []string{"r3labs", "gosse", "gin"}
 
+// find returns the first result of server in scenario sc that ran without
+// error and that match (nil: any) accepts, or nil.
+func (rep *Report) find(server, sc string, match func(*Result) bool) *Result {
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if r.Server == server && r.Scenario == sc && r.Skipped == "" && r.Error == "" && (match == nil || match(r)) {
+			return r
+		}
+	}
+	return nil
+}
+
 // targetSummary writes the project's performance targets with where each
 // server of ssekit stands in this run, as ratios to the baseline the
 // target names. A target whose results are missing is left out.
 func targetSummary(rep *Report, w func(string, ...any)) {
-	find := func(server, sc string, match func(*Result) bool) *Result {
-		for i := range rep.Results {
-			r := &rep.Results[i]
-			if r.Server == server && r.Scenario == sc && r.Skipped == "" && r.Error == "" && (match == nil || match(r)) {
-				return r
-			}
-		}
-		return nil
-	}
+	find := rep.find
 	conns := func(n int) func(*Result) bool { return func(r *Result) bool { return r.Conns == n } }
 	stalled := func(n int) func(*Result) bool { return func(r *Result) bool { return r.Stalled == n } }
 	ours := []string{"ssekit", "ssekit-detached"}
