@@ -149,7 +149,7 @@ func (s *MemoryStore) After(_ context.Context, after uint64, topics []string, li
 }
 
 // Position implements Store.
-func (s *MemoryStore) Position(id string) (uint64, error) {
+func (s *MemoryStore) Position(ctx context.Context, id string) (uint64, error) {
 	epoch, num, ok := strings.Cut(id, "-")
 	if !ok || epoch != s.epoch || num == "" || num[0] == '+' || (num[0] == '0' && len(num) > 1) {
 		return 0, ErrUnknownID

@@ -151,7 +151,7 @@ func TestMemoryStoreAppend(t *testing.T) {
 			t.Errorf("Append #%d: Time %v before the previous entry's %v", i, e.Time, prev)
 		}
 		prev = e.Time
-		if pos, err := s.Position(e.Event.ID); err != nil || pos != wantSeq {
+		if pos, err := s.Position(context.Background(), e.Event.ID); err != nil || pos != wantSeq {
 			t.Errorf("Position(%q) = %d, %v; want %d, nil", e.Event.ID, pos, err, wantSeq)
 		}
 	}
@@ -389,7 +389,7 @@ func TestMemoryStoreMaxAge(t *testing.T) {
 		if got := msAfter(t, s, 1, all, 10); len(got) != 0 {
 			t.Fatalf("After(1) with all expired = %v, want none", msSeqs(got))
 		}
-		if pos, err := s.Position("e1-1"); err != nil || pos != 1 {
+		if pos, err := s.Position(context.Background(), "e1-1"); err != nil || pos != 1 {
 			t.Fatalf("Position of an expired event's ID = %d, %v; want 1, nil", pos, err)
 		}
 
@@ -464,10 +464,10 @@ func TestMemoryStoreGrowthAfterExpiry(t *testing.T) {
 
 func TestMemoryStorePosition(t *testing.T) {
 	s := msNew(t, sse.MemoryStoreOptions{Epoch: "e1"})
-	if pos, err := s.Position(s.ID(0)); err != nil || pos != 0 {
+	if pos, err := s.Position(context.Background(), s.ID(0)); err != nil || pos != 0 {
 		t.Errorf("empty store: Position(ID(0)=%q) = %d, %v; want 0, nil", s.ID(0), pos, err)
 	}
-	if _, err := s.Position("e1-1"); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := s.Position(context.Background(), "e1-1"); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("empty store: Position(e1-1): %v, want ErrUnknownID", err)
 	}
 	for i := 0; i < 12; i++ {
@@ -476,7 +476,7 @@ func TestMemoryStorePosition(t *testing.T) {
 
 	for _, seq := range []uint64{0, 1, 2, 10, 12} {
 		id := s.ID(seq)
-		if pos, err := s.Position(id); err != nil || pos != seq {
+		if pos, err := s.Position(context.Background(), id); err != nil || pos != seq {
 			t.Errorf("Position(ID(%d)=%q) = %d, %v; want %d, nil", seq, id, pos, err, seq)
 		}
 	}
@@ -532,7 +532,7 @@ func TestMemoryStorePosition(t *testing.T) {
 		if len(name) > 40 {
 			name = name[:40] + fmt.Sprintf("...(%d bytes)", len(id))
 		}
-		if pos, err := s.Position(id); !errors.Is(err, sse.ErrUnknownID) {
+		if pos, err := s.Position(context.Background(), id); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("Position(%q) = %d, %v; want ErrUnknownID", name, pos, err)
 		}
 	}
@@ -599,10 +599,10 @@ func TestMemoryStoreDefaultEpochsDiffer(t *testing.T) {
 		t.Fatalf("two stores with default epochs issue the same ID %q", s1.ID(1))
 	}
 	for seq := uint64(0); seq <= 3; seq++ {
-		if pos, err := s2.Position(s1.ID(seq)); !errors.Is(err, sse.ErrUnknownID) {
+		if pos, err := s2.Position(context.Background(), s1.ID(seq)); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("store 2 Position(store 1's %q) = %d, %v; want ErrUnknownID", s1.ID(seq), pos, err)
 		}
-		if pos, err := s1.Position(s2.ID(seq)); !errors.Is(err, sse.ErrUnknownID) {
+		if pos, err := s1.Position(context.Background(), s2.ID(seq)); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("store 1 Position(store 2's %q) = %d, %v; want ErrUnknownID", s2.ID(seq), pos, err)
 		}
 	}
@@ -611,7 +611,7 @@ func TestMemoryStoreDefaultEpochsDiffer(t *testing.T) {
 	b := msNew(t, sse.MemoryStoreOptions{Epoch: "same"})
 	msAppend(t, a, "t", "x")
 	msAppend(t, b, "t", "x")
-	if pos, err := b.Position(a.ID(1)); err != nil || pos != 1 {
+	if pos, err := b.Position(context.Background(), a.ID(1)); err != nil || pos != 1 {
 		t.Errorf("same epoch: Position = %d, %v; want 1, nil", pos, err)
 	}
 }
@@ -647,7 +647,7 @@ func TestMemoryStoreConcurrentAppend(t *testing.T) {
 				}
 			}
 			if len(got) > 0 {
-				if _, err := s.Position(got[len(got)-1].Event.ID); err != nil {
+				if _, err := s.Position(context.Background(), got[len(got)-1].Event.ID); err != nil {
 					errs <- fmt.Errorf("concurrent Position: %w", err)
 					return
 				}

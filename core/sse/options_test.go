@@ -218,7 +218,7 @@ func TestPublishWithoutSubscribers(t *testing.T) {
 		if e.Event.ID != want || e.Topic != "a" || string(e.Event.Data) != "data-a" || e.Event.Type != "kind-a" {
 			t.Errorf("entry %d = %+v; want ID %q on topic a", i, e, want)
 		}
-		if pos, err := h.Store().Position(want); err != nil || pos != e.Seq {
+		if pos, err := h.Store().Position(context.Background(), want); err != nil || pos != e.Seq {
 			t.Errorf("Position(%q) = %d, %v; want %d", want, pos, err, e.Seq)
 		}
 	}

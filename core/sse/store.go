@@ -42,7 +42,7 @@ type Store interface {
 	// Position returns the Seq that id names. It returns ErrUnknownID for
 	// anything that is not an ID of this store's present epoch: malformed
 	// text, an ID from an earlier process lifetime or from another store.
-	Position(id string) (uint64, error)
+	Position(ctx context.Context, id string) (uint64, error)
 
 	// ID returns the ID that names seq in the present epoch. ID(0) names the
 	// position before the first entry.

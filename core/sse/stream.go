@@ -150,7 +150,7 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	var reason string
 	pos, err := uint64(0), ErrUnknownID
 	if len(lastID) <= h.opts.MaxLastEventIDLength {
-		pos, err = h.store.Position(lastID)
+		pos, err = h.store.Position(ctx, lastID)
 	}
 	var written uint64 // Seq of the newest event sent
 	for err == nil {

@@ -237,7 +237,7 @@ func (s *Store) ID(seq uint64) string {
 // again, at most once a second, in case the keys began a new lifetime), or
 // a Seq beyond the newest this process has seen (then it reads the newest
 // Seq: another process may be ahead).
-func (s *Store) Position(id string) (uint64, error) {
+func (s *Store) Position(ctx context.Context, id string) (uint64, error) {
 	epoch, num, ok := strings.Cut(id, "-")
 	if !ok || !validEpoch(epoch) || num == "" || num[0] == '+' || (num[0] == '0' && len(num) > 1) {
 		return 0, sse.ErrUnknownID

@@ -47,7 +47,7 @@ func TestAppendAssignsIDsInOneOrder(t *testing.T) {
 		if e.Event.ID != s.ID(e.Seq) || e.Event.ID != other.ID(e.Seq) {
 			t.Fatalf("ID %q, want %q from both stores", e.Event.ID, s.ID(e.Seq))
 		}
-		if pos, err := s.Position(e.Event.ID); err != nil || pos != e.Seq {
+		if pos, err := s.Position(context.Background(), e.Event.ID); err != nil || pos != e.Seq {
 			t.Fatalf("Position(%q) = %d, %v", e.Event.ID, pos, err)
 		}
 		if time.Since(e.Time).Abs() > time.Minute {
@@ -242,15 +242,15 @@ func TestPosition(t *testing.T) {
 		epoch + "-3-0", "other-3", "ffffffffffff-3", epoch + " -3", epoch + "-18446744073709551616",
 		strings.Repeat("a", 33) + "-3",
 	} {
-		if _, err := s.Position(id); !errors.Is(err, sse.ErrUnknownID) {
+		if _, err := s.Position(context.Background(), id); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("Position(%q): %v, want ErrUnknownID", id, err)
 		}
 	}
-	if pos, err := s.Position(e.Event.ID); err != nil || pos != e.Seq {
+	if pos, err := s.Position(context.Background(), e.Event.ID); err != nil || pos != e.Seq {
 		t.Errorf("Position(%q) = %d, %v", e.Event.ID, pos, err)
 	}
 	beyond := epoch + "-" + strconv.FormatUint(e.Seq+5, 10)
-	if _, err := s.Position(beyond); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := s.Position(context.Background(), beyond); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("Position(%q) beyond the newest: %v, want ErrUnknownID", beyond, err)
 	}
 	if _, err := s.After(context.Background(), e.Seq+5, []string{"t"}, 10); !errors.Is(err, sse.ErrUnknownID) {
@@ -260,7 +260,7 @@ func TestPosition(t *testing.T) {
 	// known: Position asks Redis.
 	other := env.store(env.client(""), sseredis.Options{})
 	newer := appendN(t, other, func(int) string { return "t" }, 3)[2]
-	if pos, err := s.Position(newer.Event.ID); err != nil || pos != newer.Seq {
+	if pos, err := s.Position(context.Background(), newer.Event.ID); err != nil || pos != newer.Seq {
 		t.Errorf("Position(%q) of an ID issued elsewhere = %d, %v", newer.Event.ID, pos, err)
 	}
 }
@@ -280,7 +280,7 @@ func TestNewLifetime(t *testing.T) {
 			t.Fatalf("got %+v", ev)
 		}
 	}
-	oldSeq, _ := a.store.Position(oldID)
+	oldSeq, _ := a.store.Position(context.Background(), oldID)
 	if err := env.admin.Del(ctx, env.prefix+":stream", env.prefix+":seq", env.prefix+":epoch").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,10 +291,10 @@ func TestNewLifetime(t *testing.T) {
 	if id[:strings.IndexByte(id, '-')] == oldID[:strings.IndexByte(oldID, '-')] {
 		t.Fatalf("the epoch did not change: %s then %s", oldID, id)
 	}
-	if pos, err := a.store.Position(id); err != nil || pos <= oldSeq {
+	if pos, err := a.store.Position(context.Background(), id); err != nil || pos <= oldSeq {
 		t.Fatalf("the new lifetime's first Seq is %d (%v); want above %d", pos, err, oldSeq)
 	}
-	if _, err := a.store.Position(oldID); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := a.store.Position(context.Background(), oldID); !errors.Is(err, sse.ErrUnknownID) {
 		t.Fatalf("Position of an ID of the old lifetime: %v, want ErrUnknownID", err)
 	}
 	resumed := connect(t, a.url+"?topic=t", oldID)
@@ -327,7 +327,7 @@ func TestNewLifetimeBelowPosition(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		id := publish(t, b.hub, "t", "probe")
-		seq, _ := b.store.Position(id)
+		seq, _ := b.store.Position(context.Background(), id)
 		if seq > 50 {
 			break
 		}
@@ -364,7 +364,7 @@ func TestLostWrites(t *testing.T) {
 		next(t, st)
 	}
 	// What a replica 10 writes behind looks like once promoted.
-	last, _ := a.store.Position(ids[29])
+	last, _ := a.store.Position(context.Background(), ids[29])
 	for seq := last - 9; seq <= last; seq++ {
 		env.admin.XDel(ctx, env.prefix+":stream", strconv.FormatUint(seq, 10)+"-0")
 	}
@@ -378,7 +378,7 @@ func TestLostWrites(t *testing.T) {
 	if ev := next(t, st); ev.Data != "after" || ev.LastEventID != id {
 		t.Fatalf("after the lost writes the client got %+v, want the new event", ev)
 	}
-	if seq, _ := a.store.Position(id); seq <= last {
+	if seq, _ := a.store.Position(context.Background(), id); seq <= last {
 		t.Fatalf("the new history begins at %d, not above %d", seq, last)
 	}
 	resumed := connect(t, a.url+"?topic=t", ids[25])
