@@ -10,10 +10,17 @@ import (
 
 // Event is one Server-Sent Event.
 //
-// An event with only a Comment and/or a Retry (no ID, no Type and a nil Data)
-// is a control frame: the client reads it but dispatches nothing. Every other
-// event, including the zero Event, is dispatched by the client as a message,
-// with an empty payload when Data is empty.
+// The zero Event is a message with an empty payload: the client dispatches
+// it to onmessage with data "". An event is dispatched unless it is a
+// control frame: one with the NoData flag, or one with only a Comment
+// and/or a Retry hint (no ID, no Type, a nil Data and no flag other than
+// RetryZero and EmptyComment). A control frame's fields still take effect:
+// the client takes its id and retry, and ignores its comment.
+//
+// Empty strings and zero values are not sent. Flags asks for the fields
+// that an empty value cannot express: an "id" field with no value, which
+// makes the client forget its last event ID, "retry: 0", and a bare ":"
+// comment line.
 type Event struct {
 	// ID is sent in the "id" field and becomes the client's Last-Event-ID.
 	// When events are published through a Hub its Store assigns the ID;
@@ -39,7 +46,36 @@ type Event struct {
 	// Comment is sent as a comment line, which clients ignore. It must not
 	// contain CR or LF.
 	Comment string
+
+	// Flags asks for fields that the fields above cannot express. Each
+	// flag requires its field to be empty; see EventFlags.
+	Flags EventFlags
 }
+
+// EventFlags are the Event.Flags.
+type EventFlags uint8
+
+const (
+	// EmptyID sends an "id" field with an empty value: the client forgets
+	// its last event ID and sends none when it reconnects. ID must be
+	// empty.
+	EmptyID EventFlags = 1 << iota
+
+	// RetryZero sends "retry: 0": the client reconnects at once after the
+	// stream ends. Retry must be 0.
+	RetryZero
+
+	// EmptyComment sends a comment line with no text (":"). Comment must
+	// be empty.
+	EmptyComment
+
+	// NoData sends no "data" field, so the client dispatches nothing: it
+	// only takes the event's id and retry fields. Type and Data must be
+	// empty.
+	NoData
+
+	allFlags = EmptyID | RetryZero | EmptyComment | NoData
+)
 
 // ErrInvalidEvent is the error that every encoding error matches with
 // errors.Is. Use errors.As with *FieldError to learn which field was wrong.
@@ -47,7 +83,7 @@ var ErrInvalidEvent = errors.New("sse: invalid event")
 
 // FieldError reports an Event field that cannot be encoded.
 type FieldError struct {
-	Field  string // "id", "event", "data", "retry" or "comment"
+	Field  string // "id", "event", "data", "retry", "comment" or "flags"
 	Reason string
 }
 
@@ -78,6 +114,26 @@ func (e *Event) Validate() error {
 	if e.Retry > 0 && e.Retry < time.Millisecond {
 		return &FieldError{Field: "retry", Reason: "below one millisecond"}
 	}
+	if e.Flags != 0 {
+		return e.checkFlags()
+	}
+	return nil
+}
+
+// checkFlags reports a flag whose field is not empty.
+func (e *Event) checkFlags() error {
+	switch {
+	case e.Flags&^allFlags != 0:
+		return &FieldError{Field: "flags", Reason: "unknown flag"}
+	case e.Flags&EmptyID != 0 && e.ID != "":
+		return &FieldError{Field: "id", Reason: "EmptyID is set and ID is not empty"}
+	case e.Flags&RetryZero != 0 && e.Retry != 0:
+		return &FieldError{Field: "retry", Reason: "RetryZero is set and Retry is not 0"}
+	case e.Flags&EmptyComment != 0 && e.Comment != "":
+		return &FieldError{Field: "comment", Reason: "EmptyComment is set and Comment is not empty"}
+	case e.Flags&NoData != 0 && (e.Type != "" || len(e.Data) > 0):
+		return &FieldError{Field: "data", Reason: "NoData is set and Type or Data is not empty"}
+	}
 	return nil
 }
 
@@ -104,10 +160,14 @@ func checkField(name, v string, noNUL bool) error {
 	return nil
 }
 
-// isControl reports whether e is a control frame: a comment and/or retry
-// hint that the client reads but does not dispatch.
+// isControl reports whether e is a control frame, which the client reads
+// but does not dispatch (see Event).
 func (e *Event) isControl() bool {
-	return e.Data == nil && e.ID == "" && e.Type == "" && (e.Comment != "" || e.Retry != 0)
+	if e.Flags&NoData != 0 {
+		return true
+	}
+	return e.Data == nil && e.ID == "" && e.Type == "" && e.Flags&EmptyID == 0 &&
+		(e.Comment != "" || e.Retry != 0 || e.Flags&(RetryZero|EmptyComment) != 0)
 }
 
 // AppendEvent appends the wire form of e to dst and returns the extended
@@ -129,17 +189,21 @@ func appendValid(dst []byte, e *Event) []byte {
 		dst = append(dst, ": "...)
 		dst = append(dst, e.Comment...)
 		dst = append(dst, '\n')
+	} else if e.Flags&EmptyComment != 0 {
+		dst = append(dst, ":\n"...)
 	}
-	if e.Retry > 0 {
+	if e.Retry > 0 || e.Flags&RetryZero != 0 {
 		dst = appendRetry(dst, e.Retry)
-	}
-	if e.isControl() {
-		return append(dst, '\n')
 	}
 	if e.ID != "" {
 		dst = append(dst, "id: "...)
 		dst = append(dst, e.ID...)
 		dst = append(dst, '\n')
+	} else if e.Flags&EmptyID != 0 {
+		dst = append(dst, "id\n"...)
+	}
+	if e.isControl() {
+		return append(dst, '\n')
 	}
 	if e.Type != "" {
 		dst = append(dst, "event: "...)

@@ -34,6 +34,12 @@ func TestAppendEventWire(t *testing.T) {
 		{"retry truncates to ms", sse.Event{Retry: 1500*time.Microsecond + 1, Data: []byte("x")}, "retry: 1\ndata: x\n\n"},
 		{"type only dispatches", sse.Event{Type: "ping"}, "event: ping\ndata: \n\n"},
 		{"non-ASCII", sse.Event{ID: "é", Data: []byte("héllo 世界")}, "id: é\ndata: héllo 世界\n\n"},
+		{"empty id resets the last id", sse.Event{Flags: sse.EmptyID, Data: []byte("x")}, "id\ndata: x\n\n"},
+		{"empty id alone", sse.Event{Flags: sse.EmptyID | sse.NoData}, "id\n\n"},
+		{"id without data", sse.Event{ID: "7", Flags: sse.NoData}, "id: 7\n\n"},
+		{"retry 0", sse.Event{Flags: sse.RetryZero}, "retry: 0\n\n"},
+		{"bare comment", sse.Event{Flags: sse.EmptyComment}, ":\n\n"},
+		{"retry 0 with data", sse.Event{Flags: sse.RetryZero, Data: []byte("x")}, "retry: 0\ndata: x\n\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +73,12 @@ func TestAppendEventRejects(t *testing.T) {
 		{"data bad UTF-8", sse.Event{Data: []byte{'a', 0xc3}}, "data"},
 		{"negative retry", sse.Event{Retry: -time.Second}, "retry"},
 		{"sub-millisecond retry", sse.Event{Retry: time.Microsecond}, "retry"},
+		{"EmptyID with an id", sse.Event{ID: "1", Flags: sse.EmptyID}, "id"},
+		{"RetryZero with a retry", sse.Event{Retry: time.Second, Flags: sse.RetryZero}, "retry"},
+		{"EmptyComment with a comment", sse.Event{Comment: "c", Flags: sse.EmptyComment}, "comment"},
+		{"NoData with data", sse.Event{Data: []byte("x"), Flags: sse.NoData}, "data"},
+		{"NoData with a type", sse.Event{Type: "t", Flags: sse.NoData}, "data"},
+		{"unknown flag", sse.Event{Flags: 1 << 7}, "flags"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

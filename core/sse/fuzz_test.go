@@ -19,23 +19,28 @@ func FuzzAppendEvent(f *testing.F) {
 		id, typ, comment string
 		data             []byte
 		retry            int64
+		flags            uint8
 	}{
-		{"1", "", "", []byte(""), 0},
-		{"", "", "", []byte("\n"), 0},
-		{"e-2", "update", "hi", []byte("a\r\nb\rc"), 1500},
-		{"", "", "", []byte(" lead"), 0},
-		{"x", "y", "", []byte("\t\x00\n"), 1},
-		{"ü", "ß", "é", []byte("世界\n"), 0},
-		{"a\nb", "", "", []byte("x"), 0},
-		{"", "a\rb", "", []byte("x"), 0},
-		{"", "", "c\nd", []byte("x"), -5},
-		{"", "", "", []byte{0xff, 0xfe}, 0},
+		{"1", "", "", []byte(""), 0, 0},
+		{"", "", "", []byte("\n"), 0, 0},
+		{"e-2", "update", "hi", []byte("a\r\nb\rc"), 1500, 0},
+		{"", "", "", []byte(" lead"), 0, 0},
+		{"x", "y", "", []byte("\t\x00\n"), 1, 0},
+		{"ü", "ß", "é", []byte("世界\n"), 0, 0},
+		{"a\nb", "", "", []byte("x"), 0, 0},
+		{"", "a\rb", "", []byte("x"), 0, 0},
+		{"", "", "c\nd", []byte("x"), -5, 0},
+		{"", "", "", []byte{0xff, 0xfe}, 0, 0},
+		{"", "", "", nil, 0, uint8(sse.EmptyID | sse.NoData)},
+		{"", "", "", nil, 0, uint8(sse.RetryZero | sse.EmptyComment)},
+		{"7", "", "", nil, 0, uint8(sse.NoData)},
+		{"", "t", "", []byte("x"), 0, uint8(sse.EmptyID)},
 	}
 	for _, s := range seeds {
-		f.Add(s.id, s.typ, s.comment, s.data, s.retry)
+		f.Add(s.id, s.typ, s.comment, s.data, s.retry, s.flags)
 	}
-	f.Fuzz(func(t *testing.T, id, typ, comment string, data []byte, retryMS int64) {
-		ev := sse.Event{ID: id, Type: typ, Comment: comment, Data: data, Retry: time.Duration(retryMS) * time.Millisecond}
+	f.Fuzz(func(t *testing.T, id, typ, comment string, data []byte, retryMS int64, flags uint8) {
+		ev := sse.Event{ID: id, Type: typ, Comment: comment, Data: data, Retry: time.Duration(retryMS) * time.Millisecond, Flags: sse.EventFlags(flags)}
 		if retryMS > 1<<40 || retryMS < -(1<<40) {
 			ev.Retry = 0
 		}
@@ -56,15 +61,20 @@ func FuzzAppendEvent(f *testing.F) {
 		if !validEvent(ev) {
 			t.Fatalf("invalid event %+v encoded as %q", ev, got)
 		}
-		p := ssetest.NewParser(bytes.NewReader(got[len(dst):]))
+		// A first frame sets the last event ID, so that the event's own
+		// id field (or its absence) shows.
+		const pre = "id: pre\n\n"
+		p := ssetest.NewParser(bytes.NewReader(append([]byte(pre), got[len(dst):]...)))
 		var comments []string
 		p.OnComment = func(c string) { comments = append(comments, c) }
-		if ev.Data == nil && ev.ID == "" && ev.Type == "" && (ev.Comment != "" || ev.Retry != 0) {
-			// A control frame dispatches nothing.
-			if e, err := p.Next(); err == nil {
-				t.Fatalf("control frame %q dispatched %+v", got, e)
-			}
-		} else {
+		wantID := "pre"
+		switch {
+		case ev.ID != "":
+			wantID = ev.ID
+		case ev.Flags&sse.EmptyID != 0:
+			wantID = ""
+		}
+		if dispatched(ev) {
 			e, err := p.Next()
 			if err != nil {
 				t.Fatalf("no event parsed from %q: %v", got, err)
@@ -73,20 +83,44 @@ func FuzzAppendEvent(f *testing.F) {
 			if wantType == "" {
 				wantType = "message"
 			}
-			if e.Data != normalizeNewlines(string(ev.Data)) || e.Type != wantType || e.LastEventID != ev.ID {
+			if e.Data != normalizeNewlines(string(ev.Data)) || e.Type != wantType || e.LastEventID != wantID {
 				t.Fatalf("encoded %+v as %q, parsed back %+v", ev, got, e)
 			}
-			if _, err := p.Next(); err == nil {
-				t.Fatalf("%q holds more than one event", got)
-			}
 		}
-		if ev.Comment != "" && (len(comments) != 1 || comments[0] != " "+ev.Comment) {
+		if e, err := p.Next(); err == nil {
+			t.Fatalf("%q dispatched more than expected: %+v", got, e)
+		}
+		if p.LastEventID() != wantID {
+			t.Fatalf("%+v encoded as %q leaves last event ID %q, want %q", ev, got, p.LastEventID(), wantID)
+		}
+		switch {
+		case ev.Comment != "" && (len(comments) != 1 || comments[0] != " "+ev.Comment):
 			t.Fatalf("comment %q parsed as %q", ev.Comment, comments)
+		case ev.Flags&sse.EmptyComment != 0 && (len(comments) != 1 || comments[0] != ""):
+			t.Fatalf("empty comment parsed as %q", comments)
+		case ev.Comment == "" && ev.Flags&sse.EmptyComment == 0 && len(comments) != 0:
+			t.Fatalf("no comment, parsed %q", comments)
 		}
-		if r, ok := p.Retry(); ev.Retry > 0 && (!ok || r != ev.Retry.Truncate(time.Millisecond)) {
+		r, ok := p.Retry()
+		switch {
+		case ev.Retry > 0 && (!ok || r != ev.Retry.Truncate(time.Millisecond)):
 			t.Fatalf("retry %v parsed as %v, %v", ev.Retry, r, ok)
+		case ev.Flags&sse.RetryZero != 0 && (!ok || r != 0):
+			t.Fatalf("retry 0 parsed as %v, %v", r, ok)
+		case ev.Retry == 0 && ev.Flags&sse.RetryZero == 0 && ok:
+			t.Fatalf("no retry, parsed %v", r)
 		}
 	})
+}
+
+// dispatched is an independent statement of which valid events a client
+// dispatches: all but control frames.
+func dispatched(ev sse.Event) bool {
+	if ev.Flags&sse.NoData != 0 {
+		return false
+	}
+	hint := ev.Comment != "" || ev.Retry != 0 || ev.Flags&(sse.RetryZero|sse.EmptyComment) != 0
+	return !(ev.Data == nil && ev.ID == "" && ev.Type == "" && ev.Flags&sse.EmptyID == 0 && hint)
 }
 
 // validEvent is an independent statement of what AppendEvent must accept.
@@ -99,6 +133,10 @@ func validEvent(ev sse.Event) bool {
 		}
 		return utf8.ValidString(s)
 	}
+	f := ev.Flags
+	flagsOK := f&^(sse.EmptyID|sse.RetryZero|sse.EmptyComment|sse.NoData) == 0 &&
+		(f&sse.EmptyID == 0 || ev.ID == "") && (f&sse.RetryZero == 0 || ev.Retry == 0) &&
+		(f&sse.EmptyComment == 0 || ev.Comment == "") && (f&sse.NoData == 0 || (ev.Type == "" && len(ev.Data) == 0))
 	return noBreaks(ev.ID, true) && noBreaks(ev.Type, true) && noBreaks(ev.Comment, false) &&
-		utf8.Valid(ev.Data) && (ev.Retry == 0 || ev.Retry >= time.Millisecond)
+		utf8.Valid(ev.Data) && (ev.Retry == 0 || ev.Retry >= time.Millisecond) && flagsOK
 }
