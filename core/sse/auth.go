@@ -19,20 +19,80 @@ type Principal struct {
 	Data any
 }
 
-type principalKey struct{}
+// authKey is the context key of an *authState.
+type authKey struct{}
 
-// WithPrincipal returns a context that carries p. Auth middleware of a
-// router adapter uses it; the stream handler then skips its own
-// authentication.
+// authState is what authentication leaves in a request's context.
+type authState struct {
+	p      Principal
+	auth   *Auth  // the Auth that authenticated; nil after WithPrincipal
+	source string // where the token came from: "header", "cookie", "query" or ""
+}
+
+// WithPrincipal returns a context that carries p, for applications that
+// authenticate requests themselves: the stream handler then skips its own
+// authentication (HandlerOptions.Auth still authorizes the topics).
+// AuthMiddleware stores its principal this way too.
 func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	return context.WithValue(ctx, authKey{}, &authState{p: p})
 }
 
 // PrincipalFrom returns the principal that authentication stored in ctx.
 // HandlerOptions.Topics can use it to pick the principal's topics.
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	st, ok := ctx.Value(authKey{}).(*authState)
+	if !ok {
+		return Principal{}, false
+	}
+	return st.p, true
+}
+
+// AuthMiddleware returns net/http middleware that authenticates requests
+// with a before the next handler sees them: wrap a stream route (or a
+// group of routes, as with chi's r.Use) in it.
+//
+// A request without a valid token is answered at once as a.Check says
+// (401, or the refusal that Authenticate returned), through hub's
+// WriteRefusal, so that the hub's Observer and logger see it. On success
+// the request goes on with the principal in its context (PrincipalFrom),
+// together with a: every stream handler of the hub behind the middleware
+// then authorizes the stream's topics with a.Authorize, exactly once,
+// unless its own HandlerOptions.Auth is set, which authorizes instead.
+//
+// CORS preflight requests carry no credentials: they pass through
+// unauthenticated, for the stream handler (HandlerOptions.CORS) to answer.
+// The middleware knows nothing of CORS, so its own refusals carry no CORS
+// headers; a cross-origin page sees a network error instead of the status
+// (EventSource does not expose it anyway). Use HandlerOptions.Auth alone
+// when a cross-origin page must see refusals.
+func AuthMiddleware(hub *Hub, a *Auth) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if IsPreflight(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			r, err := hub.authenticate(r, a)
+			if err != nil {
+				hub.WriteRefusal(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// authenticate checks r with a and returns r with the outcome in its
+// context, or the refusal.
+func (h *Hub) authenticate(r *http.Request, a *Auth) (*http.Request, error) {
+	p, source, err := a.check(r)
+	if err != nil {
+		if errors.Is(err, errAuthenticateUnset) {
+			h.log.Error(err.Error(), "path", r.URL.Path)
+		}
+		return r, err
+	}
+	return r.WithContext(context.WithValue(r.Context(), authKey{}, &authState{p: p, auth: a, source: source})), nil
 }
 
 // Auth authenticates stream requests and authorizes their topics.
@@ -92,28 +152,34 @@ func (a *Auth) Token(r *http.Request) (token, source string) {
 }
 
 // Check authenticates r. It returns the principal, or a *RefusalError that
-// says how to answer. Router adapters call it from their auth middleware.
+// says how to answer.
 func (a *Auth) Check(r *http.Request) (Principal, error) {
-	token, _ := a.Token(r)
+	p, _, err := a.check(r)
+	return p, err
+}
+
+// check is Check that also says where the token came from.
+func (a *Auth) check(r *http.Request) (Principal, string, error) {
+	token, source := a.Token(r)
 	if token == "" {
 		if a.Optional {
-			return Principal{}, nil
+			return Principal{}, "", nil
 		}
-		return Principal{}, unauthorized("missing token")
+		return Principal{}, "", unauthorized("missing token")
 	}
 	if a.Authenticate == nil {
 		// A configuration error: say so in the server's log, not to the client.
-		return Principal{}, errAuthenticateUnset
+		return Principal{}, "", errAuthenticateUnset
 	}
 	p, err := a.Authenticate(r.Context(), token)
 	if err != nil {
 		var re *RefusalError
 		if errors.As(err, &re) {
-			return Principal{}, withReason(re, RefusedUnauthenticated)
+			return Principal{}, "", withReason(re, RefusedUnauthenticated)
 		}
-		return Principal{}, unauthorized("invalid or expired token")
+		return Principal{}, "", unauthorized("invalid or expired token")
 	}
-	return p, nil
+	return p, source, nil
 }
 
 // authorize runs Authorize, turning its error into a refusal.

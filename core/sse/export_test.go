@@ -7,3 +7,6 @@ func UsePortablePoller() (restore func()) {
 	newPoller = func() (poller, error) { return waitPoller{}, nil }
 	return func() { newPoller = saved }
 }
+
+// SameOrigin exposes sameOrigin to tests.
+var SameOrigin = sameOrigin

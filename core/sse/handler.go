@@ -189,20 +189,30 @@ func (s *Session) Serve(ctx context.Context, sw StreamWriter) EndReason {
 
 // accept authenticates r, picks and authorizes its topics. It returns the
 // request with the principal in its context.
+//
+// A request that AuthMiddleware (or WithPrincipal) authenticated is not
+// authenticated again. Its topics are authorized once: with opts.Auth when
+// set, otherwise with the Auth of the middleware.
 func (h *Hub) accept(r *http.Request, opts *HandlerOptions) (StreamInfo, *http.Request, error) {
 	info := StreamInfo{ClientIP: h.opts.ClientIP(r), Started: time.Now()}
-	p, ok := PrincipalFrom(r.Context())
-	if !ok && opts.Auth != nil {
+	st, _ := r.Context().Value(authKey{}).(*authState)
+	if st == nil && opts.Auth != nil {
 		var err error
-		if p, err = opts.Auth.Check(r); err != nil {
-			if errors.Is(err, errAuthenticateUnset) {
-				h.log.Error(err.Error(), "path", r.URL.Path)
-			}
+		if r, err = h.authenticate(r, opts.Auth); err != nil {
 			return info, r, err
 		}
-		r = r.WithContext(WithPrincipal(r.Context(), p))
+		st = r.Context().Value(authKey{}).(*authState)
 	}
-	info.Principal = p
+	authz := opts.Auth
+	if st != nil {
+		info.Principal = st.p
+		if authz == nil {
+			authz = st.auth
+		}
+		if st.source == "cookie" && !crossOriginAllowed(r, opts.CORS) {
+			return info, r, &RefusalError{Status: http.StatusForbidden, Message: "cross-origin request with cookie credentials from an origin that CORS does not allow", reason: RefusedOrigin}
+		}
+	}
 	topics, err := opts.Topics(r)
 	if err != nil {
 		var re *RefusalError
@@ -215,8 +225,8 @@ func (h *Hub) accept(r *http.Request, opts *HandlerOptions) (StreamInfo, *http.R
 	if info.Topics, err = h.checkTopics(topics); err != nil {
 		return info, r, err
 	}
-	if opts.Auth != nil {
-		if err := opts.Auth.authorize(r.Context(), p, info.Topics); err != nil {
+	if authz != nil {
+		if err := authz.authorize(r.Context(), info.Principal, info.Topics); err != nil {
 			return info, r, err
 		}
 	}
