@@ -1,7 +1,6 @@
 package chisse
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -152,52 +151,21 @@ func Handler(hub *sse.Hub, opts ...Option) http.HandlerFunc {
 	if c.detach {
 		ho.Detach = true
 	}
-	h := hub.Handler(ho)
-	if ho.Auth != nil {
-		return h.ServeHTTP
-	}
-	// Without an Auth of its own, a stream behind the Auth middleware is
-	// authorized with the middleware's.
-	return func(w http.ResponseWriter, r *http.Request) {
-		if a, _ := r.Context().Value(authKey{}).(*sse.Auth); a != nil {
-			o := ho
-			o.Auth = a
-			hub.Handler(o).ServeHTTP(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}
+	return hub.Handler(ho).ServeHTTP
 }
 
-// authKey is the request context key of the sse.Auth that the Auth
-// middleware checked the request with.
-type authKey struct{}
-
-// Auth returns chi middleware that authenticates requests with a.Check.
-// A request without a valid token is answered with hub.WriteRefusal (401,
-// or the refusal that a.Authenticate returned) and goes no further. On
-// success the principal is stored in the request context (sse.WithPrincipal),
-// where Principal, sse.PrincipalFrom and Handler find it: Handler does not
-// authenticate again, and authorizes the topics with a.Authorize.
+// Auth returns chi middleware that authenticates requests with a: it is
+// sse.AuthMiddleware. A request without a valid token is answered with
+// hub.WriteRefusal (401, or the refusal that a.Authenticate returned) and
+// goes no further. On success the principal and a travel in the request
+// context, where Principal, sse.PrincipalFrom and Handler find them:
+// Handler does not authenticate again, and authorizes the topics with a
+// (or with its own WithAuth, if set).
 //
-// CORS preflight requests (sse.IsPreflight) carry no credentials: they go
-// through unauthenticated, so that Handler can answer them.
+// CORS preflight requests carry no credentials: they go through
+// unauthenticated, so that Handler can answer them.
 func Auth(hub *sse.Hub, a *sse.Auth) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if sse.IsPreflight(r) {
-				next.ServeHTTP(w, r)
-				return
-			}
-			p, err := a.Check(r)
-			if err != nil {
-				hub.WriteRefusal(w, r, err)
-				return
-			}
-			ctx := sse.WithPrincipal(context.WithValue(r.Context(), authKey{}, a), p)
-			next.ServeHTTP(w, r.WithContext(ctx))
-		})
-	}
+	return sse.AuthMiddleware(hub, a)
 }
 
 // Principal returns the principal that the Auth middleware (or Handler's

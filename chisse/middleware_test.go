@@ -240,15 +240,9 @@ func TestConformanceThroughMiddleware(t *testing.T) {
 		{"Gzip", middleware.Compress(5, "text/event-stream")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-				r := chi.NewRouter()
-				r.Use(discardLogger(), middleware.Recoverer, c.compress)
-				h := chisse.Handler(hub, chisse.WithHandlerOptions(opts))
-				r.Get("/events", h)
-				r.Options("/events", h)
-				srv := httptest.NewServer(r)
-				t.Cleanup(srv.Close)
-				return srv.URL + "/events"
+			ssetest.Run(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+				h := chisse.Handler(hub, chisse.WithHandlerOptions(route.Options))
+				return mount(t, hub, route, h, discardLogger(), middleware.Recoverer, c.compress)
 			})
 		})
 	}

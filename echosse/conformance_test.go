@@ -34,7 +34,7 @@ var getAndOptions = []string{http.MethodGet, http.MethodOptions}
 
 // TestConformance runs the conformance kit against the adapter: all
 // options in sse.HandlerOptions (WithHandlerOptions), each option on its
-// own with the Auth middleware, and behind Echo's usual middleware.
+// own, and behind Echo's usual middleware.
 func TestConformance(t *testing.T) {
 	t.Run("HandlerOptions", func(t *testing.T) { ssetest.Run(t, handlerOptionsServer(false)) })
 	t.Run("OptionsAndAuthMiddleware", func(t *testing.T) { ssetest.Run(t, optionsServer()) })
@@ -58,36 +58,53 @@ func TestConformanceDetached(t *testing.T) {
 }
 
 func handlerOptionsServer(detach bool) ssetest.Server {
-	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+	return func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		opts := route.Options
 		opts.Detach = detach
-		e := newEcho()
-		e.Match(getAndOptions, "/events", echosse.Handler(hub, echosse.WithHandlerOptions(opts)))
-		return serve(t, e) + "/events"
+		return mount(t, hub, route, echosse.Handler(hub, echosse.WithHandlerOptions(opts)))
 	}
 }
 
 func optionsServer(extra ...echosse.Option) ssetest.Server {
-	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-		e := newEcho()
-		var mw []echo.MiddlewareFunc
+	return func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		opts := route.Options
+		o := []echosse.Option{echosse.TopicsFunc(func(c *echo.Context) ([]string, error) { return opts.Topics(c.Request()) })}
 		if opts.Auth != nil {
-			mw = append(mw, echosse.Auth(hub, opts.Auth))
+			o = append(o, echosse.WithAuth(opts.Auth))
 		}
-		e.Match(getAndOptions, "/events", echosse.Handler(hub, append([]echosse.Option{
-			echosse.TopicsFunc(func(c *echo.Context) ([]string, error) { return opts.Topics(c.Request()) }),
-			echosse.WithAuth(opts.Auth),
-			echosse.WithCORS(opts.CORS),
-		}, extra...)...), mw...)
-		return serve(t, e) + "/events"
+		if opts.CORS != nil {
+			o = append(o, echosse.WithCORS(opts.CORS))
+		}
+		return mount(t, hub, route, echosse.Handler(hub, append(o, extra...)...))
 	}
 }
 
 func middlewareServer(extra ...echosse.Option) ssetest.Server {
-	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-		e := newEcho()
-		e.Use(middleware.RequestLogger(), middleware.Recover(),
+	return func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		h := echosse.Handler(hub, append([]echosse.Option{echosse.WithHandlerOptions(route.Options)}, extra...)...)
+		return mount(t, hub, route, h, middleware.RequestLogger(), middleware.Recover(),
 			middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024}))
-		e.Match(getAndOptions, "/events", echosse.Handler(hub, append([]echosse.Option{echosse.WithHandlerOptions(opts)}, extra...)...))
-		return serve(t, e) + "/events"
 	}
+}
+
+// mount serves the kit's route: h on /events for GET and OPTIONS, behind
+// mw and, when the kit asks for it, the Auth middleware; and the
+// publishing route.
+func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) string {
+	e := newEcho()
+	e.Use(mw...)
+	var routeMW []echo.MiddlewareFunc
+	if route.Middleware != nil {
+		routeMW = append(routeMW, echosse.Auth(hub, route.Middleware))
+	}
+	e.Match(getAndOptions, "/events", h, routeMW...)
+	e.POST("/events/publish/:topic", func(c *echo.Context) error {
+		body, _ := io.ReadAll(c.Request().Body)
+		id, err := hub.Publish(c.Request().Context(), c.Param("topic"), sse.Event{Data: body})
+		if err != nil {
+			return c.String(http.StatusBadRequest, err.Error())
+		}
+		return c.String(http.StatusOK, id)
+	})
+	return serve(t, e) + "/events"
 }

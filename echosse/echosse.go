@@ -66,8 +66,8 @@ func TopicsFunc(f func(c *echo.Context) ([]string, error)) Option {
 
 // WithAuth authenticates every request of the route and authorizes its
 // topics (sse.HandlerOptions.Auth). Behind the Auth middleware, the
-// request is not authenticated again, but its topics are still authorized:
-// pass the same *sse.Auth to both.
+// request is not authenticated again; its topics are authorized with this
+// Auth instead of the middleware's.
 func WithAuth(a *sse.Auth) Option {
 	return func(cfg *config) { cfg.auth = a }
 }
@@ -162,33 +162,31 @@ const (
 		"so streams on this route end at it and clients reconnect: skip the stream route in its Skipper"
 )
 
-// Auth returns middleware that authenticates requests with a.Check. It
-// answers a refusal itself with hub.WriteRefusal (401, or what
-// Authenticate returned) and stops the chain; otherwise it stores the
-// principal with c.Set and in the request context (sse.WithPrincipal),
-// where Principal, sse.PrincipalFrom and the stream handler find it.
-//
-// The stream handler does not authenticate such a request again; give it
-// WithAuth(a) as well so that it authorizes the topics.
+// Auth returns middleware that authenticates requests with a, as
+// sse.AuthMiddleware does. It answers a refusal itself with
+// hub.WriteRefusal (401, or what Authenticate returned) and stops the
+// chain; otherwise it stores the principal with c.Set and in the request
+// context, together with a, where Principal, sse.PrincipalFrom and the
+// stream handler find them: the handler does not authenticate again, and
+// authorizes the topics with a (or with its own WithAuth, if set).
 //
 // CORS preflight requests (OPTIONS with Access-Control-Request-Method)
 // carry no credentials: they pass through unauthenticated, so that the
 // handler (WithCORS) or Echo's CORS middleware can answer them. Refusals
 // carry CORS headers only when Echo's CORS middleware runs before Auth.
 func Auth(hub *sse.Hub, a *sse.Auth) echo.MiddlewareFunc {
+	mw := sse.AuthMiddleware(hub, a)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			r := c.Request()
-			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-				return next(c)
-			}
-			p, err := a.Check(r)
-			if err != nil {
-				hub.WriteRefusal(c.Response(), r, err)
+			var passed *http.Request
+			mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { passed = r })).ServeHTTP(c.Response(), c.Request())
+			if passed == nil {
 				return nil
 			}
-			c.Set(principalKey, p)
-			c.SetRequest(r.WithContext(sse.WithPrincipal(r.Context(), p)))
+			if p, ok := sse.PrincipalFrom(passed.Context()); ok {
+				c.Set(principalKey, p)
+			}
+			c.SetRequest(passed)
 			return next(c)
 		}
 	}

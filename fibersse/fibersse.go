@@ -175,26 +175,33 @@ func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 	}
 }
 
-// Auth returns middleware that authenticates requests with a.Check. It
-// answers a refusal with hub.WriteRefusal and stops the chain; on success
-// it stores the principal for Principal and in c.Context() (see
-// sse.PrincipalFrom), and calls the next handler. The stream handler then
-// only authorizes the topics (give it the same a with WithAuth).
+// Auth returns middleware that authenticates requests with a, as
+// sse.AuthMiddleware does. It answers a refusal with hub.WriteRefusal and
+// stops the chain; on success it stores the principal for Principal and,
+// together with a, in c.Context() (see sse.PrincipalFrom), and calls the
+// next handler. The stream handler then does not authenticate again, and
+// authorizes the topics with a (or with its own WithAuth, if set).
+//
+// CORS preflight requests carry no credentials: they pass through
+// unauthenticated, for the handler (WithCORS) to answer.
 func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
+	mw := sse.AuthMiddleware(hub, a)
 	return func(c fiber.Ctx) error {
 		r, err := newRequest(c)
 		if err != nil {
 			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
 		}
-		p, err := a.Check(r)
-		if err != nil {
-			ans := newAnswer()
-			hub.WriteRefusal(ans, r, err)
+		ans := newAnswer()
+		var passed *http.Request
+		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { passed = r })).ServeHTTP(ans, r)
+		if passed == nil {
 			ans.send(c)
 			return nil
 		}
-		c.Locals(principalKey{}, p)
-		c.SetContext(sse.WithPrincipal(c.Context(), p))
+		if p, ok := sse.PrincipalFrom(passed.Context()); ok {
+			c.Locals(principalKey{}, p)
+		}
+		c.SetContext(passed.Context())
 		return c.Next()
 	}
 }

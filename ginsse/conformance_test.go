@@ -13,66 +13,82 @@ import (
 	"github.com/ssekit/ssekit/ginsse"
 )
 
-// route registers h for GET and OPTIONS (CORS preflight) on /events.
-func route(r *gin.Engine, h ...gin.HandlerFunc) {
-	r.Match([]string{http.MethodGet, http.MethodOptions}, "/events", h...)
+// mount serves the kit's route: the stream handlers h on /events for GET
+// and OPTIONS (CORS preflights), behind mw and, when the kit asks for it,
+// the Auth middleware; and the publishing route.
+func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h gin.HandlerFunc, mw ...gin.HandlerFunc) string {
+	r := gin.New()
+	r.Use(mw...)
+	chain := []gin.HandlerFunc{h}
+	if route.Middleware != nil {
+		chain = append([]gin.HandlerFunc{ginsse.Auth(hub, route.Middleware)}, chain...)
+	}
+	r.Match([]string{http.MethodGet, http.MethodOptions}, "/events", chain...)
+	r.POST("/events/publish/:topic", func(c *gin.Context) {
+		body, _ := io.ReadAll(c.Request.Body)
+		id, err := hub.Publish(c.Request.Context(), c.Param("topic"), sse.Event{Data: body})
+		if err != nil {
+			c.String(http.StatusBadRequest, err.Error())
+			return
+		}
+		c.String(http.StatusOK, id)
+	})
+	return serve(t, r) + "/events"
 }
 
 // TestConformance runs the conformance kit against a gin router, with the
 // kit's options mapped to ginsse options: Topics to TopicsFunc, Auth to
 // WithAuth, CORS to WithCORS.
 func TestConformance(t *testing.T) {
-	ssetest.Run(t, plainServer())
+	ssetest.Run(t, optionsServer())
 }
 
 // TestConformanceDetached runs the kit of TestConformance and of
 // TestConformanceWithMiddleware again with Detach: gin's writer hijacks,
 // so every stream is served on a detached connection.
 func TestConformanceDetached(t *testing.T) {
-	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, plainServer(ginsse.Detach()), ssetest.Config{Detached: true}) })
+	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, optionsServer(ginsse.Detach()), ssetest.Config{Detached: true}) })
 	t.Run("Middleware", func(t *testing.T) {
 		ssetest.RunWith(t, middlewareServer(ginsse.Detach()), ssetest.Config{Detached: true})
 	})
 }
 
-// plainServer maps the kit's options to ginsse options, with extra.
-func plainServer(extra ...ginsse.Option) ssetest.Server {
-	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-		r := gin.New()
-		route(r, ginsse.Handler(hub, append([]ginsse.Option{
-			ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) { return opts.Topics(c.Request) }),
-			ginsse.WithAuth(opts.Auth),
-			ginsse.WithCORS(opts.CORS)}, extra...)...))
-		return serve(t, r) + "/events"
+// optionsServer maps the kit's options to ginsse options, with extra.
+func optionsServer(extra ...ginsse.Option) ssetest.Server {
+	return func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		opts := route.Options
+		o := []ginsse.Option{ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) { return opts.Topics(c.Request) })}
+		if opts.Auth != nil {
+			o = append(o, ginsse.WithAuth(opts.Auth))
+		}
+		if opts.CORS != nil {
+			o = append(o, ginsse.WithCORS(opts.CORS))
+		}
+		return mount(t, hub, route, ginsse.Handler(hub, append(o, extra...)...))
 	}
 }
 
-// TestConformanceWithMiddleware runs the kit behind gin.Logger, gin.Recovery
-// and, for the auth check, the Auth middleware: the handler has no WithAuth
-// and authorizes the topics with the middleware's Auth. TopicsFunc insists
-// on finding the principal there.
+// TestConformanceWithMiddleware runs the kit behind gin.Logger and
+// gin.Recovery, with the options passed as base options. TopicsFunc
+// insists on finding the principal where the auth middleware left it.
 func TestConformanceWithMiddleware(t *testing.T) {
 	ssetest.Run(t, middlewareServer())
 }
 
-// middlewareServer serves the kit behind gin.Logger, gin.Recovery and the
-// Auth middleware, with extra options.
+// middlewareServer serves the kit behind gin.Logger and gin.Recovery, with
+// extra options.
 func middlewareServer(extra ...ginsse.Option) ssetest.Server {
-	return func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-		r := gin.New()
-		r.Use(gin.LoggerWithConfig(gin.LoggerConfig{Output: io.Discard}), gin.Recovery())
-		if opts.Auth != nil {
-			r.Use(ginsse.Auth(hub, opts.Auth))
-		}
-		route(r, ginsse.Handler(hub, append([]ginsse.Option{
-			ginsse.WithHandlerOptions(sse.HandlerOptions{CORS: opts.CORS}),
+	return func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		opts := route.Options
+		h := ginsse.Handler(hub, append([]ginsse.Option{
+			ginsse.WithHandlerOptions(opts),
 			ginsse.TopicsFunc(func(c *gin.Context) ([]string, error) {
-				if _, ok := ginsse.Principal(c); opts.Auth != nil && !ok {
+				if _, ok := ginsse.Principal(c); route.Middleware != nil && !ok {
 					return nil, errors.New("the Auth middleware left no principal")
 				}
 				return opts.Topics(c.Request)
-			})}, extra...)...))
-		return serve(t, r) + "/events"
+			})}, extra...)...)
+		return mount(t, hub, route, h, gin.LoggerWithConfig(gin.LoggerConfig{Output: io.Discard}), gin.Recovery())
 	}
 }
 
@@ -81,11 +97,9 @@ func middlewareServer(extra ...ginsse.Option) ssetest.Server {
 // client accepts gzip, so without the exclusion every stream would get 500:
 // see TestGzipIsDetected.)
 func TestConformanceGzipExcluded(t *testing.T) {
-	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-		r := gin.New()
-		r.Use(gin.Recovery(), gzip.Gzip(gzip.DefaultCompression, gzip.WithExcludedPaths([]string{"/events"})))
-		route(r, ginsse.Handler(hub, ginsse.WithHandlerOptions(opts)))
-		return serve(t, r) + "/events"
+	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		return mount(t, hub, route, ginsse.Handler(hub, ginsse.WithHandlerOptions(route.Options)),
+			gin.Recovery(), gzip.Gzip(gzip.DefaultCompression, gzip.WithExcludedPaths([]string{"/events"})))
 	})
 }
 
@@ -93,10 +107,7 @@ func TestConformanceGzipExcluded(t *testing.T) {
 // flushes and unwraps: streams are compressed (the kit's client decodes
 // them) and keep their write deadlines.
 func TestConformanceUnwrappingCompressor(t *testing.T) {
-	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
-		r := gin.New()
-		r.Use(unwrappingGzip())
-		route(r, ginsse.Handler(hub, ginsse.WithHandlerOptions(opts)))
-		return serve(t, r) + "/events"
+	ssetest.Run(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
+		return mount(t, hub, route, ginsse.Handler(hub, ginsse.WithHandlerOptions(route.Options)), unwrappingGzip())
 	})
 }

@@ -13,10 +13,6 @@ import (
 // principal: c.Get("ginsse.principal") returns it as an sse.Principal.
 const principalKey = "ginsse.principal"
 
-// authKey is the gin context key under which Auth leaves its *sse.Auth for
-// Handler, which authorizes the topics with it.
-type authKey struct{}
-
 // Option configures Handler.
 type Option func(*config)
 
@@ -149,14 +145,10 @@ func Handler(hub *sse.Hub, opts ...Option) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer c.Abort()
 		o := ho
-		mwAuth, _ := c.Get(authKey{})
-		if a, ok := mwAuth.(*sse.Auth); ok && o.Auth == nil {
-			o.Auth = a
-		}
 		if o.Detach && !canHijack(c.Writer) {
 			o.Detach = false
 		}
-		if topicsC == nil && o.Auth == ho.Auth && o.Detach == ho.Detach {
+		if topicsC == nil && o.Detach == ho.Detach {
 			static.ServeHTTP(c.Writer, c.Request)
 			return
 		}
@@ -198,34 +190,33 @@ func canHijack(w http.ResponseWriter) bool {
 	}
 }
 
-// Auth returns gin middleware that authenticates requests with a.Check. A
-// refusal is answered with hub.WriteRefusal (401, or what Authenticate
-// returned) and stops the chain. On success it stores the principal with
-// c.Set under the key "ginsse.principal" and in the request context
-// (sse.WithPrincipal), where Principal, sse.PrincipalFrom and the stream
-// handler find it; Handler then only authorizes the topics, with a.
+// Auth returns gin middleware that authenticates requests with a, as
+// sse.AuthMiddleware does: a refusal is answered with hub.WriteRefusal
+// (401, or what Authenticate returned) and stops the chain. On success it
+// stores the principal with c.Set under the key "ginsse.principal" and in
+// the request context, together with a, where Principal, sse.PrincipalFrom
+// and the stream handler find them: Handler does not authenticate again,
+// and authorizes the topics with a (or with its own WithAuth, if set).
 //
-// CORS preflight requests (OPTIONS with Access-Control-Request-Method)
-// carry no credentials: they pass through unauthenticated, for the handler
-// to answer. The middleware knows nothing of CORS, so its refusals carry no
-// CORS headers: a cross-origin page sees a network error rather than the
-// status (EventSource does not expose it anyway). Use WithAuth instead when
-// that matters.
+// CORS preflight requests carry no credentials: they pass through
+// unauthenticated, for the handler to answer. The middleware knows nothing
+// of CORS, so its refusals carry no CORS headers: a cross-origin page sees
+// a network error rather than the status (EventSource does not expose it
+// anyway). Use WithAuth instead when that matters.
 func Auth(hub *sse.Hub, a *sse.Auth) gin.HandlerFunc {
+	mw := sse.AuthMiddleware(hub, a)
 	return func(c *gin.Context) {
-		r := c.Request
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			return
-		}
-		p, err := a.Check(r)
-		if err != nil {
-			hub.WriteRefusal(c.Writer, r, err)
+		passed := false
+		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			passed = true
+			c.Request = r
+			if p, ok := sse.PrincipalFrom(r.Context()); ok {
+				c.Set(principalKey, p)
+			}
+		})).ServeHTTP(c.Writer, c.Request)
+		if !passed {
 			c.Abort()
-			return
 		}
-		c.Set(principalKey, p)
-		c.Set(authKey{}, a)
-		c.Request = r.WithContext(sse.WithPrincipal(r.Context(), p))
 	}
 }
 

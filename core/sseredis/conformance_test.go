@@ -1,6 +1,8 @@
 package sseredis_test
 
 import (
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -18,7 +20,7 @@ import (
 func TestConformance(t *testing.T) {
 	env := newEnv(t)
 	client := env.client("")
-	ssetest.RunWith(t, func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string {
+	ssetest.RunWith(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
 		switch hub.Store().(type) {
 		case *sseredis.Store:
 		default:
@@ -26,9 +28,24 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("the kit's hub stores in %T, not in Redis", hub.Store())
 			}
 		}
-		srv := httptest.NewServer(hub.Handler(opts))
+		var h http.Handler = hub.Handler(route.Options)
+		if route.Middleware != nil {
+			h = sse.AuthMiddleware(hub, route.Middleware)(h)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/events", h)
+		mux.HandleFunc("POST /events/publish/{topic}", func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			id, err := hub.Publish(r.Context(), r.PathValue("topic"), sse.Event{Data: body})
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			_, _ = io.WriteString(w, id)
+		})
+		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
-		return srv.URL
+		return srv.URL + "/events"
 	}, ssetest.Config{
 		NewStore: func(t *testing.T) sse.Store {
 			return newEnv(t).store(client, sseredis.Options{})

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,19 +19,43 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 )
 
-// Server mounts a stream route for hub with opts on a test server and
-// returns the route's URL (without a query). Run calls it once per check,
-// with a fresh hub; the server must be closed by t.Cleanup.
-//
-// A router adapter maps opts to its own API: HandlerOptions.Topics to its
-// topic option, HandlerOptions.Auth to its auth middleware, and so on.
-type Server func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string
+// Server mounts a route for hub as route says, on a test server, and
+// returns the URL of the stream route (without a query). Run calls it once
+// per check, with a fresh hub; the server must be closed by t.Cleanup.
+type Server func(t *testing.T, hub *sse.Hub, route Route) string
+
+// Route is what a Server mounts: a stream route with the adapter's own
+// options, and for some checks an auth middleware in front of it or a
+// publishing route beside it.
+type Route struct {
+	// Options are the stream handler's options. The adapter maps each set
+	// field to its own option: Topics to its topic option, Auth to its
+	// handler auth option (WithAuth), CORS to its CORS option. The route
+	// answers GET and OPTIONS (CORS preflights).
+	Options sse.HandlerOptions
+
+	// Middleware, when set, is mounted in front of the stream route as
+	// the adapter's auth middleware, and Options.Auth is nil: the stream
+	// handler must authorize with the middleware's Auth.
+	Middleware *sse.Auth
+
+	// Publish, when true, asks for a second route: POST on the stream
+	// route's path followed by "/publish/{topic}", which publishes the
+	// request body as the data of an event on the topic of the path
+	// parameter and answers 200 with the event's ID as the body. It must
+	// read both with the router's own accessors (as an application would:
+	// c.Body() and c.Params("topic") in Fiber), without copying them.
+	Publish bool
+}
 
 // Run checks that a server built with newServer behaves as ssekit's
-// net/http handler does, following CONFORMANCE.md: response head and
+// net/http handler does, following docs/protocol.md: response head and
 // immediate flush, encoding through a WHATWG parser, resume, the reset
-// signal, heartbeats, release of departed clients, shutdown, auth refusals,
-// CORS, connection caps and stream rotation. Every router adapter runs it.
+// signal, heartbeats, release of departed clients, shutdown, auth refusals
+// with the handler's auth and with the auth middleware alone, CORS
+// (preflights through the auth middleware too), connection caps, stream
+// rotation, and events published from buffers that the router reuses.
+// Every router adapter runs it.
 func Run(t *testing.T, newServer Server) {
 	RunWith(t, newServer, Config{})
 }
@@ -65,7 +90,10 @@ func RunWith(t *testing.T, newServer Server, cfg Config) {
 		{"StalledClient", checkStalledClient},
 		{"Shutdown", checkShutdown},
 		{"Auth", checkAuth},
+		{"AuthMiddleware", checkAuthMiddleware},
 		{"CORS", checkCORS},
+		{"PreflightThroughAuth", checkPreflightThroughAuth},
+		{"ReusedBuffers", checkReusedBuffers},
 		{"Caps", checkCaps},
 		{"MaxAge", checkMaxAge},
 	}
@@ -89,11 +117,16 @@ type kit struct {
 
 func newKit(t *testing.T, su *suite, hopts sse.Options, opts sse.HandlerOptions) *kit {
 	t.Helper()
+	return newRouteKit(t, su, hopts, Route{Options: opts})
+}
+
+func newRouteKit(t *testing.T, su *suite, hopts sse.Options, route Route) *kit {
+	t.Helper()
 	if hopts.Store == nil && su.cfg.NewStore != nil {
 		hopts.Store = su.cfg.NewStore(t)
 	}
 	hub := NewHub(t, hopts)
-	return &kit{t: t, hub: hub, url: su.newServer(t, hub, opts)}
+	return &kit{t: t, hub: hub, url: su.newServer(t, hub, route)}
 }
 
 func (k *kit) connect(query, lastID string) *Stream {
@@ -434,8 +467,11 @@ func checkShutdown(t *testing.T, su *suite) {
 	}
 }
 
-func checkAuth(t *testing.T, su *suite) {
-	auth := &sse.Auth{
+// kitAuth authenticates "good-<user>" tokens as <user>, from a bearer
+// header or the "session" cookie, and allows a user the topics
+// "user/<user>" and "public".
+func kitAuth() *sse.Auth {
+	return &sse.Auth{
 		CookieName: "session",
 		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
 			if user, ok := strings.CutPrefix(token, "good-"); ok {
@@ -452,7 +488,21 @@ func checkAuth(t *testing.T, su *suite) {
 			return nil
 		},
 	}
-	k := newKit(t, su, sse.Options{}, sse.HandlerOptions{Auth: auth, Topics: sse.TopicsFromQuery("topic")})
+}
+
+func checkAuth(t *testing.T, su *suite) {
+	route := Route{Options: sse.HandlerOptions{Auth: kitAuth(), Topics: sse.TopicsFromQuery("topic")}}
+	checkAuthRoute(t, newRouteKit(t, su, sse.Options{}, route))
+}
+
+// checkAuthMiddleware: with the auth middleware alone in front of the
+// stream route, the handler authorizes with the middleware's Auth.
+func checkAuthMiddleware(t *testing.T, su *suite) {
+	route := Route{Options: sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}, Middleware: kitAuth()}
+	checkAuthRoute(t, newRouteKit(t, su, sse.Options{}, route))
+}
+
+func checkAuthRoute(t *testing.T, k *kit) {
 	for _, c := range []struct {
 		name, query string
 		hdr         http.Header
@@ -461,10 +511,11 @@ func checkAuth(t *testing.T, su *suite) {
 		{"no token", "?topic=public", nil, 401},
 		{"bad token", "?topic=public", http.Header{"Authorization": {"Bearer bad"}}, 401},
 		{"other user's topic", "?topic=user/bob", http.Header{"Authorization": {"Bearer good-ann"}}, 403},
+		{"other user's topic among own", "?topic=user/ann&topic=user/bob", http.Header{"Cookie": {"session=good-ann"}}, 403},
 	} {
 		resp, body := k.get("GET", c.query, c.hdr)
 		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") == "text/event-stream" || body == "" {
-			t.Errorf("%s: got %d %q (%s), want %d with an explanation", c.name, resp.StatusCode, body, resp.Header.Get("Content-Type"), c.status)
+			t.Errorf("%s: got %d %q (%s), want %d with an explanation, before any stream byte", c.name, resp.StatusCode, body, resp.Header.Get("Content-Type"), c.status)
 		}
 		if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 without WWW-Authenticate", c.name)
@@ -485,6 +536,73 @@ func checkAuth(t *testing.T, su *suite) {
 		if ev := k.next(st); ev.Data != "for ann" || ev.LastEventID != id {
 			t.Errorf("%s: got %+v", c.name, ev)
 		}
+	}
+}
+
+// checkPreflightThroughAuth: a CORS preflight carries no credentials, so
+// the auth middleware lets it through to the handler, which answers it.
+func checkPreflightThroughAuth(t *testing.T, su *suite) {
+	const allowed = "http://app.example"
+	k := newRouteKit(t, su, sse.Options{}, Route{
+		Options: sse.HandlerOptions{
+			Topics: sse.Topics("public"),
+			CORS:   &sse.CORS{AllowedOrigins: []string{allowed}, AllowCredentials: true},
+		},
+		Middleware: kitAuth(),
+	})
+	resp, body := k.get("OPTIONS", "", http.Header{
+		"Origin": {allowed}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"last-event-id"},
+	})
+	if resp.StatusCode/100 != 2 || resp.Header.Get("Access-Control-Allow-Origin") != allowed ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID") {
+		t.Errorf("preflight through the auth middleware: %d %q %v, want 2xx with CORS headers", resp.StatusCode, body, resp.Header)
+	}
+	st, err := k.tryConnect("", "", http.Header{"Origin": {allowed}, "Cookie": {"session=good-ann"}})
+	if err != nil {
+		t.Fatalf("the stream after the preflight: %v", err)
+	}
+	if st.Response.Header.Get("Access-Control-Allow-Origin") != allowed {
+		t.Errorf("the stream's CORS headers: %v", st.Response.Header)
+	}
+}
+
+// checkReusedBuffers: events published from memory that the router reuses
+// for later requests (the request body, a route parameter) are replayed
+// as they were published, on their own topic only.
+func checkReusedBuffers(t *testing.T, su *suite) {
+	k := newRouteKit(t, su, sse.Options{}, Route{Options: sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}, Publish: true})
+	rooms := []string{"room-a", "room-b", "room-c"}
+	var first []string
+	want := map[string][]string{}
+	client := &http.Client{} // one keep-alive connection: the server reuses its buffers
+	defer client.CloseIdleConnections()
+	for i := range 30 {
+		room := rooms[i%len(rooms)]
+		body := fmt.Sprintf("%s event %02d %s", room, i, strings.Repeat(string(rune('a'+i%26)), i))
+		resp, err := client.Post(k.url+"/publish/"+room, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("publishing: %d %q", resp.StatusCode, id)
+		}
+		if i < len(rooms) {
+			first = append(first, string(id))
+		}
+		if i >= len(rooms) {
+			want[room] = append(want[room], body)
+		}
+	}
+	for i, room := range rooms {
+		st := k.connect("?topic="+room, first[i])
+		for j, w := range want[room] {
+			if ev := k.next(st); ev.Data != w {
+				t.Fatalf("%s: replayed event %d is %q, want %q", room, j, ev.Data, w)
+			}
+		}
+		st.Close()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,7 +110,9 @@ func NextWithin(t testing.TB, st *Stream, d time.Duration) Event {
 }
 
 // Request makes a request with the extra headers hdr (nil: none), bounded
-// by 10 s, and returns the response with its body read.
+// by 10 s, and returns the response with its body read. An event stream
+// has no end: of a text/event-stream response, Request returns what
+// arrived within 200 ms.
 func Request(t testing.TB, method, url string, hdr http.Header) (*http.Response, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -126,6 +129,11 @@ func Request(t testing.TB, method, url string, hdr http.Header) (*http.Response,
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		time.AfterFunc(200*time.Millisecond, cancel)
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("reading %s %s: %v", method, url, err)
