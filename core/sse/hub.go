@@ -28,6 +28,16 @@ const (
 	DropOldest
 )
 
+func (p SlowConsumerPolicy) String() string {
+	switch p {
+	case Disconnect:
+		return "disconnect"
+	case DropOldest:
+		return "drop oldest"
+	}
+	return "unknown"
+}
+
 // Options configures a Hub. The zero value is ready to use; every default is
 // given beside its field. Negative values are an error, and so are durations
 // outside 1ms to 24h.
@@ -59,10 +69,20 @@ type Options struct {
 	CloseRetry time.Duration
 
 	// MaxQueueEvents and MaxQueueBytes bound each subscriber's queue of
-	// events waiting to be written. When either is reached, SlowConsumer
-	// applies. Defaults 1024 events and 4 MiB.
+	// events waiting to be written. When an event would take a queue past
+	// either, SlowConsumer applies. One event alone never counts as a full
+	// queue. Events are shared: a queue holds references to them, not
+	// copies. Defaults 1024 events and 4 MiB.
 	MaxQueueEvents int
 	MaxQueueBytes  int
+
+	// MaxEventBytes bounds the size of one event's wire form, counted
+	// generously (its fields, 7 bytes per data line and 64 bytes for the
+	// ID and field names). Publish refuses a larger event with an error
+	// that matches ErrEventTooLarge. It must not exceed MaxQueueBytes, so
+	// that a queue always has room for the largest event. Default: a
+	// quarter of MaxQueueBytes (1 MiB at the defaults).
+	MaxEventBytes int
 
 	// SlowConsumer is the policy for full queues. Default Disconnect.
 	SlowConsumer SlowConsumerPolicy
@@ -143,6 +163,7 @@ func (o *Options) setDefaults() error {
 	}{
 		{"MaxQueueEvents", &o.MaxQueueEvents, 1024},
 		{"MaxQueueBytes", &o.MaxQueueBytes, 4 << 20},
+		{"MaxEventBytes", &o.MaxEventBytes, 0}, // below: a quarter of MaxQueueBytes
 		{"MaxTopics", &o.MaxTopics, 32},
 		{"MaxLastEventIDLength", &o.MaxLastEventIDLength, 256},
 		{"MaxStreams", &o.MaxStreams, 0},
@@ -156,6 +177,12 @@ func (o *Options) setDefaults() error {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+	}
+	if o.MaxEventBytes == 0 {
+		o.MaxEventBytes = max(o.MaxQueueBytes/4, 1)
+	}
+	if o.MaxEventBytes > o.MaxQueueBytes {
+		return fmt.Errorf("sse: Options.MaxEventBytes is %d, more than MaxQueueBytes (%d): a queue must have room for the largest event", o.MaxEventBytes, o.MaxQueueBytes)
 	}
 	if o.MaxStreamAge < 0 || (o.MaxStreamAge > 0 && o.MaxStreamAge < time.Millisecond) {
 		return fmt.Errorf("sse: Options.MaxStreamAge is %v; it must be at least 1ms, or 0 for no limit", o.MaxStreamAge)
@@ -308,6 +335,10 @@ func (h *Hub) Store() Store { return h.store }
 // hub's Store assigns IDs, so that replay can find every event.
 var ErrIDSet = errors.New("sse: Publish: Event.ID must be empty; the Store assigns it")
 
+// ErrEventTooLarge is matched (errors.Is) by the error Publish returns for
+// an event over Options.MaxEventBytes. Nothing is recorded or sent.
+var ErrEventTooLarge = errors.New("sse: Publish: event too large")
+
 const maxTopicLen = 256
 
 // checkTopic reports whether name can be a topic: 1 to 256 bytes of UTF-8.
@@ -336,14 +367,17 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 	if err := checkTopic(topic); err != nil {
 		return "", err
 	}
-	if ev.ID != "" {
+	if ev.ID != "" || ev.Flags&EmptyID != 0 {
 		return "", ErrIDSet
 	}
 	if err := ev.Validate(); err != nil {
 		return "", err
 	}
 	if ev.isControl() {
-		return "", &FieldError{Field: "data", Reason: "an event with only a comment or retry hint cannot be published; set Data"}
+		return "", &FieldError{Field: "data", Reason: "an event with only a comment or retry hint, or NoData, cannot be published; set Data"}
+	}
+	if n := encodedLen(&ev); n > h.opts.MaxEventBytes {
+		return "", fmt.Errorf("%w: about %d bytes encoded, and Options.MaxEventBytes is %d", ErrEventTooLarge, n, h.opts.MaxEventBytes)
 	}
 	if h.stopListen != nil {
 		// The store broadcasts the entry to every hub, this one included.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -397,5 +398,58 @@ func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
 	}
 	if strings.Join(got, ",") != strings.Join(published, ",") {
 		t.Errorf("got %d events, want the %d published, each once, in order\n got %v\nwant %v", len(got), len(published), got, published)
+	}
+}
+
+// TestEventLargerThanQueueBound: an event larger than MaxQueueBytes would
+// count as a full queue for every subscriber; Publish refuses it.
+func TestEventLargerThanQueueBound(t *testing.T) {
+	for _, policy := range []sse.SlowConsumerPolicy{sse.Disconnect, sse.DropOldest} {
+		t.Run(fmt.Sprint(policy), func(t *testing.T) {
+			h := ssetest.NewHub(t, sse.Options{MaxQueueBytes: 16 << 10, SlowConsumer: policy})
+			srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
+			st := connect(t, srv.URL, "")
+			_, err := h.Publish(context.Background(), "t", sse.Event{Data: []byte(strings.Repeat("x", 64<<10))})
+			if !errors.Is(err, sse.ErrEventTooLarge) {
+				t.Errorf("Publish of 64 KiB with MaxQueueBytes 16 KiB: %v, want ErrEventTooLarge", err)
+			}
+			// The largest event allowed (a quarter of the queue by default)
+			// and another one both arrive.
+			big := strings.Repeat("y", 4<<10-100)
+			ids := []string{ssetest.Publish(t, h, "t", big), ssetest.Publish(t, h, "t", "after")}
+			for i, want := range []string{big, "after"} {
+				if ev := next(t, st); ev.Data != want || ev.LastEventID != ids[i] {
+					t.Fatalf("got type %q, %d bytes, id %q; want %d bytes with id %s", ev.Type, len(ev.Data), ev.LastEventID, len(want), ids[i])
+				}
+			}
+		})
+	}
+}
+
+func TestMaxEventBytes(t *testing.T) {
+	if _, err := sse.NewHub(sse.Options{MaxQueueBytes: 1 << 10, MaxEventBytes: 2 << 10}); err == nil {
+		t.Error("NewHub accepted MaxEventBytes > MaxQueueBytes")
+	}
+	h := ssetest.NewHub(t, sse.Options{MaxEventBytes: 1 << 10})
+	_, err := h.Publish(context.Background(), "t", sse.Event{Data: []byte(strings.Repeat("x", 2<<10))})
+	if !errors.Is(err, sse.ErrEventTooLarge) {
+		t.Fatalf("Publish of 2 KiB with MaxEventBytes 1 KiB: %v, want ErrEventTooLarge", err)
+	}
+	if _, err := h.Publish(context.Background(), "t", sse.Event{Data: []byte(strings.Repeat("x", 512))}); err != nil {
+		t.Fatalf("Publish of 512 bytes: %v", err)
+	}
+}
+
+// TestMaxEventBytesDefault: without MaxEventBytes, the largest event is a
+// quarter of MaxQueueBytes, whatever sets MaxQueueBytes.
+func TestMaxEventBytesDefault(t *testing.T) {
+	for _, c := range []struct{ queue, ok, tooLarge int }{{0, 1<<20 - 100, 1<<20 + 1}, {64 << 10, 16<<10 - 100, 16<<10 + 1}} {
+		h := ssetest.NewHub(t, sse.Options{MaxQueueBytes: c.queue})
+		if _, err := h.Publish(context.Background(), "t", sse.Event{Data: make([]byte, c.ok)}); err != nil {
+			t.Errorf("MaxQueueBytes %d: Publish of %d bytes: %v", c.queue, c.ok, err)
+		}
+		if _, err := h.Publish(context.Background(), "t", sse.Event{Data: make([]byte, c.tooLarge)}); !errors.Is(err, sse.ErrEventTooLarge) {
+			t.Errorf("MaxQueueBytes %d: Publish of %d bytes: %v, want ErrEventTooLarge", c.queue, c.tooLarge, err)
+		}
 	}
 }

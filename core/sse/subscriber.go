@@ -79,6 +79,12 @@ const (
 
 // enqueue appends a frame, applying the slow-consumer policy when the queue
 // is full. It never blocks on the stream.
+//
+// The queue is full when the frame would take it past MaxQueueEvents or
+// MaxQueueBytes. An empty queue is never full: Publish bounds a frame by
+// MaxEventBytes, at most MaxQueueBytes, but a frame that another process
+// broadcast may be larger, and one frame alone must not count as a slow
+// consumer.
 func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 	opts := &s.hub.opts
 	s.mu.Lock()
@@ -86,8 +92,12 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 		s.mu.Unlock()
 		return enqueueSkipped
 	}
+	full := func(drop int) bool {
+		n := len(s.queue) - drop
+		return n > 0 && (n+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes)
+	}
 	result := enqueued
-	if len(s.queue)+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes {
+	if full(0) {
 		if opts.SlowConsumer == Disconnect {
 			s.ended = EndSlowConsumer
 			s.mu.Unlock()
@@ -96,7 +106,7 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 		}
 		result = enqueuedDropping
 		drop := 0
-		for drop < len(s.queue) && (len(s.queue)-drop+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes) {
+		for full(drop) {
 			s.bytes -= len(s.queue[drop].frame)
 			drop++
 		}
@@ -105,12 +115,6 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 		s.queue = s.queue[:n]
 		if s.reset == "" {
 			s.reset = "dropped"
-		}
-		if s.bytes+len(frame) > opts.MaxQueueBytes {
-			// The frame alone is over the byte bound.
-			s.mu.Unlock()
-			s.wake()
-			return result
 		}
 	}
 	s.queue = append(s.queue, queued{seq: seq, frame: frame})

@@ -41,7 +41,9 @@ func TestQueueLimits(t *testing.T) {
 		{"disconnect on bytes", Options{MaxQueueBytes: 250}, 5, "1,2", false, EndSlowConsumer},
 		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: DropOldest}, 5, "3,4,5", true, 0},
 		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: DropOldest}, 5, "4,5", true, 0},
-		{"frame larger than the byte bound", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 2, "", true, 0},
+		{"frame larger than the byte bound, disconnect", Options{MaxQueueBytes: 50}, 1, "1", false, 0},
+		{"frame larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 1, "1", false, 0},
+		{"frames larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 2, "2", true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +56,7 @@ func TestQueueLimits(t *testing.T) {
 				t.Errorf("take() = [%s], reset %q, ended %v; want [%s], dropped %v, %v",
 					seqs(batch), reset, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
 			}
-			if tt.wantEnded == 0 && len(frame) <= s.hub.opts.MaxQueueBytes {
+			if tt.wantEnded == 0 {
 				if s.enqueue(99, frame); s.queuedBytes() != len(frame) {
 					t.Errorf("after take, queue holds %d bytes, want %d", s.queuedBytes(), len(frame))
 				}
