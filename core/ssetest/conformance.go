@@ -27,7 +27,7 @@ import (
 type Server func(t *testing.T, hub *sse.Hub, opts sse.HandlerOptions) string
 
 // Run checks that a server built with newServer behaves as ssekit's
-// net/http handler does, following CONFORMANCE.md: response head and
+// net/http handler does, following docs/protocol.md: response head and
 // immediate flush, encoding through a WHATWG parser, resume, the reset
 // signal, heartbeats, release of departed clients, shutdown, auth refusals,
 // CORS, connection caps and stream rotation. Every router adapter runs it.
@@ -45,7 +45,7 @@ type Config struct {
 	// Detached says that the server detaches HTTP/1.1 streams
 	// (sse.HandlerOptions.Detach): their connection closes when the
 	// stream ends, and the response head says "Connection: close".
-	// Otherwise the head must not say it (CONFORMANCE C3).
+	// Otherwise the head must not say it (docs/protocol.md P3).
 	Detached bool
 }
 
@@ -326,7 +326,7 @@ func checkHeartbeat(t *testing.T, su *suite) {
 }
 
 // Servers that notice a departed client only when a write fails (fasthttp)
-// must do so within one heartbeat (CONFORMANCE C20): the checks that wait
+// must do so within one heartbeat (docs/protocol.md P20): the checks that wait
 // for a departed client use a short one.
 const shortHeartbeat = 100 * time.Millisecond
 
