@@ -18,10 +18,10 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 )
 
-// TestChromiumCrossOriginCookieAuth checks C16 and C17 in a real browser,
-// with core's own sse.CORS and sse.Auth: a page on http://localhost:PORT1
-// opens a stream on http://127.0.0.1:PORT2 that authenticates by cookie and
-// subscribes each user to a topic of their own.
+// TestChromiumCrossOriginCookieAuth checks docs/protocol.md P16 and P17 in a
+// real browser, with core's own sse.CORS and sse.Auth: a page on
+// http://localhost:PORT1 opens a stream on http://127.0.0.1:PORT2 that
+// authenticates by cookie and subscribes each user to a topic of their own.
 //
 // Getting the cookie across. localhost and 127.0.0.1 are different sites,
 // so the stream request is cross-site and the session cookie is a
@@ -399,8 +399,8 @@ func assertRefusedAndClosed(t *testing.T, ctx context.Context, s *corsSite, stat
 
 // testCookieStreamWithCredentials: with withCredentials, the session cookie
 // reaches the stream server, which admits the allowed origin with the CORS
-// headers of a credentialed answer (C16) and streams the user's own events
-// (C17).
+// headers of a credentialed answer (docs/protocol.md P16) and streams the
+// user's own events (P17).
 func testCookieStreamWithCredentials(t *testing.T, browser context.Context) {
 	pageOrigin := startCORSPage(t)
 	s := newCORSSite(t, pageOrigin)
@@ -474,7 +474,7 @@ func testCookieStreamWithCredentials(t *testing.T, browser context.Context) {
 
 // testCookieStreamWithoutCredentials: without withCredentials, the browser
 // keeps the cookie to itself, the stream is refused with 401 (CORS headers
-// included, C16), and the EventSource ends CLOSED for good.
+// included, docs/protocol.md P16), and the EventSource ends CLOSED for good.
 func testCookieStreamWithoutCredentials(t *testing.T, browser context.Context) {
 	pageOrigin := startCORSPage(t)
 	s := newCORSSite(t, pageOrigin)

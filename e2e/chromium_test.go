@@ -20,7 +20,7 @@ import (
 )
 
 // TestChromium drives ssekit streams through a real browser's EventSource:
-// headless Chromium, the reference client (CONFORMANCE.md). One browser
+// headless Chromium, the reference client (docs/protocol.md). One browser
 // serves all the subtests; each gets a fresh tab in a browser context of its
 // own, and its own hub and server. (A parent test rather than TestMain: the
 // browser's profile is a t.TempDir, removed once the browser has exited, and
@@ -50,9 +50,10 @@ func pageMillis(ms float64) time.Duration {
 	return time.Duration(ms * float64(time.Millisecond)).Round(10 * time.Microsecond)
 }
 
-// testOpenBeforeFirstEvent checks C2: the browser's open event fires on the
-// response head and the opening frame alone, before any event exists, and
-// the position frame ("id" without data) dispatches nothing.
+// testOpenBeforeFirstEvent checks docs/protocol.md P2: the browser's open
+// event fires on the response head and the opening frame alone, before any
+// event exists, and the position frame ("id" without data) dispatches
+// nothing.
 func testOpenBeforeFirstEvent(t *testing.T, browser context.Context, mode streamMode) {
 	s := newBrowserSite(t, browserSiteConfig{Handler: sse.HandlerOptions{Detach: mode.detach}, Page: collectorPage("/events")})
 	ctx := openTab(t, browser, 15*time.Second)
@@ -89,8 +90,9 @@ func testOpenBeforeFirstEvent(t *testing.T, browser context.Context, mode stream
 	}
 }
 
-// testPayloadRoundTrip sends the payloads of C9 through the browser: each
-// must arrive as published, with CRLF and CR turned into LF.
+// testPayloadRoundTrip sends the round-trip payloads of docs/protocol.md P7
+// through the browser: each must arrive as published, with CRLF and CR
+// turned into LF.
 func testPayloadRoundTrip(t *testing.T, browser context.Context, mode streamMode) {
 	long := strings.Repeat("0123456789abcdef", 4096) // a 64 KiB line
 	payloads := []string{
@@ -205,7 +207,8 @@ func numberStrings(total int) []string {
 
 // testResumeAfterServerDrop cuts the browser's stream connection twice
 // while events are being published: the browser reconnects by itself with
-// Last-Event-ID and must get every event exactly once, in order (C14, C15).
+// Last-Event-ID and must get every event exactly once, in order
+// (docs/protocol.md P14, P15).
 func testResumeAfterServerDrop(t *testing.T, browser context.Context, mode streamMode) {
 	const total = 200
 	drops := []int{70, 140} // cut the stream before publishing these events
@@ -448,7 +451,7 @@ func testResumeAfterMaxStreamAge(t *testing.T, browser context.Context, mode str
 }
 
 // testClosingTabReleasesStream closes the tab of an open stream: the
-// browser closes the connection, and the hub must notice at once (C20), a
+// browser closes the connection, and the hub must notice at once (P20), a
 // detached stream through its poller rather than at its next write.
 func testClosingTabReleasesStream(t *testing.T, browser context.Context, mode streamMode) {
 	// No heartbeat within the test: the hub must notice the closed
@@ -502,8 +505,8 @@ func assertStaysClosed(t *testing.T, ctx context.Context, s *browserSite, wait t
 	}
 }
 
-// testNoContentStops checks C4's deliberate stop: a 204 answer ends the
-// EventSource in CLOSED and it never comes back.
+// testNoContentStops checks the deliberate stop of docs/protocol.md P4: a
+// 204 answer ends the EventSource in CLOSED and it never comes back.
 func testNoContentStops(t *testing.T, browser context.Context) {
 	s := newBrowserSite(t, browserSiteConfig{
 		Handler: sse.HandlerOptions{Topics: func(*http.Request) ([]string, error) {
@@ -586,8 +589,9 @@ func testRejectedOriginCloses(t *testing.T, browser context.Context) {
 	t.Logf("rejected stream released %v after the page saw CLOSED", time.Since(closedAt).Round(time.Millisecond))
 }
 
-// TestChromiumHTTP2TLS streams to Chromium over HTTP/2 with TLS (C22), and
-// checks that the page's es.close() ends the stream on the server (C20).
+// TestChromiumHTTP2TLS streams to Chromium over HTTP/2 with TLS (docs/protocol.md
+// P22), and checks that the page's es.close() ends the stream on the server
+// (P20).
 // With HandlerOptions.Detach too: an HTTP/2 stream cannot be detached, and
 // must be served attached.
 func TestChromiumHTTP2TLS(t *testing.T) {
@@ -639,8 +643,9 @@ func testChromiumHTTP2TLS(t *testing.T, browser context.Context, mode streamMode
 
 // TestHTTP2CleartextGoClient streams over h2c (HTTP/2 without TLS, Go 1.24's
 // http.Protocols) to ssetest's client, and checks that closing the response
-// body ends the stream on the server (C20, C22). It needs no browser. With
-// HandlerOptions.Detach too: an HTTP/2 stream must be served attached.
+// body ends the stream on the server (docs/protocol.md P20, P22). It needs
+// no browser. With HandlerOptions.Detach too: an HTTP/2 stream must be
+// served attached.
 func TestHTTP2CleartextGoClient(t *testing.T) {
 	forEachMode(t, testHTTP2CleartextGoClient)
 }

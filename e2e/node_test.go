@@ -273,10 +273,10 @@ func (c *nodeClient) wait(ctx context.Context, t *testing.T) {
 	}
 }
 
-// TestNodeEventSourcePayloadRoundTrip publishes the payloads of CONFORMANCE
-// C9 and checks that the eventsource package dispatches each intact, line
-// breaks normalised to LF, with the event's ID. Like the next test, it runs
-// with attached and with detached streams.
+// TestNodeEventSourcePayloadRoundTrip publishes the round-trip payloads of
+// docs/protocol.md P7 and checks that the eventsource package dispatches
+// each intact, line breaks normalised to LF, with the event's ID. Like the
+// next test, it runs with attached and with detached streams.
 func TestNodeEventSourcePayloadRoundTrip(t *testing.T) {
 	forEachMode(t, testNodeEventSourcePayloadRoundTrip)
 }

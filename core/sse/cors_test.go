@@ -201,7 +201,8 @@ func splitList(s string) []string {
 }
 
 // TestCORSHeadersOnRefusals: a page must be able to read why it was refused
-// (C16), so CORS headers go on 401, 403, over-limit and other refusals.
+// (docs/protocol.md P16), so CORS headers go on 401, 403, over-limit and
+// other refusals.
 func TestCORSHeadersOnRefusals(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{MaxStreams: 1})
 	srv := serve(t, h, sse.HandlerOptions{

@@ -41,8 +41,8 @@ import (
 // connection after a response says so in it): the connection closes after
 // the last chunk, and a proxy that kept it for its next request (nginx's
 // upstream keepalive) would send that request on a closed connection.
-// CONFORMANCE C3's "never Connection: close" is about HTTP/2, which
-// detached streams never are.
+// The rule against "Connection: close" (docs/protocol.md P3) is about
+// HTTP/2, which detached streams never are.
 
 // Detach states of a detachedConn, for scheduling.
 const (

@@ -104,8 +104,8 @@ func normalizeNewlines(s string) string {
 	return strings.ReplaceAll(s, "\r", "\n")
 }
 
-// TestAppendEventRoundTrip checks through the WHATWG parser the payloads
-// that CONFORMANCE.md C9 names.
+// TestAppendEventRoundTrip checks through the WHATWG parser the round-trip
+// payloads of docs/protocol.md P7.
 func TestAppendEventRoundTrip(t *testing.T) {
 	payloads := []string{
 		"", "\n", "a\n", "a\r\nb\rc", " leading space", "\ttab", "nul\x00byte",

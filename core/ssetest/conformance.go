@@ -70,7 +70,7 @@ type Config struct {
 	// Detached says that the server detaches HTTP/1.1 streams
 	// (sse.HandlerOptions.Detach): their connection closes when the
 	// stream ends, and the response head says "Connection: close".
-	// Otherwise the head must not say it (CONFORMANCE C3).
+	// Otherwise the head must not say it (docs/protocol.md P3).
 	Detached bool
 }
 
@@ -359,7 +359,7 @@ func checkHeartbeat(t *testing.T, su *suite) {
 }
 
 // Servers that notice a departed client only when a write fails (fasthttp)
-// must do so within one heartbeat (CONFORMANCE C20): the checks that wait
+// must do so within one heartbeat (docs/protocol.md P20): the checks that wait
 // for a departed client use a short one.
 const shortHeartbeat = 100 * time.Millisecond
 
