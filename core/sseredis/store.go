@@ -38,9 +38,10 @@ type Options struct {
 	// share a slot.
 	Client redis.UniversalClient
 
-	// Prefix namespaces the keys <Prefix>:stream, <Prefix>:seq and
-	// <Prefix>:epoch, and the channel <Prefix>:events. Processes that
-	// serve the same events use the same Prefix. Default "ssekit".
+	// Prefix namespaces the keys <Prefix>:stream, <Prefix>:seq,
+	// <Prefix>:epoch and <Prefix>:floor, and the channel <Prefix>:events.
+	// Processes that serve the same events use the same Prefix. Default
+	// "ssekit".
 	Prefix string
 
 	// MaxEvents bounds the history, across all topics. Default 10000.
@@ -72,7 +73,7 @@ type Store struct {
 	log       *slog.Logger
 	maxEvents int
 	maxAgeMs  int64
-	keys      []string // stream, seq, epoch
+	keys      []string // stream, seq, epoch, floor
 	channel   string
 
 	epoch atomic.Pointer[string] // the present epoch, as last seen
@@ -119,7 +120,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		maxEvents: opts.MaxEvents,
 		maxAgeMs:  max(opts.MaxAge.Milliseconds(), 1),
-		keys:      []string{opts.Prefix + ":stream", opts.Prefix + ":seq", opts.Prefix + ":epoch"},
+		keys:      []string{opts.Prefix + ":stream", opts.Prefix + ":seq", opts.Prefix + ":epoch", opts.Prefix + ":floor"},
 		channel:   opts.Prefix + ":events",
 	}
 	if err := s.client.Ping(ctx).Err(); err != nil {
@@ -219,14 +220,15 @@ func (s *Store) Newest(ctx context.Context) (uint64, error) {
 }
 
 // readState reads the present epoch and the newest Seq. It begins a
-// lifetime when the keys are missing (see stateScript).
+// lifetime when the keys are missing, and a new one above the highest Seq
+// this process has seen when the sequence is below it (see stateScript).
 func (s *Store) readState(ctx context.Context) (epoch string, seq uint64, err error) {
 	floor := s.known.Load()
 	res, err := stateScript.Run(ctx, s.client, s.keys, freshEpoch(), floor).Slice()
 	if err != nil {
 		return "", 0, fmt.Errorf("sseredis: reading the newest Seq: %w", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 2 && len(res) != 4 {
 		return "", 0, fmt.Errorf("sseredis: reading the newest Seq: unexpected reply %v", res)
 	}
 	epoch, _ = res[0].(string)
@@ -234,6 +236,10 @@ func (s *Store) readState(ctx context.Context) (epoch string, seq uint64, err er
 	seq, err = strconv.ParseUint(seqText, 10, 64)
 	if epoch == "" || err != nil {
 		return "", 0, fmt.Errorf("sseredis: reading the newest Seq: unexpected reply %v", res)
+	}
+	if len(res) == 4 {
+		s.log.Error("sseredis: Redis lost writes this process had seen; beginning a new history above them (IDs given out before become unknown: their clients get the reset event)",
+			"epoch", res[2], "seq", res[3], "position", floor)
 	}
 	s.seen(epoch, seq)
 	return epoch, seq, nil
@@ -321,11 +327,15 @@ func (s *Store) After(ctx context.Context, after uint64, topics []string, limit 
 		if epoch == "" {
 			epoch = pageEpoch
 			// The position was read in the epoch last seen; if Redis has
-			// begun another lifetime since, it names nothing there.
+			// begun another lifetime since, or lost the keys, it names
+			// nothing there. The hub answers with the reset event, whose
+			// ID must name a position in the present lifetime: learn it,
+			// or begin it when the keys are missing.
 			if cur := s.currentEpoch(); pageEpoch != cur {
 				if pageEpoch != "" {
 					s.setEpoch(pageEpoch)
 				}
+				_, _, _ = s.fresh(ctx)
 				return nil, sse.ErrUnknownID
 			}
 		} else if pageEpoch != epoch {
@@ -333,6 +343,13 @@ func (s *Store) After(ctx context.Context, after uint64, topics []string, limit 
 		}
 		switch status {
 		case "unknown":
+			if cursor <= s.known.Load() {
+				// Redis holds less than this process has seen: it lost
+				// writes, and the hub would name the reset's position in
+				// a sequence that no longer reaches it. fresh begins a
+				// lifetime above it.
+				_, _, _ = s.fresh(ctx)
+			}
 			return nil, sse.ErrUnknownID
 		case "evicted":
 			return nil, sse.ErrEvicted
