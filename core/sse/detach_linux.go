@@ -15,6 +15,14 @@ func defaultPoller() (poller, error) { return newEpoller() }
 // EPOLLHUP, EPOLLERR) at once, and a full socket's becoming writable
 // (EPOLLOUT). A pipe wakes the goroutine to stop it.
 //
+// EPOLLRDHUP also comes when the peer only shuts down its sending side
+// (shutdown(SHUT_WR), a half-close) and would still read: the stream ends
+// all the same, as "client gone" (EndClientGone). That is deliberate.
+// EventSource never half-closes; a client that does has said it is done
+// with the connection, and net/http treats it alike (its background read
+// sees EOF and cancels the request's context, which ends an attached
+// stream).
+//
 // The descriptors (the epoll instance and the pipe) are closed by close
 // only, once, after run has returned, and add and remove do not use them
 // once close has begun: a number closed early could be given to another
