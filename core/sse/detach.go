@@ -99,7 +99,9 @@ type engine struct {
 // poller watches detached connections.
 type poller interface {
 	// add starts watching d. With peer notices, the poller calls
-	// d.peerGone when the peer closes or resets the connection.
+	// d.peerGone when the peer closes or resets the connection, or
+	// half-closes it (see epoller). An error means the stream cannot be
+	// detached.
 	add(d *detachedConn) error
 	// waitWritable makes sure that d.canWrite is called once the socket
 	// of d can take bytes again (spurious calls are allowed).

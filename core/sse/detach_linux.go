@@ -1,8 +1,10 @@
 package sse
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -12,9 +14,28 @@ func defaultPoller() (poller, error) { return newEpoller() }
 // by one goroutine. It reports a peer's close or reset (EPOLLRDHUP,
 // EPOLLHUP, EPOLLERR) at once, and a full socket's becoming writable
 // (EPOLLOUT). A pipe wakes the goroutine to stop it.
+//
+// EPOLLRDHUP also comes when the peer only shuts down its sending side
+// (shutdown(SHUT_WR), a half-close) and would still read: the stream ends
+// all the same, as "client gone" (EndClientGone). That is deliberate.
+// EventSource never half-closes; a client that does has said it is done
+// with the connection, and net/http treats it alike (its background read
+// sees EOF and cancels the request's context, which ends an attached
+// stream).
+//
+// The descriptors (the epoll instance and the pipe) are closed by close
+// only, once, after run has returned, and add and remove do not use them
+// once close has begun: a number closed early could be given to another
+// file meanwhile, which a late epoll_ctl or stop byte would then hit.
 type epoller struct {
 	epfd int
 	pipe [2]int // the read end is in the epoll set; a byte on it stops run
+	wait func(epfd int, events []syscall.EpollEvent, msec int) (int, error)
+	done chan struct{} // closed when run has returned
+
+	fdMu   sync.RWMutex // held to read while using the descriptors, to write by close
+	closed bool         // close has begun; guarded by fdMu
+	failed atomic.Bool  // epoll_wait failed: nothing is watched any more
 
 	mu    sync.Mutex
 	conns map[int32]*detachedConn
@@ -26,12 +47,15 @@ const (
 	stopMarker = -1 // the epoll data of the pipe
 )
 
+// epollWait is syscall.EpollWait; tests make it fail.
+var epollWait = syscall.EpollWait
+
 func newEpoller() (*epoller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("sse: epoll_create1: %w", err)
 	}
-	e := &epoller{epfd: epfd, conns: make(map[int32]*detachedConn)}
+	e := &epoller{epfd: epfd, wait: epollWait, done: make(chan struct{}), conns: make(map[int32]*detachedConn)}
 	if err := syscall.Pipe2(e.pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
 		syscall.Close(epfd)
 		return nil, fmt.Errorf("sse: pipe2: %w", err)
@@ -51,22 +75,25 @@ func (e *epoller) closeFDs() {
 	syscall.Close(e.epfd)
 }
 
+// run reports the events of the epoll set until close stops it or
+// epoll_wait fails. It closes nothing: close does, after it returns.
 func (e *epoller) run() {
+	defer close(e.done)
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(e.epfd, events, -1)
+		n, err := e.wait(e.epfd, events, -1)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
 			// Not expected; without the poller, streams still end through
-			// failing heartbeats and write timeouts.
-			e.closeFDs()
+			// failing heartbeats and write timeouts, and new ones are not
+			// detached (add fails).
+			e.failed.Store(true)
 			return
 		}
 		for _, ev := range events[:n] {
 			if ev.Fd == stopMarker {
-				e.closeFDs()
 				return
 			}
 			e.mu.Lock()
@@ -84,10 +111,18 @@ func (e *epoller) run() {
 	}
 }
 
+// errPollerStopped is add's answer once the poller has stopped watching.
+var errPollerStopped = errors.New("sse: the epoll poller has stopped")
+
 // add watches d for the peer's close and for writability. Writability is
 // edge-triggered: an event comes only after a write found the socket full,
 // so a connection that keeps up costs the poller nothing.
 func (e *epoller) add(d *detachedConn) error {
+	e.fdMu.RLock()
+	defer e.fdMu.RUnlock()
+	if e.closed || e.failed.Load() {
+		return errPollerStopped
+	}
 	e.mu.Lock()
 	for {
 		e.next++
@@ -126,11 +161,29 @@ func (e *epoller) remove(d *detachedConn) {
 	e.mu.Lock()
 	delete(e.conns, d.id)
 	e.mu.Unlock()
+	e.fdMu.RLock()
+	defer e.fdMu.RUnlock()
+	if e.closed {
+		return
+	}
 	_ = d.raw.Control(func(fd uintptr) {
 		_ = syscall.EpollCtl(e.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 	})
 }
 
+// close stops run, waits until it has returned, and closes the
+// descriptors. Only the first call does anything.
 func (e *epoller) close() {
+	e.fdMu.Lock()
+	if e.closed {
+		e.fdMu.Unlock()
+		return
+	}
+	e.closed = true
+	e.fdMu.Unlock()
+	// From here on nothing else uses the descriptors, and they are still
+	// open: the byte lands in the pipe even when run has returned already.
 	_, _ = syscall.Write(e.pipe[1], []byte{0})
+	<-e.done
+	e.closeFDs()
 }

@@ -142,6 +142,44 @@ func TestDetachedNoticesDepartedClient(t *testing.T) {
 	t.Logf("released %v after the client closed", time.Since(start))
 }
 
+// TestHalfCloseEndsStream: a client that shuts down its sending side
+// (shutdown(SHUT_WR)) and would still read is taken as gone, attached or
+// detached: EventSource never half-closes. Attached, net/http's
+// background read sees EOF and cancels the request's context; detached,
+// the Linux poller sees EPOLLRDHUP. (Elsewhere a detached stream does not
+// notice; its heartbeats still go through.)
+func TestHalfCloseEndsStream(t *testing.T) {
+	for _, detach := range []bool{false, true} {
+		name := map[bool]string{false: "attached", true: "detached"}[detach]
+		t.Run(name, func(t *testing.T) {
+			if detach && runtime.GOOS != "linux" {
+				t.Skip("only the Linux poller notices a half-close")
+			}
+			ssetest.CheckGoroutines(t)
+			ends := make(chan sse.EndReason, 1)
+			hub := ssetest.NewHub(t, sse.Options{HeartbeatInterval: time.Hour, Observer: sse.Observer{
+				StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) { ends <- reason },
+			}})
+			opts := detachedT
+			opts.Detach = detach
+			srv := serve(t, hub, opts)
+			st := openRaw(t, srv.URL, "")
+			ssetest.WaitStreams(t, hub, 1)
+			if err := st.conn.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case reason := <-ends:
+				if reason != sse.EndClientGone {
+					t.Errorf("the stream ended with %v, want %v", reason, sse.EndClientGone)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a half-closed stream did not end")
+			}
+		})
+	}
+}
+
 // TestDetachedResumeAndLargeEvents: replay happens before the hand-over,
 // and events larger than a chunk reach a slow reader intact.
 func TestDetachedResumeAndLargeEvents(t *testing.T) {

@@ -120,11 +120,26 @@ func newEnv(t testing.TB) *testEnv {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := e.admin.Del(ctx, e.prefix+":stream", e.prefix+":seq", e.prefix+":epoch").Err(); err != nil {
+		if err := e.admin.Del(ctx, e.keys()...).Err(); err != nil {
 			t.Errorf("deleting the test's keys: %v", err)
 		}
 	})
 	return e
+}
+
+// keys are the test's keys in Redis.
+func (e *testEnv) keys() []string {
+	return []string{e.prefix + ":stream", e.prefix + ":seq", e.prefix + ":epoch", e.prefix + ":floor"}
+}
+
+// lose deletes the test's keys, as FLUSHALL or a restart of Redis without
+// persistence would (FLUSHALL itself would also wipe what other tests
+// sharing the Redis keep there).
+func (e *testEnv) lose() {
+	e.t.Helper()
+	if err := e.admin.Del(context.Background(), e.keys()...).Err(); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // client returns a client of Redis (or of addr, when given) that the test
@@ -228,11 +243,25 @@ func (n *node) stop(t testing.TB) {
 type stateLog struct {
 	mu     sync.Mutex
 	states []error
+	// then, when set, is called after each state is recorded, on the
+	// hub's listener goroutine.
+	then func(error)
 }
 
 func (l *stateLog) add(err error) {
 	l.mu.Lock()
 	l.states = append(l.states, err)
+	then := l.then
+	l.mu.Unlock()
+	if then != nil {
+		then(err)
+	}
+}
+
+// onState sets then.
+func (l *stateLog) onState(then func(error)) {
+	l.mu.Lock()
+	l.then = then
 	l.mu.Unlock()
 }
 

@@ -367,7 +367,7 @@ func (r *run) readStream(ctx context.Context) error {
 				continue
 			}
 			if seq > r.last+1 {
-				r.missing(r.last+1, seq-1)
+				r.missing(r.last+1, seq-1, epoch)
 			}
 			r.deliverEntry(e, epoch)
 		}
@@ -381,10 +381,13 @@ func (r *run) readStream(ctx context.Context) error {
 // stream: trimmed before this process could deliver them (an outage longer
 // than the history), or lost with Redis's data. state gets an error that
 // matches sse.ErrEvicted before the entries after them are delivered, and
-// nil once delivery goes on.
-func (r *run) missing(from, to uint64) {
+// nil once delivery goes on. The entries after them are of epoch: the
+// store learns it first, so that the reset event that hubs send their
+// streams names a position in it.
+func (r *run) missing(from, to uint64, epoch string) {
 	err := fmt.Errorf("sseredis: events %d to %d are not in the history any more; this process's open streams miss them: %w", from, to, sse.ErrEvicted)
 	r.s.log.Warn(err.Error(), "stream", r.s.keys[0])
+	r.s.setEpoch(epoch)
 	r.down = true
 	r.state(err)
 }

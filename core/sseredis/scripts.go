@@ -7,6 +7,7 @@ import "github.com/redis/go-redis/v9"
 //	KEYS[1] <prefix>:stream  the history, one entry per event, ID "<seq>-0"
 //	KEYS[2] <prefix>:seq     the newest Seq (INCR)
 //	KEYS[3] <prefix>:epoch   the name of the present lifetime of the keys
+//	KEYS[4] <prefix>:floor   "<seq> <epoch>": the Seq a lifetime began at
 //
 // A stream entry's fields are, in this order, ts (milliseconds, Redis's
 // clock), topic and data, then type, retry (nanoseconds) and comment when
@@ -19,15 +20,27 @@ import "github.com/redis/go-redis/v9"
 // has seen, so that Seq keeps growing for every running node. IDs of the
 // earlier lifetime then carry an unknown epoch, and their clients get the
 // reset event.
+//
+// The floor is kept: the lifetime has no entry at or below it, so a
+// position there names the lifetime's start. Hubs give such positions to
+// streams that began before the lifetime did (and whose clients get the
+// lifetime's events live), so resuming from one must replay the lifetime,
+// not answer "evicted". The floor key names its lifetime: a lifetime begun
+// by an older version, which does not set it, has floor 0.
 const lifetimeLua = `
+local function begin(epoch, floor)
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[3], epoch)
+  redis.call('SET', KEYS[2], floor)
+  redis.call('SET', KEYS[4], floor .. ' ' .. epoch)
+end
+
 local function lifetime(fresh, floor)
   local v = redis.call('MGET', KEYS[3], KEYS[2])
   if v[1] and v[2] then
     return v[1]
   end
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[3], fresh)
-  redis.call('SET', KEYS[2], floor)
+  begin(fresh, floor)
   return fresh
 end
 `
@@ -84,15 +97,27 @@ return {epoch, seq, ts}
 `)
 
 // stateScript returns {epoch, newest Seq}, beginning a lifetime if needed.
+// When the sequence is below the floor, the highest Seq the caller has seen,
+// Redis lost writes the caller saw, or a process that knew less began the
+// lifetime: hubs ignore entries at or below what they delivered, and IDs up
+// to the floor may name other events than they did. Then it begins a new
+// lifetime at the floor, as restartScript does, and returns {epoch, newest
+// Seq, the epoch and Seq it found}.
 //
 // ARGV: fresh epoch, floor.
 var stateScript = redis.NewScript(lifetimeLua + `
 local epoch = lifetime(ARGV[1], ARGV[2])
-return {epoch, redis.call('GET', KEYS[2])}
+local seq = redis.call('GET', KEYS[2])
+if tonumber(seq) < tonumber(ARGV[2]) then
+  begin(ARGV[1], ARGV[2])
+  return {ARGV[1], ARGV[2], epoch, seq}
+end
+return {epoch, seq}
 `)
 
 // readScript is one page of After: it checks the position, then scans at
 // most a budget of entries after it and returns those of the wanted topics.
+// A position at or below the lifetime's floor is its start.
 //
 // ARGV: after, limit, budget, max age (ms), topics...
 //
@@ -106,7 +131,10 @@ local epoch = redis.call('GET', KEYS[3]) or ''
 local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
 local after = tonumber(ARGV[1])
 if after > newest then return {'unknown', epoch} end
-if after == newest then return {'ok', epoch, '0', ARGV[1]} end
+local floor, of = string.match(redis.call('GET', KEYS[4]) or '', '^(%d+) (.+)$')
+if of == epoch then after = math.max(after, tonumber(floor)) end
+local pos = string.format('%d', after)
+if after == newest then return {'ok', epoch, '0', pos} end
 local budget = tonumber(ARGV[3])
 local batch = redis.call('XRANGE', KEYS[1], string.format('%d-0', after + 1), '+', 'COUNT', budget)
 local t = redis.call('TIME')
@@ -117,7 +145,7 @@ end
 local want = {}
 for i = 5, #ARGV do want[ARGV[i]] = true end
 local limit = tonumber(ARGV[2])
-local out = {'ok', epoch, '0', ARGV[1]}
+local out = {'ok', epoch, '0', pos}
 local n = 0
 local scanned = 0
 for _, e in ipairs(batch) do
@@ -141,12 +169,10 @@ return out
 // given out since may name other events than before, so they must all
 // become unknown: a new epoch (ARGV[3]), an empty stream, and the sequence
 // above everything the caller saw. See run.regressed.
-var restartScript = redis.NewScript(`
+var restartScript = redis.NewScript(lifetimeLua + `
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
 if cur >= tonumber(ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[3], ARGV[3])
-redis.call('SET', KEYS[2], ARGV[2])
+begin(ARGV[3], ARGV[2])
 return 1
 `)

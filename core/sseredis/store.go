@@ -38,9 +38,10 @@ type Options struct {
 	// share a slot.
 	Client redis.UniversalClient
 
-	// Prefix namespaces the keys <Prefix>:stream, <Prefix>:seq and
-	// <Prefix>:epoch, and the channel <Prefix>:events. Processes that
-	// serve the same events use the same Prefix. Default "ssekit".
+	// Prefix namespaces the keys <Prefix>:stream, <Prefix>:seq,
+	// <Prefix>:epoch and <Prefix>:floor, and the channel <Prefix>:events.
+	// Processes that serve the same events use the same Prefix. Default
+	// "ssekit".
 	Prefix string
 
 	// MaxEvents bounds the history, across all topics. Default 10000.
@@ -72,18 +73,17 @@ type Store struct {
 	log       *slog.Logger
 	maxEvents int
 	maxAgeMs  int64
-	keys      []string // stream, seq, epoch
+	keys      []string // stream, seq, epoch, floor
 	channel   string
 
 	epoch atomic.Pointer[string] // the present epoch, as last seen
 	known atomic.Uint64          // the highest Seq seen
-	// Position reads the epoch again, at most once a second, when an ID
-	// names another one (the cached epoch may be stale).
-	refreshing  atomic.Bool
-	lastRefresh atomic.Int64
 
 	mu  sync.Mutex
 	sub *subscription // while Listen runs
+
+	stateMu sync.Mutex
+	state   *stateRead // the latest read of the epoch and newest Seq
 }
 
 var _ sse.Broadcaster = (*Store)(nil)
@@ -120,7 +120,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		maxEvents: opts.MaxEvents,
 		maxAgeMs:  max(opts.MaxAge.Milliseconds(), 1),
-		keys:      []string{opts.Prefix + ":stream", opts.Prefix + ":seq", opts.Prefix + ":epoch"},
+		keys:      []string{opts.Prefix + ":stream", opts.Prefix + ":seq", opts.Prefix + ":epoch", opts.Prefix + ":floor"},
 		channel:   opts.Prefix + ":events",
 	}
 	if err := s.client.Ping(ctx).Err(); err != nil {
@@ -151,14 +151,19 @@ func freshEpoch() string {
 
 // seen records that seq exists in epoch.
 func (s *Store) seen(epoch string, seq uint64) {
-	if p := s.epoch.Load(); p == nil || *p != epoch {
-		s.epoch.Store(&epoch)
-	}
+	s.setEpoch(epoch)
 	for {
 		k := s.known.Load()
 		if seq <= k || s.known.CompareAndSwap(k, seq) {
 			return
 		}
+	}
+}
+
+// setEpoch records that epoch is the present one.
+func (s *Store) setEpoch(epoch string) {
+	if p := s.epoch.Load(); p == nil || *p != epoch {
+		s.epoch.Store(&epoch)
 	}
 }
 
@@ -210,21 +215,34 @@ func parseAppendReply(res []any) (epoch string, seq uint64, ts int64, err error)
 
 // Newest implements sse.Broadcaster.
 func (s *Store) Newest(ctx context.Context) (uint64, error) {
-	res, err := stateScript.Run(ctx, s.client, s.keys, freshEpoch(), s.known.Load()).Slice()
+	_, seq, err := s.readState(ctx)
+	return seq, err
+}
+
+// readState reads the present epoch and the newest Seq. It begins a
+// lifetime when the keys are missing, and a new one above the highest Seq
+// this process has seen when the sequence is below it (see stateScript).
+func (s *Store) readState(ctx context.Context) (epoch string, seq uint64, err error) {
+	floor := s.known.Load()
+	res, err := stateScript.Run(ctx, s.client, s.keys, freshEpoch(), floor).Slice()
 	if err != nil {
-		return 0, fmt.Errorf("sseredis: reading the newest Seq: %w", err)
+		return "", 0, fmt.Errorf("sseredis: reading the newest Seq: %w", err)
 	}
-	if len(res) != 2 {
-		return 0, fmt.Errorf("sseredis: reading the newest Seq: unexpected reply %v", res)
+	if len(res) != 2 && len(res) != 4 {
+		return "", 0, fmt.Errorf("sseredis: reading the newest Seq: unexpected reply %v", res)
 	}
-	epoch, _ := res[0].(string)
+	epoch, _ = res[0].(string)
 	seqText, _ := res[1].(string)
-	seq, err := strconv.ParseUint(seqText, 10, 64)
+	seq, err = strconv.ParseUint(seqText, 10, 64)
 	if epoch == "" || err != nil {
-		return 0, fmt.Errorf("sseredis: reading the newest Seq: unexpected reply %v", res)
+		return "", 0, fmt.Errorf("sseredis: reading the newest Seq: unexpected reply %v", res)
+	}
+	if len(res) == 4 {
+		s.log.Error("sseredis: Redis lost writes this process had seen; beginning a new history above them (IDs given out before become unknown: their clients get the reset event)",
+			"epoch", res[2], "seq", res[3], "position", floor)
 	}
 	s.seen(epoch, seq)
-	return seq, nil
+	return epoch, seq, nil
 }
 
 // ID implements sse.Store.
@@ -232,41 +250,41 @@ func (s *Store) ID(seq uint64) string {
 	return s.currentEpoch() + "-" + strconv.FormatUint(seq, 10)
 }
 
+// maxSeq is the largest Seq an ID can name. Redis's scripts count in Lua
+// numbers, exact up to 2^53; at a million events a second the sequence
+// would take 285 years to get there. An ID beyond it is unknown without
+// asking Redis.
+const maxSeq = 1 << 53
+
 // Position implements sse.Store. It parses id without asking Redis, unless
-// id names an epoch other than the one last seen (then it reads the epoch
-// again, at most once a second, in case the keys began a new lifetime), or
-// a Seq beyond the newest this process has seen (then it reads the newest
-// Seq: another process may be ahead).
+// id names an epoch other than the one last seen (the keys may have begun
+// a new lifetime) or a Seq beyond the newest this process has seen
+// (another process may be ahead). Then it reads the epoch and the newest
+// Seq, sharing the read with concurrent calls, and reading at most every
+// few milliseconds however many such IDs come (see fresh). It waits for
+// Redis until ctx is done, or for at most two seconds when ctx has no
+// deadline; an error other than sse.ErrUnknownID means the ID could not
+// be checked.
 func (s *Store) Position(ctx context.Context, id string) (uint64, error) {
 	epoch, num, ok := strings.Cut(id, "-")
 	if !ok || !validEpoch(epoch) || num == "" || num[0] == '+' || (num[0] == '0' && len(num) > 1) {
 		return 0, sse.ErrUnknownID
 	}
 	seq, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || seq > maxSeq {
+		return 0, sse.ErrUnknownID
+	}
+	if epoch == s.currentEpoch() && seq <= s.known.Load() {
+		return seq, nil
+	}
+	present, newest, err := s.fresh(ctx)
 	if err != nil {
-		return 0, sse.ErrUnknownID
+		return 0, fmt.Errorf("sseredis: checking an event ID: %w", err)
 	}
-	if epoch != s.currentEpoch() && epoch != s.refreshEpoch() {
-		return 0, sse.ErrUnknownID
-	}
-	if seq > s.known.Load() && seq > s.refreshNewest() {
+	if epoch != present || seq > newest {
 		return 0, sse.ErrUnknownID
 	}
 	return seq, nil
-}
-
-// refreshNewest reads the newest Seq. When Redis does not answer, it
-// returns 0: a position that cannot be checked is not accepted (the hub
-// skips live events up to a position it accepted).
-func (s *Store) refreshNewest() uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	n, err := s.client.Get(ctx, s.keys[1]).Uint64()
-	if err != nil {
-		return 0
-	}
-	s.seen(s.currentEpoch(), n)
-	return n
 }
 
 func validEpoch(s string) bool {
@@ -280,24 +298,6 @@ func validEpoch(s string) bool {
 		}
 	}
 	return true
-}
-
-// refreshEpoch reads the epoch from Redis unless that was done less than a
-// second ago or is being done, and returns the epoch last seen.
-func (s *Store) refreshEpoch() string {
-	now := time.Now().UnixNano()
-	if now-s.lastRefresh.Load() < int64(time.Second) || !s.refreshing.CompareAndSwap(false, true) {
-		return s.currentEpoch()
-	}
-	defer s.refreshing.Store(false)
-	s.lastRefresh.Store(now)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	epoch, err := s.client.Get(ctx, s.keys[2]).Result()
-	if err == nil && epoch != "" {
-		s.epoch.Store(&epoch)
-	}
-	return s.currentEpoch()
 }
 
 // readBudget is how many entries one call of the read script scans at
@@ -327,11 +327,15 @@ func (s *Store) After(ctx context.Context, after uint64, topics []string, limit 
 		if epoch == "" {
 			epoch = pageEpoch
 			// The position was read in the epoch last seen; if Redis has
-			// begun another lifetime since, it names nothing there.
+			// begun another lifetime since, or lost the keys, it names
+			// nothing there. The hub answers with the reset event, whose
+			// ID must name a position in the present lifetime: learn it,
+			// or begin it when the keys are missing.
 			if cur := s.currentEpoch(); pageEpoch != cur {
 				if pageEpoch != "" {
-					s.epoch.Store(&pageEpoch)
+					s.setEpoch(pageEpoch)
 				}
+				_, _, _ = s.fresh(ctx)
 				return nil, sse.ErrUnknownID
 			}
 		} else if pageEpoch != epoch {
@@ -339,6 +343,13 @@ func (s *Store) After(ctx context.Context, after uint64, topics []string, limit 
 		}
 		switch status {
 		case "unknown":
+			if cursor <= s.known.Load() {
+				// Redis holds less than this process has seen: it lost
+				// writes, and the hub would name the reset's position in
+				// a sequence that no longer reaches it. fresh begins a
+				// lifetime above it.
+				_, _, _ = s.fresh(ctx)
+			}
 			return nil, sse.ErrUnknownID
 		case "evicted":
 			return nil, sse.ErrEvicted

@@ -211,7 +211,7 @@ func TestHistoryBounds(t *testing.T) {
 			}
 		}
 	})
-	env.admin.Del(ctx, env.prefix+":stream", env.prefix+":seq", env.prefix+":epoch")
+	env.lose()
 	t.Run("MaxAge", func(t *testing.T) {
 		s := env.store(env.client(""), sseredis.Options{MaxAge: 300 * time.Millisecond})
 		old := appendN(t, s, func(int) string { return "t" }, 3)
@@ -270,7 +270,6 @@ func TestPosition(t *testing.T) {
 // growing, so running hubs deliver the new events.
 func TestNewLifetime(t *testing.T) {
 	env := newEnv(t)
-	ctx := context.Background()
 	a := env.node("a", nodeConfig{})
 	st := connect(t, a.url+"?topic=t", "")
 	var oldID string
@@ -281,9 +280,7 @@ func TestNewLifetime(t *testing.T) {
 		}
 	}
 	oldSeq, _ := a.store.Position(context.Background(), oldID)
-	if err := env.admin.Del(ctx, env.prefix+":stream", env.prefix+":seq", env.prefix+":epoch").Err(); err != nil {
-		t.Fatal(err)
-	}
+	env.lose()
 	id := publish(t, a.hub, "t", "new")
 	if ev := next(t, st); ev.Data != "new" || ev.LastEventID != id {
 		t.Fatalf("after the keys were lost got %+v, want the new event", ev)
@@ -308,7 +305,6 @@ func TestNewLifetime(t *testing.T) {
 // delivered; their listeners raise the sequence, and they deliver again.
 func TestNewLifetimeBelowPosition(t *testing.T) {
 	env := newEnv(t)
-	ctx := context.Background()
 	a := env.node("a", nodeConfig{direct: true})
 	st := connect(t, a.url+"?topic=t", "")
 	for i := range 50 {
@@ -317,9 +313,7 @@ func TestNewLifetimeBelowPosition(t *testing.T) {
 	for range 50 {
 		next(t, st)
 	}
-	if err := env.admin.Del(ctx, env.prefix+":stream", env.prefix+":seq", env.prefix+":epoch").Err(); err != nil {
-		t.Fatal(err)
-	}
+	env.lose()
 	b := env.node("b", nodeConfig{direct: true}) // knows nothing: new lifetime at 0
 	// A's listener sees it at the latest with the first event below its
 	// position; it raises the sequence, so the next events reach A.

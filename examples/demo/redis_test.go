@@ -53,7 +53,7 @@ func TestTwoDemosShareRedis(t *testing.T) {
 func cleanRedis(t *testing.T, addr, prefix string) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
-	if err := rdb.Del(context.Background(), prefix+":stream", prefix+":seq", prefix+":epoch").Err(); err != nil {
+	if err := rdb.Del(context.Background(), prefix+":stream", prefix+":seq", prefix+":epoch", prefix+":floor").Err(); err != nil {
 		t.Log(err)
 	}
 }
