@@ -184,7 +184,7 @@ func TestHalfCloseEndsStream(t *testing.T) {
 // and events larger than a chunk reach a slow reader intact.
 func TestDetachedResumeAndLargeEvents(t *testing.T) {
 	ssetest.CheckGoroutines(t)
-	hub := ssetest.NewHub(t, sse.Options{})
+	hub := ssetest.NewHub(t, sse.Options{MaxEventBytes: 2 << 20})
 	srv := serve(t, hub, detachedT)
 	first := ssetest.Publish(t, hub, "t", "one")
 	var want []string
