@@ -414,7 +414,7 @@ func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
 // while a healthy client receives every event, exactly once.
 func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	ssetest.CheckGoroutines(t)
-	h := ssetest.NewHub(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10})
+	h := ssetest.NewHub(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10, MaxReplayBytes: 16 << 20})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 
 	stalled, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -466,7 +466,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 // TestSlowConsumerResumesWithoutLoss: a client evicted for a full queue
 // reconnects with its Last-Event-ID and gets every event.
 func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
-	h := ssetest.NewHub(t, sse.Options{MaxQueueEvents: 4, CloseRetry: time.Millisecond})
+	h := ssetest.NewHub(t, sse.Options{MaxQueueEvents: 4, MaxReplayEvents: 4096, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
 	ssetest.WaitStreams(t, h, 1)

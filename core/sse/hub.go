@@ -92,12 +92,25 @@ type Options struct {
 	// earlier process lifetime or evicted from the Store, or DropOldest
 	// dropped events, or a shared store lost events during an outage. Its
 	// data is JSON: {"reason":"unknown-id"}, {"reason":"evicted"},
-	// {"reason":"dropped"} or {"reason":"unavailable"}. Clients should reload
-	// their state when they see it. Default "sse-reset".
+	// {"reason":"dropped"}, {"reason":"replay-limit"} (see MaxReplayEvents)
+	// or {"reason":"unavailable"}. Clients should reload their state when
+	// they see it. Default "sse-reset".
 	ResetEventType string
 
 	// MaxTopics bounds the topics of one stream. Default 32.
 	MaxTopics int
+
+	// MaxReplayEvents and MaxReplayBytes bound what one resuming stream is
+	// sent from the Store. A client that missed more gets what fits, then
+	// the reset event with reason "replay-limit" and the live events: it
+	// should reload its state, as after any reset. The bounds keep one
+	// request (a Last-Event-ID from long ago, or forged) from making the
+	// server send its whole history. They must be at least MaxQueueEvents
+	// and MaxQueueBytes, so that a client disconnected as a slow consumer
+	// resumes without loss. Defaults 4 × MaxQueueEvents and 2 ×
+	// MaxQueueBytes (4096 events and 8 MiB at the defaults).
+	MaxReplayEvents int
+	MaxReplayBytes  int
 
 	// MaxLastEventIDLength bounds the Last-Event-ID a client may send.
 	// A longer one is treated like an unknown ID (reset event). Default 256.
@@ -165,6 +178,8 @@ func (o *Options) setDefaults() error {
 		{"MaxQueueBytes", &o.MaxQueueBytes, 4 << 20},
 		{"MaxEventBytes", &o.MaxEventBytes, 0}, // below: a quarter of MaxQueueBytes
 		{"MaxTopics", &o.MaxTopics, 32},
+		{"MaxReplayEvents", &o.MaxReplayEvents, 0}, // below: from the queue bounds
+		{"MaxReplayBytes", &o.MaxReplayBytes, 0},
 		{"MaxLastEventIDLength", &o.MaxLastEventIDLength, 256},
 		{"MaxStreams", &o.MaxStreams, 0},
 		{"MaxStreamsPerPrincipal", &o.MaxStreamsPerPrincipal, 0},
@@ -177,6 +192,16 @@ func (o *Options) setDefaults() error {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+	}
+	if o.MaxReplayEvents == 0 {
+		o.MaxReplayEvents = 4 * o.MaxQueueEvents
+	}
+	if o.MaxReplayBytes == 0 {
+		o.MaxReplayBytes = 2 * o.MaxQueueBytes
+	}
+	if o.MaxReplayEvents < o.MaxQueueEvents || o.MaxReplayBytes < o.MaxQueueBytes {
+		return fmt.Errorf("sse: Options.MaxReplayEvents and MaxReplayBytes (%d, %d) must be at least MaxQueueEvents and MaxQueueBytes (%d, %d), "+
+			"or a client disconnected as a slow consumer could not resume without loss", o.MaxReplayEvents, o.MaxReplayBytes, o.MaxQueueEvents, o.MaxQueueBytes)
 	}
 	if o.MaxEventBytes == 0 {
 		o.MaxEventBytes = max(o.MaxQueueBytes/4, 1)

@@ -453,3 +453,56 @@ func TestMaxEventBytesDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayLimit: a Last-Event-ID from long ago (or forged) gets at most
+// MaxReplayEvents events or MaxReplayBytes bytes, then the reset event
+// with reason "replay-limit", then live events.
+func TestReplayLimit(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts sse.Options
+		size int
+		want int // events replayed before the reset
+	}{
+		{"events", sse.Options{MaxQueueEvents: 10, MaxReplayEvents: 40}, 10, 40},
+		{"bytes", sse.Options{MaxQueueBytes: 10 << 10, MaxReplayBytes: 20 << 10}, 1000, 20}, // 1000 bytes of data is 1024 on the wire
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := ssetest.NewHub(t, c.opts)
+			srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
+			first := ssetest.Publish(t, h, "t", "first")
+			for range 100 {
+				ssetest.Publish(t, h, "t", strings.Repeat("x", c.size))
+			}
+			st := connect(t, srv.URL, first)
+			got := 0
+			for {
+				ev := next(t, st)
+				if ev.Type == "sse-reset" {
+					if ev.Data != `{"reason":"replay-limit"}` {
+						t.Fatalf("reset %q", ev.Data)
+					}
+					break
+				}
+				got++
+			}
+			if got != c.want {
+				t.Errorf("%d events before the reset, want %d", got, c.want)
+			}
+			live := ssetest.Publish(t, h, "t", "live")
+			if ev := next(t, st); ev.Data != "live" || ev.LastEventID != live {
+				t.Errorf("after the reset: %+v, want the live event", ev)
+			}
+			// The reset's ID resumes without another reset.
+			st.Close()
+			st = connect(t, srv.URL, live)
+			again := ssetest.Publish(t, h, "t", "again")
+			if ev := next(t, st); ev.Data != "again" || ev.LastEventID != again {
+				t.Errorf("resuming after the reset: %+v", ev)
+			}
+		})
+	}
+	if _, err := sse.NewHub(sse.Options{MaxQueueEvents: 100, MaxReplayEvents: 50}); err == nil {
+		t.Error("NewHub accepted MaxReplayEvents < MaxQueueEvents")
+	}
+}

@@ -152,19 +152,28 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	if len(lastID) <= h.opts.MaxLastEventIDLength {
 		pos, err = h.store.Position(ctx, lastID)
 	}
-	var written uint64 // Seq of the newest event sent
+	var written uint64    // Seq of the newest event sent
+	events, bytes := 0, 0 // replayed so far, bounded by MaxReplayEvents and MaxReplayBytes
 	for err == nil {
 		var entries []Entry
-		entries, err = h.store.After(ctx, pos, s.topics, page)
+		entries, err = h.store.After(ctx, pos, s.topics, min(page, h.opts.MaxReplayEvents-events+1))
 		if err != nil {
 			break
 		}
 		buf = buf[:0]
+		n := 0
 		for i := range entries {
+			size := len(buf)
 			buf = appendValid(buf, &entries[i].Event)
+			if events+n+1 > h.opts.MaxReplayEvents || bytes+len(buf) > h.opts.MaxReplayBytes {
+				buf = buf[:size]
+				err = errReplayLimit
+				break
+			}
 			pos = entries[i].Seq
+			n++
 		}
-		if len(entries) > 0 {
+		if n > 0 {
 			written = pos
 		}
 		if len(buf) > 0 {
@@ -172,9 +181,11 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 				return werr
 			}
 			s.wrote.Store(true)
-			*sent += len(entries)
+			*sent += n
+			events += n
+			bytes += len(buf)
 		}
-		if len(entries) < page {
+		if err == nil && len(entries) < page {
 			s.after = max(s.after, pos)
 			if f := h.opts.Observer.Replayed; f != nil {
 				f(ReplayHit, *sent, "")
@@ -187,6 +198,8 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 		reason = "unknown-id"
 	case errors.Is(err, ErrEvicted):
 		reason = "evicted"
+	case err == errReplayLimit:
+		reason = "replay-limit"
 	default:
 		// The store failed: the client cannot be told what it missed.
 		h.log.Warn("sse: replay failed", "err", err)
@@ -199,6 +212,10 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	s.after = max(s.after, written)
 	return h.write(st, h.appendReset(buf[:0], reason, s.after))
 }
+
+// errReplayLimit ends a replay that would exceed MaxReplayEvents or
+// MaxReplayBytes.
+var errReplayLimit = errors.New("sse: replay limit reached")
 
 // appendReset appends the reset event. Its ID is that of the newest event
 // before the stream's live events, so that a client that reconnects resumes

@@ -385,7 +385,7 @@ func checkClientGone(t *testing.T, su *suite) {
 // checkStalledClient: a client that never reads is cut off, while a healthy
 // client gets every event once.
 func checkStalledClient(t *testing.T, su *suite) {
-	k := newKit(t, su, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10}, topicT)
+	k := newKit(t, su, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10, MaxReplayBytes: 16 << 20}, topicT)
 	u, err := url.Parse(k.url)
 	if err != nil {
 		t.Fatal(err)
