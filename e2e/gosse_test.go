@@ -199,7 +199,7 @@ func (f *fixture) close() {
 		}
 		f.srv.Close()
 		f.tr.CloseIdleConnections()
-		if st := f.hub.Stats(); st.Streams != 0 || len(st.Topics) != 0 || st.QueuedBytes != 0 {
+		if st := f.hub.Stats(); st.Streams != 0 || st.Topics != 0 || st.QueuedBytes != 0 {
 			t.Errorf("hub.Stats() after teardown = %+v, want no streams, topics or queued bytes", st)
 		}
 		if !waitFor(t, 3*time.Second, "goroutines to return to the baseline of "+strconv.Itoa(f.baseline), func() bool {
@@ -462,8 +462,8 @@ func testGoSSEClientsLeaveNothingBehind(t *testing.T, mode streamMode) {
 	}
 	waitFor(t, 2*time.Second, "the hub to drop the cut streams", func() bool { return f.hub.Stats().Streams == clients })
 	checkStreamsDetached(t, f.hub, mode.detach)
-	if st := f.hub.Stats(); st.Topics[topic] != clients {
-		t.Errorf("hub.Stats().Topics = %v, want %d subscribers of %q", st.Topics, clients, topic)
+	if n := f.hub.Subscribers(topic); n != clients {
+		t.Errorf("hub.Subscribers(%q) = %d, want %d", topic, n, clients)
 	}
 
 	// Stops the clients, waits for the hub to count no stream, closes the

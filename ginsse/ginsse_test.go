@@ -281,7 +281,7 @@ func TestClientsLeaveNothingBehind(t *testing.T) {
 			st.Close()
 		}
 		ssetest.Eventually(t, "every stream to be released", func() bool { return hub.Stats().Streams == 0 })
-		if n := len(hub.Stats().Topics); n != 0 {
+		if n := hub.Stats().Topics; n != 0 {
 			t.Errorf("%d topics left", n)
 		}
 	})

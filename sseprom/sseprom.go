@@ -1,24 +1,32 @@
 // Package sseprom exports an ssekit hub's metrics to Prometheus.
 //
-//	m := sseprom.New(prometheus.DefaultRegisterer)
+//	m := sseprom.New(prometheus.DefaultRegisterer, sseprom.Options{})
 //	hub, err := sse.NewHub(sse.Options{Observer: m.Observer()})
-//	m.Watch(hub) // gauges from hub.Stats() at every scrape
+//	m.Watch(hub, "") // gauges from hub.Stats(), read once per scrape
 //
 // Metrics (all prefixed "ssekit_"):
 //
 //	streams_opened_total                 counter
 //	streams_closed_total{reason}         counter: client gone, slow consumer, write timeout, ...
 //	refused_total{reason,status}         counter: unauthenticated, forbidden, stream limit, ...
-//	events_published_total{topic}        counter (use TopicLabel to bound the label's values)
+//	events_published_total               counter: events this instance published
+//	events_fanned_out_total              counter: events this instance handed to its streams
+//	                                     (with a shared store: every instance, each event once)
 //	deliveries_total                     counter: events queued for streams
 //	dropped_total                        counter: streams that lost queued events (DropOldest)
 //	evicted_total                        counter: streams ended as slow consumers
-//	replays_total{outcome,reason}        counter: hit, or reset with unknown-id / evicted / unavailable
+//	replays_total{outcome,reason}        counter: hit, or reset with unknown-id / evicted / ...
 //	replayed_events_total                counter
 //	events_sent_per_stream               histogram, observed when a stream ends
 //	broadcast_up                         gauge: 1 while a shared store delivers, 0 during an outage
 //	open_streams, detached_streams,      gauges, from hub.Stats() (Watch)
-//	queued_bytes
+//	topics, queued_bytes
+//
+// Sum events_published_total across instances to count events; with a
+// shared store (sseredis), events_fanned_out_total counts each event once
+// per instance. Options.TopicLabel adds a topic label to the event
+// counters: it is off by default, because one series per topic ("user/42")
+// has no bound.
 package sseprom
 
 import (
@@ -29,20 +37,26 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 )
 
+// Options configures New. The zero value is ready to use.
+type Options struct {
+	// TopicLabel, if set, adds a "topic" label to events_published_total,
+	// events_fanned_out_total and deliveries_total, with the value it
+	// returns for a topic. Every value is a time series: map topics to a
+	// small set, such as "user" for "user/42". Default: no topic label.
+	TopicLabel func(topic string) string
+}
+
 // Metrics holds the collectors. Make one with New.
 type Metrics struct {
-	reg prometheus.Registerer
-
-	// TopicLabel maps a topic to the value of the "topic" label. Topics
-	// such as "user/42" would make one time series per user: return a
-	// category ("user") instead. Default: the topic itself.
-	TopicLabel func(topic string) string
+	reg        prometheus.Registerer
+	topicLabel func(string) string
 
 	opened      prometheus.Counter
 	closed      *prometheus.CounterVec
 	refused     *prometheus.CounterVec
 	published   *prometheus.CounterVec
-	deliveries  prometheus.Counter
+	fannedOut   *prometheus.CounterVec
+	deliveries  *prometheus.CounterVec
 	dropped     prometheus.Counter
 	evicted     prometheus.Counter
 	replays     *prometheus.CounterVec
@@ -52,14 +66,20 @@ type Metrics struct {
 }
 
 // New creates the collectors and registers them with reg.
-func New(reg prometheus.Registerer) *Metrics {
+func New(reg prometheus.Registerer, opts Options) *Metrics {
+	var topic []string
+	if opts.TopicLabel != nil {
+		topic = []string{"topic"}
+	}
 	m := &Metrics{
 		reg:         reg,
+		topicLabel:  opts.TopicLabel,
 		opened:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_streams_opened_total", Help: "Event streams opened."}),
 		closed:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_streams_closed_total", Help: "Event streams closed, by reason."}, []string{"reason"}),
 		refused:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_refused_total", Help: "Stream requests answered without a stream."}, []string{"reason", "status"}),
-		published:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_events_published_total", Help: "Events published, by topic."}, []string{"topic"}),
-		deliveries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_deliveries_total", Help: "Events queued for streams."}),
+		published:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_events_published_total", Help: "Events this instance published."}, topic),
+		fannedOut:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_events_fanned_out_total", Help: "Events this instance handed to its streams."}, topic),
+		deliveries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_deliveries_total", Help: "Events queued for streams."}, topic),
 		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_dropped_total", Help: "Streams that lost queued events to make room (DropOldest)."}),
 		evicted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_evicted_total", Help: "Streams ended because their queue was full."}),
 		replays:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_replays_total", Help: "Resumed streams, by outcome."}, []string{"outcome", "reason"}),
@@ -68,9 +88,17 @@ func New(reg prometheus.Registerer) *Metrics {
 		broadcastUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ssekit_broadcast_up", Help: "1 while a shared store delivers events, 0 during an outage."}),
 	}
 	m.broadcastUp.Set(1)
-	reg.MustRegister(m.opened, m.closed, m.refused, m.published, m.deliveries, m.dropped,
+	reg.MustRegister(m.opened, m.closed, m.refused, m.published, m.fannedOut, m.deliveries, m.dropped,
 		m.evicted, m.replays, m.replayed, m.sent, m.broadcastUp)
 	return m
+}
+
+// labels returns the label values of the event counters for topic.
+func (m *Metrics) labels(topic string) []string {
+	if m.topicLabel == nil {
+		return nil
+	}
+	return []string{m.topicLabel(topic)}
 }
 
 // Observer returns the sse.Observer that feeds the metrics; set it as
@@ -85,13 +113,13 @@ func (m *Metrics) Observer() sse.Observer {
 		Refused: func(_ *http.Request, r sse.RefusalReason, status int) {
 			m.refused.WithLabelValues(r.String(), strconv.Itoa(status)).Inc()
 		},
-		Published: func(topic string, queued, dropped, evicted int) {
-			label := topic
-			if m.TopicLabel != nil {
-				label = m.TopicLabel(topic)
-			}
-			m.published.WithLabelValues(label).Inc()
-			m.deliveries.Add(float64(queued))
+		Published: func(topic string) {
+			m.published.WithLabelValues(m.labels(topic)...).Inc()
+		},
+		Delivered: func(topic string, queued, dropped, evicted int) {
+			l := m.labels(topic)
+			m.fannedOut.WithLabelValues(l...).Inc()
+			m.deliveries.WithLabelValues(l...).Add(float64(queued))
 			m.dropped.Add(float64(dropped))
 			m.evicted.Add(float64(evicted))
 		},
@@ -109,21 +137,44 @@ func (m *Metrics) Observer() sse.Observer {
 	}
 }
 
-// Watch registers gauges that read hub.Stats() at every scrape:
+// Watch registers gauges that read hub.Stats(), once per scrape:
 // ssekit_open_streams, ssekit_detached_streams (of those, the ones on
-// detached connections) and ssekit_queued_bytes, labelled with name when
-// one process runs several hubs (name may be empty).
-func (m *Metrics) Watch(hub *sse.Hub, name ...string) {
-	labels := prometheus.Labels{}
-	if len(name) > 0 && name[0] != "" {
-		labels["hub"] = name[0]
+// detached connections), ssekit_topics and ssekit_queued_bytes (the events
+// waiting in queues, each counted once however many streams it waits
+// for). A process with several hubs names each, and the gauges get a "hub"
+// label with the name; with one hub, pass "" for no label.
+func (m *Metrics) Watch(hub *sse.Hub, name string) {
+	var labels prometheus.Labels
+	if name != "" {
+		labels = prometheus.Labels{"hub": name}
 	}
-	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ssekit_open_streams", Help: "Open event streams.", ConstLabels: labels},
-			func() float64 { return float64(hub.Stats().Streams) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ssekit_detached_streams", Help: "Open event streams on detached connections (HandlerOptions.Detach).", ConstLabels: labels},
-			func() float64 { return float64(hub.Stats().Detached) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ssekit_queued_bytes", Help: "Bytes waiting in streams' queues.", ConstLabels: labels},
-			func() float64 { return float64(hub.Stats().QueuedBytes) }),
-	)
+	desc := func(n, help string) *prometheus.Desc { return prometheus.NewDesc(n, help, nil, labels) }
+	m.reg.MustRegister(&statsCollector{
+		hub:      hub,
+		streams:  desc("ssekit_open_streams", "Open event streams."),
+		detached: desc("ssekit_detached_streams", "Open event streams on detached connections (HandlerOptions.Detach)."),
+		topics:   desc("ssekit_topics", "Topics with at least one open stream."),
+		queued:   desc("ssekit_queued_bytes", "Bytes of the events waiting in streams' queues, each event counted once."),
+	})
+}
+
+// statsCollector reports a hub's Stats, read once per scrape.
+type statsCollector struct {
+	hub                               *sse.Hub
+	streams, detached, topics, queued *prometheus.Desc
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.streams
+	ch <- c.detached
+	ch <- c.topics
+	ch <- c.queued
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.hub.Stats()
+	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.Streams))
+	ch <- prometheus.MustNewConstMetric(c.detached, prometheus.GaugeValue, float64(st.Detached))
+	ch <- prometheus.MustNewConstMetric(c.topics, prometheus.GaugeValue, float64(st.Topics))
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(st.QueuedBytes))
 }

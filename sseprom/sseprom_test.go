@@ -16,13 +16,12 @@ import (
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := sseprom.New(reg)
-	m.TopicLabel = func(topic string) string { return strings.SplitN(topic, "/", 2)[0] }
+	m := sseprom.New(reg, sseprom.Options{TopicLabel: func(topic string) string { return strings.SplitN(topic, "/", 2)[0] }})
 	hub, err := sse.NewHub(sse.Options{Observer: m.Observer()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Watch(hub)
+	m.Watch(hub, "")
 	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{}))
 	defer srv.Close()
 	defer hub.Shutdown(context.Background())
@@ -53,16 +52,22 @@ func TestMetrics(t *testing.T) {
 	want := `
 # HELP ssekit_deliveries_total Events queued for streams.
 # TYPE ssekit_deliveries_total counter
-ssekit_deliveries_total 1
+ssekit_deliveries_total{topic="user"} 1
 # HELP ssekit_detached_streams Open event streams on detached connections (HandlerOptions.Detach).
 # TYPE ssekit_detached_streams gauge
 ssekit_detached_streams 0
-# HELP ssekit_events_published_total Events published, by topic.
+# HELP ssekit_events_fanned_out_total Events this instance handed to its streams.
+# TYPE ssekit_events_fanned_out_total counter
+ssekit_events_fanned_out_total{topic="user"} 1
+# HELP ssekit_events_published_total Events this instance published.
 # TYPE ssekit_events_published_total counter
 ssekit_events_published_total{topic="user"} 1
 # HELP ssekit_open_streams Open event streams.
 # TYPE ssekit_open_streams gauge
 ssekit_open_streams 0
+# HELP ssekit_queued_bytes Bytes of the events waiting in streams' queues, each event counted once.
+# TYPE ssekit_queued_bytes gauge
+ssekit_queued_bytes 0
 # HELP ssekit_refused_total Stream requests answered without a stream.
 # TYPE ssekit_refused_total counter
 ssekit_refused_total{reason="bad request",status="400"} 1
@@ -77,7 +82,7 @@ ssekit_streams_closed_total{reason="client gone"} 2
 ssekit_streams_opened_total 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"ssekit_deliveries_total", "ssekit_detached_streams", "ssekit_events_published_total", "ssekit_open_streams",
+		"ssekit_deliveries_total", "ssekit_detached_streams", "ssekit_events_fanned_out_total", "ssekit_events_published_total", "ssekit_open_streams", "ssekit_queued_bytes",
 		"ssekit_refused_total", "ssekit_replays_total", "ssekit_streams_closed_total", "ssekit_streams_opened_total"); err != nil {
 		t.Error(err)
 	}
@@ -89,5 +94,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out")
 		}
+	}
+}
+
+// TestNoTopicLabelByDefault: without Options.TopicLabel the event counters
+// have no topic label, so topics per user make no series per user.
+func TestNoTopicLabelByDefault(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := sseprom.New(reg, sseprom.Options{})
+	hub := ssetest.NewHub(t, sse.Options{Observer: m.Observer()})
+	m.Watch(hub, "main")
+	for _, topic := range []string{"user/1", "user/2", "user/3"} {
+		ssetest.Publish(t, hub, topic, "x")
+	}
+	want := `
+# HELP ssekit_events_published_total Events this instance published.
+# TYPE ssekit_events_published_total counter
+ssekit_events_published_total 3
+# HELP ssekit_topics Topics with at least one open stream.
+# TYPE ssekit_topics gauge
+ssekit_topics{hub="main"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ssekit_events_published_total", "ssekit_topics"); err != nil {
+		t.Error(err)
 	}
 }

@@ -315,8 +315,8 @@ func TestAuthPerUserTopic(t *testing.T) {
 	alice := connectWith(t, srv.URL, "", hdr("Cookie", "sid=tok-alice"))
 	bob := connectWith(t, srv.URL, "", hdr("Authorization", "Bearer tok-bob"))
 	ssetest.WaitStreams(t, h, 2)
-	if got := h.Stats().Topics; got["user/alice"] != 1 || got["user/bob"] != 1 || got["all"] != 2 {
-		t.Fatalf("topics %v", got)
+	if a, b, all := h.Subscribers("user/alice"), h.Subscribers("user/bob"), h.Subscribers("all"); a != 1 || b != 1 || all != 2 {
+		t.Fatalf("subscribers: user/alice %d, user/bob %d, all %d", a, b, all)
 	}
 	ssetest.Publish(t, h, "user/bob", "for bob")
 	ssetest.Publish(t, h, "user/alice", "for alice")

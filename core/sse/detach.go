@@ -77,7 +77,8 @@ type detachedConn struct {
 	off      int      // bytes of rest[0] already framed
 	reset    string   // a reset event to frame before rest
 	ending   EndReason
-	final    bool // the retry hint and last chunk are framed
+	last     []byte // a frame to send before the end (EndStreams)
+	final    bool   // the retry hint and last chunk are framed
 	sent     int
 	done     bool
 }
@@ -402,7 +403,7 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 	}
 	s, h := d.s, d.s.hub
 	if len(d.rest) == 0 && d.reset == "" && d.ending == 0 {
-		batch, reset, ended := s.take()
+		batch, reset, ended, last := s.take()
 		if ended == EndSlowConsumer {
 			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
 			batch = nil
@@ -410,7 +411,7 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 		for len(batch) > 0 && batch[0].seq <= s.after {
 			batch = batch[1:]
 		}
-		d.rest, d.off, d.reset, d.ending = batch, 0, reset, ended
+		d.rest, d.off, d.reset, d.ending, d.last = batch, 0, reset, ended, last
 	}
 	// The payload goes after room for its length line, which is written
 	// in front of it once the length is known.
@@ -422,16 +423,17 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 	}
 	for len(d.rest) > 0 && len(b)-room < writeChunk {
 		q := &d.rest[0]
-		n := min(len(q.frame)-d.off, writeChunk-(len(b)-room))
-		b = append(b, q.frame[d.off:d.off+n]...)
+		n := min(len(q.f.b)-d.off, writeChunk-(len(b)-room))
+		b = append(b, q.f.b[d.off:d.off+n]...)
 		d.off += n
-		if d.off == len(q.frame) {
+		if d.off == len(q.f.b) {
 			s.after = q.seq
 			d.sent++
 			d.rest, d.off = d.rest[1:], 0
 		}
 	}
 	if len(d.rest) == 0 && d.ending != 0 {
+		b = append(b, d.last...) // small: it was validated as one event
 		b = appendValid(b, &Event{Retry: h.closeRetry()})
 		d.final = true
 	}
@@ -468,6 +470,7 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 	// attached stream is: a client that reconnects at once must not find
 	// its old stream still holding a place under the caps.
 	h := d.s.hub
+	h.detached.Add(-1)
 	h.unregister(d.s)
 	h.streamEnded(d.s, reason, err, d.sent)
 	d.sess.Release()
@@ -558,6 +561,7 @@ func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header)
 		}
 		if ok {
 			sub.det.Store(d)
+			h.detached.Add(1)
 			d.schedule()
 			return // d releases the session
 		}

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -282,6 +284,12 @@ type Hub struct {
 	// this hub published, and whether the store stopped broadcasting.
 	published     uint64
 	broadcastDown bool
+
+	// Counters that Stats reads without a lock.
+	streams     atomic.Int64 // registered subscribers
+	detached    atomic.Int64 // of those, on detached connections
+	topicCount  atomic.Int64 // topics with subscribers
+	queuedBytes atomic.Int64 // bytes of the frames that queues hold
 }
 
 // NewHub returns a Hub configured by opts.
@@ -325,32 +333,49 @@ func (h *Hub) listen(b Broadcaster) error {
 	h.listening = make(chan struct{})
 	go func() {
 		defer close(h.listening)
-		state := func(err error) {
-			h.mu.Lock()
-			h.broadcastDown = err != nil
-			if errors.Is(err, ErrEvicted) {
-				// Events were lost between this hub and the store: every
-				// open stream may have missed some, so each gets a reset.
-				for s := range h.subs {
-					s.owe("evicted")
-				}
-			}
-			h.mu.Unlock()
-			if err != nil {
-				h.log.Warn("sse: the store stopped broadcasting; catching up when it is back", "err", err)
-			} else {
-				h.log.Info("sse: the store broadcasts again")
-			}
-			if f := h.opts.Observer.BroadcastState; f != nil {
-				f(err)
-			}
-		}
-		err := b.Listen(ctx, newest, h.deliver, state)
+		err := b.Listen(ctx, newest, (*hubListener)(h))
 		if ctx.Err() == nil {
 			h.log.Error("sse: the store's Listen returned; this hub gets no more events", "err", err)
 		}
 	}()
 	return nil
+}
+
+// hubListener is the hub as the Listener of its Broadcaster.
+type hubListener Hub
+
+func (l *hubListener) Deliver(e Entry) { (*Hub)(l).deliver(e) }
+
+func (l *hubListener) State(err error) {
+	h := (*Hub)(l)
+	h.mu.Lock()
+	h.broadcastDown = err != nil
+	if errors.Is(err, ErrEvicted) {
+		// Events were lost between this hub and the store: every open
+		// stream may have missed some, so each gets a reset.
+		for s := range h.subs {
+			s.owe("evicted")
+		}
+	}
+	h.mu.Unlock()
+	if err != nil {
+		h.log.Warn("sse: the store stopped broadcasting; catching up when it is back", "err", err)
+	} else {
+		h.log.Info("sse: the store broadcasts again")
+	}
+	if f := h.opts.Observer.BroadcastState; f != nil {
+		f(err)
+	}
+}
+
+func (l *hubListener) Signal(msg []byte) {
+	h := (*Hub)(l)
+	var sig signal
+	if err := json.Unmarshal(msg, &sig); err != nil || sig.End == nil {
+		h.log.Warn("sse: ignoring a signal this hub does not understand", "err", err, "size", len(msg))
+		return
+	}
+	h.endLocal(StreamMatch{Principal: sig.End.Principal, Topic: sig.End.Topic}, sig.End.Last)
 }
 
 // Store returns the hub's Store.
@@ -413,6 +438,7 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		h.mu.Lock()
 		h.published = max(h.published, entry.Seq)
 		h.mu.Unlock()
+		h.observePublished(topic)
 		return entry.Event.ID, nil
 	}
 	h.pubMu.Lock()
@@ -423,14 +449,15 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 	}
 	queued, dropped, evicted, _ := h.fanOut(entry)
 	h.pubMu.Unlock()
-	h.observePublished(topic, queued, dropped, evicted)
+	h.observePublished(topic)
+	h.observeDelivered(topic, queued, dropped, evicted)
 	return entry.Event.ID, nil
 }
 
 // deliver fans a broadcast entry out (see fanOut) and tells the Observer.
 func (h *Hub) deliver(entry Entry) {
 	if queued, dropped, evicted, fresh := h.fanOut(entry); fresh {
-		h.observePublished(entry.Topic, queued, dropped, evicted)
+		h.observeDelivered(entry.Topic, queued, dropped, evicted)
 	}
 }
 
@@ -438,7 +465,10 @@ func (h *Hub) deliver(entry Entry) {
 // its topic, counting what happened. Entries must arrive in Seq order; one
 // already delivered is ignored (fresh is false).
 func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
-	frame := appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
+	f := &frame{b: appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)}
+	f.refs.Store(1) // fanOut's own, so that the count cannot reach 0 before the loop ends
+	h.queuedBytes.Add(int64(len(f.b)))
+	defer h.releaseFrame(f)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if entry.Seq <= h.lastSeq {
@@ -446,7 +476,7 @@ func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
 	}
 	h.lastSeq = entry.Seq
 	for _, s := range h.topics[entry.Topic] {
-		switch s.enqueue(entry.Seq, frame) {
+		switch s.enqueue(entry.Seq, f) {
 		case enqueued:
 			queued++
 		case enqueuedDropping:
@@ -459,8 +489,21 @@ func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
 	return queued, dropped, evicted, true
 }
 
-func (h *Hub) observePublished(topic string, queued, dropped, evicted int) {
+// releaseFrame drops one reference to f, which a queue held.
+func (h *Hub) releaseFrame(f *frame) {
+	if f.refs.Add(-1) == 0 {
+		h.queuedBytes.Add(-int64(len(f.b)))
+	}
+}
+
+func (h *Hub) observePublished(topic string) {
 	if f := h.opts.Observer.Published; f != nil {
+		f(topic)
+	}
+}
+
+func (h *Hub) observeDelivered(topic string, queued, dropped, evicted int) {
+	if f := h.opts.Observer.Delivered; f != nil {
 		f(topic, queued, dropped, evicted)
 	}
 }
@@ -481,9 +524,13 @@ func (h *Hub) register(s *subscriber) bool {
 	s.slots = make([]int, len(s.topics))
 	for i, t := range s.topics {
 		s.slots[i] = len(h.topics[t])
+		if s.slots[i] == 0 {
+			h.topicCount.Add(1)
+		}
 		h.topics[t] = append(h.topics[t], s)
 	}
 	h.subs[s] = struct{}{}
+	h.streams.Add(1)
 	if len(h.subs) == 1 {
 		h.stopBeat = make(chan struct{})
 		go h.heartbeat(h.stopBeat)
@@ -507,11 +554,14 @@ func (h *Hub) unregister(s *subscriber) {
 		list[last] = nil
 		if last == 0 {
 			delete(h.topics, t)
+			h.topicCount.Add(-1)
 		} else {
 			h.topics[t] = list[:last]
 		}
 	}
 	delete(h.subs, s)
+	h.streams.Add(-1)
+	s.discard()
 	if len(h.subs) == 0 {
 		close(h.stopBeat)
 		h.stopBeat = nil
@@ -637,48 +687,68 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 	}
 	h.mu.Unlock()
+	var err error
 	select {
 	case <-h.drained:
 	case <-ctx.Done():
 		// Detached connections are invisible to http.Server, which could
 		// otherwise close them: close them here.
 		h.killDetached()
-		return fmt.Errorf("sse: Shutdown: streams still open: %w", ctx.Err())
+		err = fmt.Errorf("sse: Shutdown: streams still open: %w", ctx.Err())
 	}
 	if h.stopListen != nil {
+		// Stop listening on every path, or the store's listener (a Redis
+		// subscription) would outlive the hub.
 		h.stopListen()
+		wait := ctx
+		if err != nil {
+			var cancel context.CancelFunc
+			wait, cancel = context.WithTimeout(context.Background(), listenStopGrace)
+			defer cancel()
+		}
 		select {
 		case <-h.listening:
-		case <-ctx.Done():
-			return fmt.Errorf("sse: Shutdown: the store's Listen has not returned: %w", ctx.Err())
+		case <-wait.Done():
+			err = errors.Join(err, fmt.Errorf("sse: Shutdown: the store's Listen has not returned: %w", wait.Err()))
 		}
 	}
-	return nil
+	return err
 }
 
-// Stats is a snapshot of a hub's state.
+// listenStopGrace is how long Shutdown waits for the store's Listen to
+// return once its own context has expired.
+const listenStopGrace = time.Second
+
+// Stats is a snapshot of a hub's state. Reading it costs the same whatever
+// the number of streams and topics.
 type Stats struct {
-	Streams     int            // open streams
-	Detached    int            // of Streams, those on detached connections
-	Topics      map[string]int // subscribers per topic
-	QueuedBytes int            // bytes waiting in all subscribers' queues
+	// Streams is the number of open streams.
+	Streams int
+	// Detached is how many of them are on detached connections.
+	Detached int
+	// Topics is the number of topics that have at least one stream.
+	Topics int
+	// QueuedBytes is the size of the events waiting in streams' queues.
+	// An event queued for many streams is shared, and counts once.
+	QueuedBytes int
 }
 
-// Stats returns a snapshot of the hub's state.
+// Stats returns a snapshot of the hub's state. Its fields are read one by
+// one, without a lock: under load they may not add up exactly.
 func (h *Hub) Stats() Stats {
+	return Stats{
+		Streams:     int(h.streams.Load()),
+		Detached:    int(h.detached.Load()),
+		Topics:      int(h.topicCount.Load()),
+		QueuedBytes: int(h.queuedBytes.Load()),
+	}
+}
+
+// Subscribers returns the number of open streams that follow topic.
+func (h *Hub) Subscribers(topic string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := Stats{Streams: len(h.subs), Topics: make(map[string]int, len(h.topics))}
-	for t, list := range h.topics {
-		st.Topics[t] = len(list)
-	}
-	for s := range h.subs {
-		st.QueuedBytes += s.queuedBytes()
-		if s.det.Load() != nil {
-			st.Detached++
-		}
-	}
-	return st
+	return len(h.topics[topic])
 }
 
 // awaitPublished waits until the hub has delivered what it published

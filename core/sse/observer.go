@@ -24,6 +24,8 @@ const (
 	// EndDeadline: the request's context passed its deadline (a timeout
 	// middleware); the stream ended with a retry hint.
 	EndDeadline
+	// EndRequested: Hub.EndStreams ended it.
+	EndRequested
 )
 
 var endReasonNames = [...]string{
@@ -34,6 +36,7 @@ var endReasonNames = [...]string{
 	EndMaxAge:       "max age",
 	EndShutdown:     "shutdown",
 	EndDeadline:     "deadline",
+	EndRequested:    "requested",
 }
 
 func (r EndReason) String() string {
@@ -131,11 +134,16 @@ type Observer struct {
 	StreamClosed func(info StreamInfo, reason EndReason, sent int)
 	// Refused runs when a request was answered without a stream.
 	Refused func(r *http.Request, reason RefusalReason, status int)
-	// Published runs after each Publish: queued is the number of streams
-	// the event was queued for, dropped the number of streams that lost
-	// older events to make room (DropOldest), and evicted the number of
-	// streams ended as slow consumers.
-	Published func(topic string, queued, dropped, evicted int)
+	// Published runs after each successful Publish on this hub. With a
+	// Broadcaster store, only the hub that published sees it; summed
+	// across instances, it counts each event once.
+	Published func(topic string)
+	// Delivered runs after an event was handed to this hub's streams: on
+	// every hub that shares a Broadcaster store, once per event. queued is
+	// the number of streams the event was queued for, dropped the number
+	// of streams that lost older events to make room (DropOldest), and
+	// evicted the number of streams ended as slow consumers.
+	Delivered func(topic string, queued, dropped, evicted int)
 	// Replayed runs after a resuming stream's replay with the number of
 	// events sent; for ReplayReset, reason is "unknown-id", "evicted" or
 	// "unavailable".

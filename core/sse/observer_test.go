@@ -31,7 +31,7 @@ type obsRefused struct {
 	status int
 }
 
-type obsPublished struct {
+type obsDelivered struct {
 	topic                    string
 	queued, dropped, evicted int
 }
@@ -48,7 +48,8 @@ type obsLog struct {
 	opened    []sse.StreamInfo
 	closed    []obsClosed
 	refused   []obsRefused
-	published []obsPublished
+	published []string
+	delivered []obsDelivered
 	replayed  []obsReplayed
 }
 
@@ -69,10 +70,15 @@ func (l *obsLog) observer() sse.Observer {
 			defer l.mu.Unlock()
 			l.refused = append(l.refused, obsRefused{r.URL.Path, reason, status})
 		},
-		Published: func(topic string, queued, dropped, evicted int) {
+		Published: func(topic string) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			l.published = append(l.published, obsPublished{topic, queued, dropped, evicted})
+			l.published = append(l.published, topic)
+		},
+		Delivered: func(topic string, queued, dropped, evicted int) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.delivered = append(l.delivered, obsDelivered{topic, queued, dropped, evicted})
 		},
 		Replayed: func(outcome sse.ReplayOutcome, events int, reason string) {
 			l.mu.Lock()
@@ -176,7 +182,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		// Publish in bursts until the queue overflows before the stream
 		// goroutine takes it.
 		evicted := func(l *obsLog) bool {
-			return slices.ContainsFunc(l.published, func(p obsPublished) bool { return p.evicted > 0 })
+			return slices.ContainsFunc(l.delivered, func(p obsDelivered) bool { return p.evicted > 0 })
 		}
 		for i := 0; ; i++ {
 			for range 200 {
@@ -199,7 +205,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		evictions := 0
-		for _, p := range log.published {
+		for _, p := range log.delivered {
 			evictions += p.evicted
 			if p.dropped != 0 || p.queued+p.evicted > 1 {
 				t.Errorf("Published %+v with one subscriber and policy Disconnect", p)
@@ -330,9 +336,12 @@ func TestObserverPublished(t *testing.T) {
 	ssetest.Publish(t, h, "v", "none")
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	want := []obsPublished{{"t", 0, 0, 0}, {"t", 2, 0, 0}, {"u", 2, 0, 0}, {"v", 0, 0, 0}}
-	if !slices.Equal(log.published, want) {
-		t.Errorf("Published %+v, want %+v", log.published, want)
+	want := []obsDelivered{{"t", 0, 0, 0}, {"t", 2, 0, 0}, {"u", 2, 0, 0}, {"v", 0, 0, 0}}
+	if !slices.Equal(log.delivered, want) {
+		t.Errorf("Delivered %+v, want %+v", log.delivered, want)
+	}
+	if want := []string{"t", "t", "u", "v"}; !slices.Equal(log.published, want) {
+		t.Errorf("Published %q, want %q", log.published, want)
 	}
 }
 
@@ -345,7 +354,7 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 	dropped := func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
-		return slices.ContainsFunc(log.published, func(p obsPublished) bool { return p.dropped > 0 })
+		return slices.ContainsFunc(log.delivered, func(p obsDelivered) bool { return p.dropped > 0 })
 	}
 	for i := 0; !dropped(); i++ {
 		if i == 100 {
@@ -357,9 +366,9 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 	}
 	log.mu.Lock()
 	defer log.mu.Unlock()
-	for _, p := range log.published {
+	for _, p := range log.delivered {
 		if p.queued != 1 || p.evicted != 0 || p.dropped > 1 {
-			t.Fatalf("Published %+v: with DropOldest every event is queued, none evicts", p)
+			t.Fatalf("Delivered %+v: with DropOldest every event is queued, none evicts", p)
 		}
 	}
 	if h.Stats().Streams != 1 {
@@ -443,7 +452,7 @@ func TestObserverPublishedMayPublish(t *testing.T) {
 	var h *sse.Hub
 	var mu sync.Mutex
 	var audit []string
-	h = ssetest.NewHub(t, sse.Options{Observer: sse.Observer{Published: func(topic string, queued, _, _ int) {
+	h = ssetest.NewHub(t, sse.Options{Observer: sse.Observer{Published: func(topic string) {
 		if topic == "audit" {
 			return
 		}
@@ -469,17 +478,18 @@ func TestObserverPublishedMayPublish(t *testing.T) {
 
 func TestEndReasonString(t *testing.T) {
 	tests := map[sse.EndReason]string{
-		sse.EndClientGone:   "client gone",
-		sse.EndSlowConsumer: "slow consumer",
-		sse.EndWriteTimeout: "write timeout",
-		sse.EndWriteError:   "write error",
-		sse.EndMaxAge:       "max age",
-		sse.EndShutdown:     "shutdown",
-		sse.EndDeadline:     "deadline",
-		0:                   "unknown",
-		-1:                  "unknown",
-		sse.EndDeadline + 1: "unknown",
-		1 << 30:             "unknown",
+		sse.EndClientGone:    "client gone",
+		sse.EndSlowConsumer:  "slow consumer",
+		sse.EndWriteTimeout:  "write timeout",
+		sse.EndWriteError:    "write error",
+		sse.EndMaxAge:        "max age",
+		sse.EndShutdown:      "shutdown",
+		sse.EndDeadline:      "deadline",
+		sse.EndRequested:     "requested",
+		0:                    "unknown",
+		-1:                   "unknown",
+		sse.EndRequested + 1: "unknown",
+		1 << 30:              "unknown",
 	}
 	for r, want := range tests {
 		if got := r.String(); got != want {
@@ -524,5 +534,29 @@ func TestReplayOutcomeString(t *testing.T) {
 		if got := o.String(); got != want {
 			t.Errorf("ReplayOutcome(%d).String() = %q, want %q", int(o), got, want)
 		}
+	}
+}
+
+// TestObserverPublishedOncePerEvent: with a Broadcaster, Published fires on
+// the hub that published only, so that a sum across instances counts each
+// event once; Delivered fires on every hub.
+func TestObserverPublishedOncePerEvent(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	logs := make([]*obsLog, 3)
+	hubs := make([]*sse.Hub, 3)
+	for i := range hubs {
+		logs[i] = &obsLog{}
+		hubs[i] = ssetest.NewHub(t, sse.Options{Store: bus, Observer: logs[i].observer()})
+	}
+	ssetest.Publish(t, hubs[0], "t", "x")
+	ssetest.Publish(t, hubs[2], "u", "y")
+	for i, l := range logs {
+		l.wait(t, "both events delivered", func(l *obsLog) bool { return len(l.delivered) == 2 })
+		l.mu.Lock()
+		want := map[int][]string{0: {"t"}, 1: nil, 2: {"u"}}[i]
+		if !slices.Equal(l.published, want) {
+			t.Errorf("hub %d: Published %q, want %q", i, l.published, want)
+		}
+		l.mu.Unlock()
 	}
 }

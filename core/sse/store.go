@@ -64,7 +64,8 @@ var (
 // Broadcaster delivers to its clients what Listen hands it, its own
 // publishes included, instead of delivering them directly. That is how
 // events published on one instance reach clients on every other, in the
-// same order everywhere (sseredis implements it on Redis).
+// same order everywhere (sseredis implements it on Redis). It also carries
+// signals between hubs (Hub.EndStreams ends streams on every instance).
 type Broadcaster interface {
 	Store
 
@@ -72,11 +73,29 @@ type Broadcaster interface {
 	// an unreachable store is an error at start.
 	Newest(ctx context.Context) (uint64, error)
 
-	// Listen calls deliver for every entry appended after Seq after, by any
-	// process, in Seq order and without gaps, until ctx is done, and then
-	// returns ctx's error. It rides out outages of the store itself,
-	// catching up from what the store still holds; state is called with a
-	// non-nil error when delivery stops and with nil when it resumes.
-	// deliver and state are never called concurrently.
-	Listen(ctx context.Context, after uint64, deliver func(Entry), state func(error)) error
+	// Listen hands l every entry appended after Seq after, by any process,
+	// in Seq order and without gaps, and every signal sent, until ctx is
+	// done; then it returns ctx's error. It rides out outages of the store
+	// itself, catching up from what the store still holds; l.State is
+	// called with a non-nil error when delivery stops and with nil when it
+	// resumes. l's methods are never called concurrently.
+	Listen(ctx context.Context, after uint64, l Listener) error
+
+	// Signal hands msg to the Listener of every hub that shares the store,
+	// this one included, at most once each. Signals are not recorded: a
+	// hub that does not listen when one is sent never gets it.
+	Signal(ctx context.Context, msg []byte) error
+}
+
+// A Listener receives what a Broadcaster carries. The hub is the Listener
+// of its store; a Broadcaster implementation calls it.
+type Listener interface {
+	// Deliver hands over the next entry.
+	Deliver(Entry)
+	// State reports that delivery stopped (err says why; an error that
+	// matches ErrEvicted means entries were lost) or resumed (nil).
+	State(err error)
+	// Signal hands over a message that a hub sent with
+	// Broadcaster.Signal.
+	Signal(msg []byte)
 }

@@ -239,12 +239,12 @@ func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *in
 			}
 			return EndClientGone, nil
 		}
-		batch, reset, ended := s.take()
+		batch, reset, ended, last := s.take()
 		if ended == EndSlowConsumer {
 			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
 			return ended, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 		}
-		n, wrote, err := h.sendBatch(st, s, batch, reset, ended != 0)
+		n, wrote, err := h.sendBatch(st, s, batch, reset, ended != 0, last)
 		*sent += n
 		if err == nil && !wrote && s.beat.Swap(false) {
 			err, wrote = h.write(st, pingFrame), true
@@ -269,19 +269,19 @@ var pingFrame = []byte(": ping\n\n")
 var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // sendBatch writes the events of batch after s.after (the reset event
-// first if one is owed, the final retry hint last when the stream is
-// ending), and returns how many events it sent and whether it wrote
-// anything. Small frames are gathered into writes of up to writeChunk
-// bytes; a single frame, or a large one, is written as it is, without a
-// copy.
-func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, reset string, ending bool) (n int, wrote bool, err error) {
+// first if one is owed; when the stream is ending, last and the final
+// retry hint after them), and returns how many events it sent and whether
+// it wrote anything. Small frames are gathered into writes of up to
+// writeChunk bytes; a single frame, or a large one, is written as it is,
+// without a copy.
+func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, reset string, ending bool, last []byte) (n int, wrote bool, err error) {
 	fresh := batch
 	for len(fresh) > 0 && fresh[0].seq <= s.after {
 		fresh = fresh[1:]
 	}
 	if len(fresh) == 1 && reset == "" && !ending {
 		s.after = fresh[0].seq
-		return 1, true, h.write(st, fresh[0].frame)
+		return 1, true, h.write(st, fresh[0].f.b)
 	}
 	bp := batchBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -306,24 +306,25 @@ func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, reset st
 	for _, q := range fresh { // in Seq order, all after s.after
 		s.after = q.seq
 		n++
-		if len(q.frame) >= writeChunk/2 {
+		if len(q.f.b) >= writeChunk/2 {
 			if err := flush(); err != nil {
 				return n, wrote, err
 			}
 			wrote = true
-			if err := h.write(st, q.frame); err != nil {
+			if err := h.write(st, q.f.b); err != nil {
 				return n, wrote, err
 			}
 			continue
 		}
-		if len(b)+len(q.frame) > writeChunk {
+		if len(b)+len(q.f.b) > writeChunk {
 			if err := flush(); err != nil {
 				return n, wrote, err
 			}
 		}
-		b = append(b, q.frame...)
+		b = append(b, q.f.b...)
 	}
 	if ending {
+		b = append(b, last...)
 		b = appendValid(b, &Event{Retry: h.closeRetry()})
 	}
 	return n, wrote, flush()

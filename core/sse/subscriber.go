@@ -1,15 +1,25 @@
 package sse
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// frame is an encoded event, shared by the queues of every subscriber it
+// was queued for; its bytes are never modified.
+type frame struct {
+	b []byte
+	// refs counts the queues that hold the frame, plus one while fanOut
+	// runs: Stats.QueuedBytes counts a frame while refs > 0.
+	refs atomic.Int32
+}
+
 // queued is one encoded event waiting for a subscriber.
 type queued struct {
-	seq   uint64
-	frame []byte // shared by all subscribers; never modified
+	seq uint64
+	f   *frame
 }
 
 // subscriber is one open stream's place in the hub: its topics and its
@@ -39,6 +49,7 @@ type subscriber struct {
 	bytes int
 	reset string    // reason of a reset event owed to the stream, or ""
 	ended EndReason // 0 while the stream runs
+	last  []byte    // a frame to send before the end (EndStreams), or nil
 }
 
 // newSubscriber returns a subscriber of the stream info describes; info
@@ -85,7 +96,7 @@ const (
 // MaxEventBytes, at most MaxQueueBytes, but a frame that another process
 // broadcast may be larger, and one frame alone must not count as a slow
 // consumer.
-func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
+func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 	opts := &s.hub.opts
 	s.mu.Lock()
 	if s.ended != 0 {
@@ -94,7 +105,7 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 	}
 	full := func(drop int) bool {
 		n := len(s.queue) - drop
-		return n > 0 && (n+1 > opts.MaxQueueEvents || s.bytes+len(frame) > opts.MaxQueueBytes)
+		return n > 0 && (n+1 > opts.MaxQueueEvents || s.bytes+len(f.b) > opts.MaxQueueBytes)
 	}
 	result := enqueued
 	if full(0) {
@@ -107,7 +118,8 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 		result = enqueuedDropping
 		drop := 0
 		for full(drop) {
-			s.bytes -= len(s.queue[drop].frame)
+			s.bytes -= len(s.queue[drop].f.b)
+			s.hub.releaseFrame(s.queue[drop].f)
 			drop++
 		}
 		n := copy(s.queue, s.queue[drop:])
@@ -117,8 +129,9 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 			s.reset = "dropped"
 		}
 	}
-	s.queue = append(s.queue, queued{seq: seq, frame: frame})
-	s.bytes += len(frame)
+	f.refs.Add(1) // before the stream can see it
+	s.queue = append(s.queue, queued{seq: seq, f: f})
+	s.bytes += len(f.b)
 	first := len(s.queue) == 1
 	s.mu.Unlock()
 	if first {
@@ -130,26 +143,43 @@ func (s *subscriber) enqueue(seq uint64, frame []byte) enqueueResult {
 }
 
 // end marks the stream to be ended for reason, unless it already is.
-func (s *subscriber) end(reason EndReason) {
+func (s *subscriber) end(reason EndReason) { s.endWith(reason, nil) }
+
+// endWith is end with a frame to send before the stream's end.
+func (s *subscriber) endWith(reason EndReason, last []byte) {
 	s.mu.Lock()
 	if s.ended == 0 {
-		s.ended = reason
+		s.ended, s.last = reason, last
 	}
 	s.mu.Unlock()
 	s.wake()
 }
 
 // take returns everything queued, the reason of a reset event owed to the
-// stream ("" if none), and whether the stream is to end. The returned
-// slice is valid until the next take.
-func (s *subscriber) take() (batch []queued, reset string, ended EndReason) {
+// stream ("" if none), whether the stream is to end, and the frame to send
+// before its end. The returned slice is valid until the next take.
+func (s *subscriber) take() (batch []queued, reset string, ended EndReason, last []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.spare)
 	batch, s.queue, s.spare = s.queue, s.spare[:0], s.queue
 	s.bytes = 0
 	reset, s.reset = s.reset, ""
-	return batch, reset, s.ended
+	for _, q := range batch {
+		s.hub.releaseFrame(q.f)
+	}
+	return batch, reset, s.ended, s.last
+}
+
+// discard empties the queue of a stream that ends.
+func (s *subscriber) discard() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.queue {
+		s.hub.releaseFrame(q.f)
+	}
+	clear(s.queue)
+	s.queue, s.bytes = s.queue[:0], 0
 }
 
 // owe records that the stream must be sent a reset event with reason
@@ -167,4 +197,12 @@ func (s *subscriber) queuedBytes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
+}
+
+// matches reports whether the stream is one that m selects.
+func (s *subscriber) matches(m StreamMatch) bool {
+	if m.Principal != "" && s.info.Principal.ID != m.Principal {
+		return false
+	}
+	return m.Topic == "" || slices.Contains(s.topics, m.Topic)
 }

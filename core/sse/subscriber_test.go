@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -27,7 +28,7 @@ func seqs(batch []queued) string {
 }
 
 func TestQueueLimits(t *testing.T) {
-	frame := make([]byte, 100)
+	data := make([]byte, 100)
 	tests := []struct {
 		name        string
 		opts        Options
@@ -49,16 +50,16 @@ func TestQueueLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSubscriber(newTestHub(t, tt.opts), &StreamInfo{Topics: []string{"t"}})
 			for i := 1; i <= tt.frames; i++ {
-				s.enqueue(uint64(i), frame)
+				s.enqueue(uint64(i), &frame{b: data})
 			}
-			batch, reset, ended := s.take()
+			batch, reset, ended, _ := s.take()
 			if dropped := reset == "dropped"; seqs(batch) != tt.wantSeqs || dropped != tt.wantDropped || ended != tt.wantEnded {
 				t.Errorf("take() = [%s], reset %q, ended %v; want [%s], dropped %v, %v",
 					seqs(batch), reset, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
 			}
 			if tt.wantEnded == 0 {
-				if s.enqueue(99, frame); s.queuedBytes() != len(frame) {
-					t.Errorf("after take, queue holds %d bytes, want %d", s.queuedBytes(), len(frame))
+				if s.enqueue(99, &frame{b: data}); s.queuedBytes() != len(data) {
+					t.Errorf("after take, queue holds %d bytes, want %d", s.queuedBytes(), len(data))
 				}
 			}
 		})
@@ -68,7 +69,7 @@ func TestQueueLimits(t *testing.T) {
 func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	s := newSubscriber(newTestHub(t, Options{}), &StreamInfo{Topics: []string{"t"}})
 	for i := range 10 {
-		s.enqueue(uint64(i+1), []byte("x"))
+		s.enqueue(uint64(i+1), &frame{b: []byte("x")})
 	}
 	<-s.notify
 	select {
@@ -77,7 +78,7 @@ func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	default:
 	}
 	s.take()
-	s.enqueue(11, []byte("x"))
+	s.enqueue(11, &frame{b: []byte("x")})
 	select {
 	case <-s.notify:
 	default:
@@ -101,11 +102,11 @@ func TestDropOldestSendsReset(t *testing.T) {
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 	s.after = 7
 	for i := uint64(8); i <= 10; i++ {
-		s.enqueue(i, []byte("data: "+strconv.FormatUint(i, 10)+"\n\n"))
+		s.enqueue(i, &frame{b: []byte("data: " + strconv.FormatUint(i, 10) + "\n\n")})
 	}
-	batch, reset, _ := s.take()
+	batch, reset, _, _ := s.take()
 	var rec recorder
-	if n, _, err := h.sendBatch(&rec, s, batch, reset, false); n != 2 || err != nil {
+	if n, _, err := h.sendBatch(&rec, s, batch, reset, false, nil); n != 2 || err != nil {
 		t.Fatalf("sendBatch = %d, %v", n, err)
 	}
 	want := "id: e-7\nevent: sse-reset\ndata: {\"reason\":\"dropped\"}\n\ndata: 9\n\ndata: 10\n\n"
@@ -151,9 +152,9 @@ func TestSendBatchSkipsReplayedEvents(t *testing.T) {
 	h := newTestHub(t, Options{})
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 	s.after = 5 // replay sent up to 5
-	batch := []queued{{4, []byte("4")}, {5, []byte("5")}, {6, []byte("6")}, {7, []byte("7")}}
+	batch := []queued{{4, &frame{b: []byte("4")}}, {5, &frame{b: []byte("5")}}, {6, &frame{b: []byte("6")}}, {7, &frame{b: []byte("7")}}}
 	var rec recorder
-	if n, _, _ := h.sendBatch(&rec, s, batch, "", false); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
+	if n, _, _ := h.sendBatch(&rec, s, batch, "", false, nil); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
 		t.Errorf("sent %d as %q, after %d; want 2 as \"67\", 7", n, rec.writes, s.after)
 	}
 }
@@ -179,10 +180,10 @@ func TestSendBatchWrites(t *testing.T) {
 			s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 			var batch []queued
 			for i, f := range tt.frames {
-				batch = append(batch, queued{uint64(i + 1), f})
+				batch = append(batch, queued{uint64(i + 1), &frame{b: f}})
 			}
 			var rec recorder
-			n, wrote, err := h.sendBatch(&rec, s, batch, "", false)
+			n, wrote, err := h.sendBatch(&rec, s, batch, "", false, nil)
 			var lens []int
 			for _, w := range rec.writes {
 				lens = append(lens, len(w))
@@ -244,5 +245,42 @@ func TestSetStreamHeadersMatchesStreamHeader(t *testing.T) {
 	want["X-Other"] = []string{"kept"}
 	if !reflect.DeepEqual(hdr, want) {
 		t.Fatalf("got %v, want %v", hdr, want)
+	}
+}
+
+// TestStatsQueuedBytesCountsSharedFramesOnce: an event queued for many
+// streams is held once, and Stats says so.
+func TestStatsQueuedBytesCountsSharedFramesOnce(t *testing.T) {
+	h := newTestHub(t, Options{Store: mustMemoryStore(t, "e")})
+	var subs []*subscriber
+	for range 10 {
+		s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
+		h.register(s)
+		defer h.unregister(s)
+		subs = append(subs, s)
+	}
+	size := 0
+	for i := range 5 {
+		e, err := h.store.Append(context.Background(), "t", Event{Data: make([]byte, 1000)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, _, _, _ := h.fanOut(e); q != 10 {
+			t.Fatalf("event %d queued for %d streams, want 10", i, q)
+		}
+		size += len(appendValid(nil, &e.Event))
+	}
+	if st := h.Stats(); st.QueuedBytes != size || st.Streams != 10 || st.Topics != 1 {
+		t.Errorf("Stats %+v, want QueuedBytes %d (5 shared events), 10 streams, 1 topic", st, size)
+	}
+	for _, s := range subs[:9] {
+		s.take()
+	}
+	if got := h.Stats().QueuedBytes; got != size {
+		t.Errorf("with one stream left holding the events: QueuedBytes %d, want %d", got, size)
+	}
+	subs[9].take()
+	if got := h.Stats().QueuedBytes; got != 0 {
+		t.Errorf("every queue taken: QueuedBytes %d, want 0", got)
 	}
 }

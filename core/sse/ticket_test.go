@@ -357,7 +357,7 @@ func TestTicketsAuthenticateOverHTTP(t *testing.T) {
 	// A ticket is a bearer token: the header works too.
 	hs := connectWith(t, srv.URL+"/events", "", hdr("Authorization", "Bearer "+ticket))
 	ssetest.WaitStreams(t, h, 2)
-	if got := h.Stats().Topics["user/alice"]; got != 2 {
+	if got := h.Subscribers("user/alice"); got != 2 {
 		t.Fatalf("%d streams on user/alice, want 2", got)
 	}
 	ssetest.Publish(t, h, "user/bob", "not for alice")

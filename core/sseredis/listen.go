@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,9 +51,10 @@ type listener struct {
 	mu      sync.Mutex
 	items   []item
 	spare   []item
-	catchUp bool  // read the stream before the items
-	subUp   bool  // the subscription is made
-	lost    error // the subscription was lost, and why; not yet reported
+	signals [][]byte // signals not yet handed over
+	catchUp bool     // read the stream before the items
+	subUp   bool     // the subscription is made
+	lost    error    // the subscription was lost, and why; not yet reported
 }
 
 // item is a notification: an entry and its epoch.
@@ -77,12 +79,27 @@ func (l *listener) signal() {
 // stream and calls state(nil). Events that the history no longer holds by
 // then cannot be delivered: Listen logs which, and calls state with an
 // error matching sse.ErrEvicted before it delivers the events after them.
-func (s *Store) Listen(ctx context.Context, after uint64, deliver func(sse.Entry), state func(error)) error {
+//
+// Signals travel on the same channel, and reach only the listeners that
+// are subscribed when they are sent.
+func (s *Store) Listen(ctx context.Context, after uint64, out sse.Listener) error {
 	l := &listener{wake: make(chan struct{}, 1)}
 	s.join(l)
 	defer s.leave(l)
-	r := run{s: s, l: l, last: after, epoch: s.currentEpoch(), deliver: deliver, state: state}
+	r := run{s: s, l: l, last: after, epoch: s.currentEpoch(), out: out}
 	return r.loop(ctx)
+}
+
+// signalPrefix starts a signal's payload on the channel.
+const signalPrefix = "sig1"
+
+// Signal implements sse.Broadcaster: it publishes msg on the store's
+// channel, to every process's Listen.
+func (s *Store) Signal(ctx context.Context, msg []byte) error {
+	if err := s.client.Publish(ctx, s.channel, signalPrefix+string(msg)).Err(); err != nil {
+		return fmt.Errorf("sseredis: signal: %w", err)
+	}
+	return nil
 }
 
 // join adds l, starting the subscription for the first listener.
@@ -211,8 +228,19 @@ func (s *Store) setDown(sub *subscription, err error) {
 	}
 }
 
-// dispatch hands a notification to every listener.
+// dispatch hands a notification or a signal to every listener.
 func (s *Store) dispatch(sub *subscription, payload string) {
+	if msg, ok := strings.CutPrefix(payload, signalPrefix); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for l := range sub.listeners {
+			l.mu.Lock()
+			l.signals = append(l.signals, []byte(msg))
+			l.mu.Unlock()
+			l.signal()
+		}
+		return
+	}
 	e, epoch, err := decodeNotification(payload)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,15 +268,14 @@ func (s *Store) dispatch(sub *subscription, payload string) {
 
 // run is one Listen call's delivery state; only its goroutine uses it.
 type run struct {
-	s       *Store
-	l       *listener
-	last    uint64 // Seq of the newest entry delivered (or skipped)
-	epoch   string // the epoch of last
-	down    bool   // state was told of an error
-	raised  string // the epoch this listener found regressed
-	b       backoff
-	deliver func(sse.Entry)
-	state   func(error)
+	s      *Store
+	l      *listener
+	last   uint64 // Seq of the newest entry delivered (or skipped)
+	epoch  string // the epoch of last
+	down   bool   // state was told of an error
+	raised string // the epoch this listener found regressed
+	b      backoff
+	out    sse.Listener
 }
 
 func (r *run) loop(ctx context.Context) error {
@@ -260,9 +287,12 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		l := r.l
 		l.mu.Lock()
-		items, catchUp, lost := l.items, l.catchUp, l.lost
-		l.items, l.spare, l.catchUp, l.lost = l.spare[:0], nil, false, nil
+		items, catchUp, lost, signals := l.items, l.catchUp, l.lost, l.signals
+		l.items, l.spare, l.catchUp, l.lost, l.signals = l.spare[:0], nil, false, nil, nil
 		l.mu.Unlock()
+		for _, msg := range signals {
+			r.out.Signal(msg)
+		}
 
 		if lost != nil {
 			r.report(lost)
@@ -296,13 +326,13 @@ func (r *run) loop(ctx context.Context) error {
 		l.mu.Unlock()
 		if resumed {
 			r.down = false
-			r.state(nil)
+			r.out.State(nil)
 		}
 	}
 }
 
 func (r *run) deliverEntry(e sse.Entry, epoch string) {
-	r.deliver(e)
+	r.out.Deliver(e)
 	r.last, r.epoch = e.Seq, epoch
 	r.s.seen(epoch, e.Seq)
 }
@@ -311,7 +341,7 @@ func (r *run) deliverEntry(e sse.Entry, epoch string) {
 func (r *run) report(err error) {
 	if !r.down {
 		r.down = true
-		r.state(err)
+		r.out.State(err)
 	}
 }
 
@@ -389,7 +419,7 @@ func (r *run) missing(from, to uint64, epoch string) {
 	r.s.log.Warn(err.Error(), "stream", r.s.keys[0])
 	r.s.setEpoch(epoch)
 	r.down = true
-	r.state(err)
+	r.out.State(err)
 }
 
 // regressed handles a sequence that went back below what this listener

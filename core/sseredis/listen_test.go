@@ -17,6 +17,31 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
+// funcListener is an sse.Listener made of functions; nil ones do nothing.
+type funcListener struct {
+	deliver func(sse.Entry)
+	state   func(error)
+	signal  func([]byte)
+}
+
+func (f funcListener) Deliver(e sse.Entry) {
+	if f.deliver != nil {
+		f.deliver(e)
+	}
+}
+
+func (f funcListener) State(err error) {
+	if f.state != nil {
+		f.state(err)
+	}
+}
+
+func (f funcListener) Signal(msg []byte) {
+	if f.signal != nil {
+		f.signal(msg)
+	}
+}
+
 // listening runs s.Listen from after in a goroutine, collecting entries.
 type listening struct {
 	mu      sync.Mutex
@@ -32,7 +57,7 @@ func listen(t *testing.T, s *sseredis.Store, after uint64) *listening {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &listening{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		l.done <- s.Listen(ctx, after, func(e sse.Entry) {
+		l.done <- s.Listen(ctx, after, funcListener{func(e sse.Entry) {
 			l.mu.Lock()
 			b := l.block
 			l.mu.Unlock()
@@ -46,7 +71,7 @@ func listen(t *testing.T, s *sseredis.Store, after uint64) *listening {
 			l.mu.Lock()
 			l.states = append(l.states, err)
 			l.mu.Unlock()
-		})
+		}, nil})
 	}()
 	t.Cleanup(func() { l.stop(t) })
 	return l

@@ -82,7 +82,7 @@ func TestEventFieldsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- s.Listen(lctx, newest, func(e sse.Entry) { got <- e }, func(error) {}) }()
+	go func() { done <- s.Listen(lctx, newest, funcListener{deliver: func(e sse.Entry) { got <- e }}) }()
 	var appended []sse.Entry
 	for _, ev := range events {
 		e, err := s.Append(ctx, "t", ev)

@@ -372,7 +372,7 @@ func checkClientGone(t *testing.T, su *suite) {
 		st.Close()
 		Eventually(t, "the departed client's stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
 	}
-	if n := len(k.hub.Stats().Topics); n != 0 {
+	if n := k.hub.Stats().Topics; n != 0 {
 		t.Errorf("%d topics left in the hub after every client left", n)
 	}
 	http.DefaultClient.CloseIdleConnections()

@@ -52,7 +52,7 @@ func (d *demo) runMetrics(ctx context.Context) {
 			Time:        time.Now().UnixMilli(),
 			Jobs:        d.jobs.runningCount(),
 			Streams:     st.Streams,
-			Topics:      len(st.Topics),
+			Topics:      st.Topics,
 			QueuedBytes: st.QueuedBytes,
 		}
 		m.RPS, m.P99 = tr.next(n, m.Jobs)
