@@ -127,7 +127,9 @@ type Options struct {
 
 	// MaxStreams, MaxStreamsPerPrincipal and MaxStreamsPerIP cap open
 	// streams: in all, per Principal.ID (streams of the zero Principal are
-	// not counted per principal) and per client IP. Default: no caps.
+	// not counted per principal) and per client IP (ClientIP's; IPv6
+	// addresses count per /64, the block one host usually holds). Default:
+	// no caps.
 	MaxStreams             int
 	MaxStreamsPerPrincipal int
 	MaxStreamsPerIP        int
@@ -141,8 +143,9 @@ type Options struct {
 
 	// ClientIP returns the client address that MaxStreamsPerIP counts and
 	// the Observer sees. Default: the host part of Request.RemoteAddr.
-	// Behind a proxy, return the address it forwards, and only from a
-	// proxy you trust.
+	// Behind reverse proxies or load balancers, use ProxyClientIP with
+	// their networks: it believes X-Forwarded-For only as far as trusted
+	// proxies wrote it.
 	ClientIP func(r *http.Request) string
 
 	// Observer receives the hub's events for metrics. Default: none.
@@ -581,14 +584,14 @@ func (h *Hub) admit(r *http.Request, info *StreamInfo) error {
 		reason = RefusedStreamLimit
 	case o.MaxStreamsPerPrincipal > 0 && info.Principal.ID != "" && h.byPrincipal[info.Principal.ID] >= o.MaxStreamsPerPrincipal:
 		reason = RefusedPrincipalLimit
-	case o.MaxStreamsPerIP > 0 && h.byIP[info.ClientIP] >= o.MaxStreamsPerIP:
+	case o.MaxStreamsPerIP > 0 && h.byIP[ipKey(info.ClientIP)] >= o.MaxStreamsPerIP:
 		reason = RefusedIPLimit
 	default:
 		h.active++
 		if info.Principal.ID != "" {
 			h.byPrincipal[info.Principal.ID]++
 		}
-		h.byIP[info.ClientIP]++
+		h.byIP[ipKey(info.ClientIP)]++
 		h.mu.Unlock()
 		return nil
 	}
@@ -609,7 +612,7 @@ func (h *Hub) release(info *StreamInfo) {
 	defer h.mu.Unlock()
 	h.active--
 	decrement(h.byPrincipal, info.Principal.ID)
-	decrement(h.byIP, info.ClientIP)
+	decrement(h.byIP, ipKey(info.ClientIP))
 	if h.closing && h.active == 0 {
 		close(h.drained)
 	}
