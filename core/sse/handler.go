@@ -65,6 +65,27 @@ func TopicsFromQuery(param string) func(*http.Request) ([]string, error) {
 	}
 }
 
+// TopicsFromPathValue returns a HandlerOptions.Topics function that takes
+// the topic from the path wildcard name (Request.PathValue), as in
+//
+//	mux.Handle("/rooms/{room}/events", hub.Handler(sse.HandlerOptions{Topics: sse.TopicsFromPathValue("room")}))
+//
+// Go's ServeMux and chi set path values; so does any router that calls
+// Request.SetPathValue. A request where the value is empty is refused with
+// 400.
+//
+// It lets a client subscribe to any topic its path names: restrict it
+// (Auth.Authorize) where topics are private.
+func TopicsFromPathValue(name string) func(*http.Request) ([]string, error) {
+	return func(r *http.Request) ([]string, error) {
+		v := r.PathValue(name)
+		if v == "" {
+			return nil, badRequest("missing path value " + strconv.Quote(name))
+		}
+		return []string{v}, nil
+	}
+}
+
 // Handler returns the http.Handler that serves event streams from the hub.
 //
 // For each GET request it answers CORS (if configured), authenticates

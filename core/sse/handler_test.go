@@ -613,3 +613,28 @@ func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
 		t.Errorf("end reasons %v, want EndDeadline first", reasons)
 	}
 }
+
+func TestTopicsFromPathValue(t *testing.T) {
+	h := ssetest.NewHub(t, sse.Options{})
+	mux := http.NewServeMux()
+	handler := h.Handler(sse.HandlerOptions{Topics: sse.TopicsFromPathValue("room")})
+	mux.Handle("/rooms/{room}/events", handler)
+	mux.Handle("/all/{rest...}", h.Handler(sse.HandlerOptions{Topics: sse.TopicsFromPathValue("rest")}))
+	mux.Handle("/nowhere", handler)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	a := connect(t, srv.URL+"/rooms/a%2Fb/events", "")
+	rest := connect(t, srv.URL+"/all/x/y", "")
+	ssetest.WaitStreams(t, h, 2)
+	if h.Subscribers("a/b") != 1 || h.Subscribers("x/y") != 1 {
+		t.Errorf("subscribers: a/b %d, x/y %d; want 1 and 1", h.Subscribers("a/b"), h.Subscribers("x/y"))
+	}
+	id := ssetest.Publish(t, h, "a/b", "to a/b")
+	if ev := next(t, a); ev.LastEventID != id {
+		t.Errorf("got %+v", ev)
+	}
+	rest.Close()
+	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/nowhere", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a route without the wildcard: %d, want 400", resp.StatusCode)
+	}
+}
