@@ -191,14 +191,13 @@ func newCORSSite(t *testing.T, allowedOrigin string) *corsSite {
 		w.Header().Add("Set-Cookie", sessionCookie)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	whoami := sse.AuthMiddleware(s.hub, s.auth)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := sse.PrincipalFrom(r.Context())
+		_, _ = w.Write([]byte(p.ID))
+	}))
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
 		fixtureCORS(w, r)
-		p, err := s.auth.Check(r)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusUnauthorized)
-			return
-		}
-		_, _ = w.Write([]byte(p.ID))
+		whoami.ServeHTTP(w, r)
 	})
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(func() {

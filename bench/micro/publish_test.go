@@ -15,6 +15,7 @@ import (
 	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/sseadapter"
 )
 
 // publishSubs are the subscriber counts of BenchmarkPublish.
@@ -126,7 +127,7 @@ func reportDeliveries(b *testing.B, n int) {
 
 var dataField = []byte("\ndata:")
 
-// discardStream is an sse.StreamWriter that discards what it is given and
+// discardStream is an sseadapter.StreamWriter that discards what it is given and
 // counts the events in it. Its first write is the stream's opening frame,
 // written once the stream has subscribed.
 type discardStream struct {
@@ -159,7 +160,7 @@ func ssekitFanOut(b testing.TB, n int) fanOut {
 	var opened, ended sync.WaitGroup
 	opts := sse.HandlerOptions{Topics: sse.Topics("bench")}
 	for range n {
-		sess := hub.Accept(httptest.NewRecorder(), httptest.NewRequest("GET", "/events", nil), opts)
+		sess := sseadapter.Accept(hub, httptest.NewRecorder(), httptest.NewRequest("GET", "/events", nil), opts)
 		if sess == nil {
 			b.Fatal("stream refused")
 		}

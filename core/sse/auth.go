@@ -51,9 +51,9 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 // with a before the next handler sees them: wrap a stream route (or a
 // group of routes, as with chi's r.Use) in it.
 //
-// A request without a valid token is answered at once as a.Check says
-// (401, or the refusal that Authenticate returned), through hub's
-// WriteRefusal, so that the hub's Observer and logger see it. On success
+// A request without a valid token is answered at once (401, or the
+// refusal that Authenticate returned), through the hub, so that the hub's
+// Observer and logger see it. On success
 // the request goes on with the principal in its context (PrincipalFrom),
 // together with a: every stream handler of the hub behind the middleware
 // then authorizes the stream's topics with a.Authorize, exactly once,
@@ -68,13 +68,13 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 func AuthMiddleware(hub *Hub, a *Auth) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if IsPreflight(r) {
+			if isPreflight(r) {
 				next.ServeHTTP(w, r)
 				return
 			}
 			r, err := hub.authenticate(r, a)
 			if err != nil {
-				hub.WriteRefusal(w, r, err)
+				hub.writeRefusal(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -130,9 +130,9 @@ type Auth struct {
 	Optional bool
 }
 
-// Token returns the request's token and where it came from ("header",
+// token returns the request's token and where it came from ("header",
 // "cookie" or "query"), or "" when there is none.
-func (a *Auth) Token(r *http.Request) (token, source string) {
+func (a *Auth) token(r *http.Request) (token, source string) {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 		if tok := strings.TrimSpace(h[7:]); tok != "" {
 			return tok, "header"
@@ -151,16 +151,10 @@ func (a *Auth) Token(r *http.Request) (token, source string) {
 	return "", ""
 }
 
-// Check authenticates r. It returns the principal, or a *RefusalError that
-// says how to answer.
-func (a *Auth) Check(r *http.Request) (Principal, error) {
-	p, _, err := a.check(r)
-	return p, err
-}
-
-// check is Check that also says where the token came from.
+// check authenticates r. It returns the principal and where its token came
+// from, or a *RefusalError that says how to answer.
 func (a *Auth) check(r *http.Request) (Principal, string, error) {
-	token, source := a.Token(r)
+	token, source := a.token(r)
 	if token == "" {
 		if a.Optional {
 			return Principal{}, "", nil

@@ -170,18 +170,6 @@ func TestAuthToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, "/events?"+tt.query, nil)
-			if tt.authorization != "" {
-				r.Header.Set("Authorization", tt.authorization)
-			}
-			if tt.cookie != "" {
-				r.Header.Set("Cookie", tt.cookie)
-			}
-			token, source := tt.auth.Token(r)
-			if token != tt.token || source != tt.source {
-				t.Errorf("Token() = %q, %q; want %q, %q", token, source, tt.token, tt.source)
-			}
-
 			a := *tt.auth
 			a.Authenticate = authenticate
 			srv := serve(t, h, sse.HandlerOptions{Auth: &a, Topics: whoAmI})
@@ -418,16 +406,20 @@ func TestAuthPrincipalFromAdapter(t *testing.T) {
 	}
 }
 
-func TestAuthCheck(t *testing.T) {
+// TestAuthMiddlewareForOtherHandlers: AuthMiddleware authenticates any
+// handler, not only streams; it finds the principal with PrincipalFrom.
+func TestAuthMiddlewareForOtherHandlers(t *testing.T) {
+	h := ssetest.NewHub(t, sse.Options{})
 	a := &sse.Auth{Authenticate: tokenAuth, CookieName: "sid"}
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.AddCookie(&http.Cookie{Name: "sid", Value: "tok-carol"})
-	if p, err := a.Check(r); err != nil || p.ID != "carol" {
-		t.Errorf("Check = %+v, %v", p, err)
+	srv := serveHandler(t, sse.AuthMiddleware(h, a)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := sse.PrincipalFrom(r.Context())
+		_, _ = w.Write([]byte(p.ID))
+	})))
+	if resp, body := ssetest.Request(t, "GET", srv.URL, hdr("Cookie", "sid=tok-carol")); resp.StatusCode != 200 || body != "carol" {
+		t.Errorf("with the cookie: %d %q, want carol", resp.StatusCode, body)
 	}
-	var re *sse.RefusalError
-	if _, err := a.Check(httptest.NewRequest(http.MethodGet, "/", nil)); !errors.As(err, &re) || re.Status != http.StatusUnauthorized {
-		t.Errorf("Check without token: %v, want a 401 *RefusalError", err)
+	if resp, _ := ssetest.Request(t, "GET", srv.URL, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("without a token: %d, want 401", resp.StatusCode)
 	}
 }
 

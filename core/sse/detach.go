@@ -55,7 +55,7 @@ const (
 // A detachedConn is one detached stream's connection.
 type detachedConn struct {
 	eng  *engine
-	sess *Session
+	sess *session
 	s    *subscriber
 	conn net.Conn
 	raw  syscall.RawConn
@@ -496,7 +496,7 @@ func (d *detachedConn) finish(reason EndReason, err error) {
 // net/http, and returns true; or returns false, having written nothing,
 // when r's connection cannot be taken over (HTTP/2, TLS, a ResponseWriter
 // that cannot hijack).
-func (s *Session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
+func (s *session) serveDetached(w http.ResponseWriter, r *http.Request) bool {
 	if !detachSupported || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.TLS != nil {
 		return false
 	}
@@ -540,8 +540,15 @@ func hijack(w http.ResponseWriter) (conn net.Conn, err error) {
 // When conn has no file descriptor (it is not a syscall.Conn, or on
 // systems other than Unix), ServeConn streams to it from the calling
 // goroutine and returns when the stream ends.
-func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header) {
+func (s *session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header) {
 	h := s.hub
+	if !s.admitted {
+		if err := h.admit(s.r, &s.info); err != nil {
+			writeConnRefusal(h, conn, s.r, hdr, err)
+			return
+		}
+		s.admitted = true
+	}
 	sub := newSubscriber(h, &s.info)
 	st := &connStream{conn: conn, head: responseHead(hdr)}
 	sent := 0
@@ -580,6 +587,61 @@ func (s *Session) ServeConn(ctx context.Context, conn net.Conn, hdr http.Header)
 	}
 	_ = conn.Close()
 }
+
+// writeConnRefusal answers a request whose connection was handed over
+// before its session was admitted, and closes the connection: the answer
+// is what writeRefusal would have written (a retry hint in a 200 stream,
+// or a status with a message), with hdr, in one HTTP/1.1 response.
+func writeConnRefusal(h *Hub, conn net.Conn, r *http.Request, hdr http.Header, err error) {
+	rec := &answerRecorder{header: hdr.Clone()}
+	if rec.header == nil {
+		rec.header = http.Header{}
+	}
+	h.writeRefusal(rec, r, err)
+	status := max(rec.status, http.StatusOK)
+	hd := rec.header
+	for _, k := range []string{"Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade"} {
+		hd.Del(k)
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(rec.body)))
+	hd.Set("Connection", "close")
+	if _, ok := hd["Date"]; !ok {
+		hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
+	_ = hd.Write(&b)
+	b.WriteString("\r\n")
+	b.Write(rec.body)
+	if conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout)) == nil {
+		_, _ = conn.Write(b.Bytes())
+	}
+	_ = conn.Close()
+}
+
+// answerRecorder is an http.ResponseWriter that keeps what is written to it.
+type answerRecorder struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (w *answerRecorder) Header() http.Header { return w.header }
+
+func (w *answerRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *answerRecorder) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// Flush does nothing: the answer is written whole.
+func (w *answerRecorder) Flush() {}
 
 // responseHead returns the head of a detached stream's response: status
 // 200, hdr with the stream's headers, chunked, and "Connection: close".

@@ -7,8 +7,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/ssekit/ssekit/core/internal/transport"
 )
 
 // HandlerOptions configures Hub.Handler. The zero value is ready to use.
@@ -107,20 +110,20 @@ type handler struct {
 	opts HandlerOptions
 }
 
-// ErrCannotStream means that the response cannot carry a stream: events
+// errCannotStream means that the response cannot carry a stream: events
 // would sit in a buffer (compression, http.TimeoutHandler) or a stalled
-// client could never be cut off. WriteRefusal answers an error that wraps
+// client could never be cut off. writeRefusal answers an error that wraps
 // it with 500, logs it with the hub's logger and reports RefusedCannotFlush;
-// adapters wrap it with what they detected.
-var ErrCannotStream = errors.New("sse: this response cannot carry an event stream")
+// adapters wrap it (sseadapter.ErrCannotStream) with what they detected.
+var errCannotStream = transport.ErrCannotStream
 
 // errCannotFlush explains why a ResponseWriter that cannot flush is refused.
 var errCannotFlush = fmt.Errorf("%w: the http.ResponseWriter does not reach the connection, so events would sit in a buffer "+
 	"or a stalled client could never be cut off: serve the stream outside http.TimeoutHandler and compression "+
-	"middleware, and make other wrapping middleware implement Unwrap (as http.ResponseController expects)", ErrCannotStream)
+	"middleware, and make other wrapping middleware implement Unwrap (as http.ResponseController expects)", errCannotStream)
 
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := hd.hub.Accept(w, r, hd.opts)
+	s := hd.hub.acceptSession(w, r, hd.opts, false)
 	if s == nil {
 		return // answered without a stream
 	}
@@ -129,83 +132,100 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !canFlush(w) {
 		s.Release()
-		hd.hub.WriteRefusal(w, r, errCannotFlush)
+		hd.hub.writeRefusal(w, r, errCannotFlush)
 		return
 	}
 	s.Serve(r.Context(), newHTTPStream(w))
 }
 
-// IsPreflight reports whether r is a CORS preflight request. Auth
-// middleware should let it through unauthenticated: browsers send no
-// credentials with it, and the stream handler answers it.
-func IsPreflight(r *http.Request) bool {
+// isPreflight reports whether r is a CORS preflight request. Auth
+// middleware lets it through unauthenticated: browsers send no credentials
+// with it, and the stream handler answers it.
+func isPreflight(r *http.Request) bool {
 	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
-// Session is a stream request that Hub.Accept has admitted: it counts
-// against the hub's caps until Serve ends or Release is called.
-type Session struct {
-	hub    *Hub
-	info   StreamInfo
-	lastID string
-	once   sync.Once
+// session is an accepted stream request. Once admitted, it counts against
+// the hub's caps until Serve ends or Release is called.
+type session struct {
+	hub      *Hub
+	r        *http.Request // the request, with the principal in its context
+	info     StreamInfo
+	lastID   string
+	admitted bool // counted against the caps; set before the session is shared
+	once     sync.Once
 }
 
-// Accept does for r everything Handler does before streaming: CORS,
-// authentication, topics, authorization and the connection caps. It
-// returns the Session to serve, or nil when it has answered w itself (a
-// refusal, a CORS preflight). Handler uses it; so do adapters for servers
-// other than net/http, which then call Session.Serve with their own
-// StreamWriter. w is only used for those answers, never for the stream.
-func (h *Hub) Accept(w http.ResponseWriter, r *http.Request, opts HandlerOptions) *Session {
+// acceptSession does for r everything Handler does before streaming: CORS,
+// authentication, topics, authorization and, unless admitLater, the
+// connection caps. It returns the session to serve, or nil when it has
+// answered w itself (a refusal, a CORS preflight). w is only used for those
+// answers, never for the stream. A session accepted with admitLater is
+// admitted by ServeConn, which answers on the connection when a cap is
+// reached: it holds nothing until it is served.
+func (h *Hub) acceptSession(w http.ResponseWriter, r *http.Request, opts HandlerOptions, admitLater bool) *session {
 	if c := opts.CORS; c != nil {
 		if !c.apply(w, r) {
-			h.WriteRefusal(w, r, &RefusalError{Status: http.StatusForbidden, Message: "origin not allowed", reason: RefusedOrigin})
+			h.writeRefusal(w, r, &RefusalError{Status: http.StatusForbidden, Message: "origin not allowed", reason: RefusedOrigin})
 			return nil
 		}
-		if IsPreflight(r) {
+		if isPreflight(r) {
 			c.preflight(w)
 			return nil
 		}
 	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		h.WriteRefusal(w, r, &RefusalError{Status: http.StatusMethodNotAllowed, Message: "event streams answer GET only", reason: RefusedBadRequest})
+		h.writeRefusal(w, r, &RefusalError{Status: http.StatusMethodNotAllowed, Message: "event streams answer GET only", reason: RefusedBadRequest})
 		return nil
 	}
 	if opts.Topics == nil {
 		opts.Topics = TopicsFromQuery("topic")
 	}
 	info, r, err := h.accept(r, &opts)
-	if err == nil {
+	if err == nil && !admitLater {
 		err = h.admit(r, &info)
 	}
 	if err != nil {
-		h.WriteRefusal(w, r, err)
+		h.writeRefusal(w, r, err)
 		return nil
 	}
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = r.URL.Query().Get("lastEventId")
 	}
-	return &Session{hub: h, info: info, lastID: lastID}
+	return &session{hub: h, r: r, info: info, lastID: lastID, admitted: !admitLater}
 }
-
-// Info describes the session's stream.
-func (s *Session) Info() StreamInfo { return s.info }
 
 // Release gives the session up without serving it. Serve releases it by
 // itself; a second call does nothing.
-func (s *Session) Release() {
-	s.once.Do(func() { s.hub.release(&s.info) })
+func (s *session) Release() {
+	s.once.Do(func() {
+		if s.admitted {
+			s.hub.release(&s.info)
+		}
+	})
 }
 
 // Serve streams to sw until the stream ends: the client goes away (ctx is
 // done, or a write fails), the hub ends it, or it reaches its maximum age.
-// It returns why, or 0 when Shutdown came before the stream started.
-func (s *Session) Serve(ctx context.Context, sw StreamWriter) EndReason {
+// It returns why (an EndReason), or 0 when Shutdown came before the stream
+// started.
+func (s *session) Serve(ctx context.Context, sw streamWriter) int {
+	if !s.admitted {
+		if err := s.hub.admit(s.r, &s.info); err != nil {
+			// A StreamWriter answers 200: all it can say is when to come
+			// back, which is what a cap's default answer says too.
+			s.hub.observeRefused(s.r, err)
+			if sw.Start() == nil {
+				_ = s.hub.write(sw, appendValid(nil, &Event{Retry: s.hub.closeRetry()}))
+			}
+			return 0
+		}
+		s.admitted = true
+	}
 	defer s.Release()
-	return s.hub.serve(ctx, sw, &s.info, s.lastID)
+	return int(s.hub.serve(ctx, sw, &s.info, s.lastID))
 }
 
 // accept authenticates r, picks and authorizes its topics. It returns the
@@ -254,22 +274,17 @@ func (h *Hub) accept(r *http.Request, opts *HandlerOptions) (StreamInfo, *http.R
 	return info, r, nil
 }
 
-// WriteRefusal answers r without a stream, as err says: a *RefusalError
-// (Refuse, TryLater, or one returned by Auth.Check) is written as it says,
-// an error wrapping ErrCannotStream as 500 with a log line, any other
-// error as 500. The Observer's Refused hook sees it. Router
-// adapters' auth middleware uses it.
-func (h *Hub) WriteRefusal(w http.ResponseWriter, r *http.Request, err error) {
+// writeRefusal answers r without a stream, as err says: a *RefusalError
+// (Refuse, TryLater, or one of authentication) is written as it says, an
+// error wrapping errCannotStream as 500 with a log line, any other error as
+// 500. The Observer's Refused hook sees it.
+func (h *Hub) writeRefusal(w http.ResponseWriter, r *http.Request, err error) {
 	var re *RefusalError
-	if errors.Is(err, ErrCannotStream) {
+	if errors.Is(err, errCannotStream) {
 		h.log.Error(err.Error(), "path", r.URL.Path)
 		re = &RefusalError{Status: http.StatusInternalServerError, Message: "this server cannot stream events (see its log)", reason: RefusedCannotFlush}
 	} else if !errors.As(err, &re) {
 		re = &RefusalError{Status: http.StatusInternalServerError, Message: "internal error"}
-	}
-	reason := re.reason
-	if reason == 0 {
-		reason = RefusedOther
 	}
 	if re.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="events"`)
@@ -279,9 +294,25 @@ func (h *Hub) WriteRefusal(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		http.Error(w, re.Message, re.Status)
 	}
-	if f := h.opts.Observer.Refused; f != nil {
-		f(r, reason, re.Status)
+	h.observeRefused(r, re)
+}
+
+// observeRefused tells the Observer of a refusal.
+func (h *Hub) observeRefused(r *http.Request, err error) {
+	f := h.opts.Observer.Refused
+	if f == nil {
+		return
 	}
+	var re *RefusalError
+	if !errors.As(err, &re) {
+		f(r, RefusedOther, http.StatusInternalServerError)
+		return
+	}
+	reason := re.reason
+	if reason == 0 {
+		reason = RefusedOther
+	}
+	f(r, reason, re.Status)
 }
 
 // checkTopics validates and de-duplicates the topics of one stream.
@@ -302,7 +333,9 @@ func (h *Hub) checkTopics(topics []string) ([]string, error) {
 			dup = dup || o == t
 		}
 		if !dup {
-			out = append(out, t)
+			// The hub keeps topics for the stream's life (as map keys,
+			// too): copy them, in case the router reuses their memory.
+			out = append(out, strings.Clone(t))
 		}
 	}
 	return out, nil
@@ -341,20 +374,11 @@ func canFlush(w http.ResponseWriter) bool {
 	return ok
 }
 
-// StreamHeader returns the headers of an event stream response:
+// setStreamHeaders sets the headers of an event stream response on hdr:
 // Content-Type text/event-stream, Cache-Control no-cache and
-// X-Accel-Buffering no (nginx then passes events through unbuffered).
-// A StreamWriter sends them in Start.
-func StreamHeader() http.Header {
-	return http.Header{
-		"Content-Type":      {"text/event-stream"},
-		"Cache-Control":     {"no-cache"},
-		"X-Accel-Buffering": {"no"},
-	}
-}
-
-// setStreamHeaders sets StreamHeader's headers on hdr, with one small
-// allocation: a stream's head stays referenced for as long as it runs.
+// X-Accel-Buffering no (nginx then passes events through unbuffered). It
+// makes one small allocation: a stream's head stays referenced for as long
+// as it runs.
 func setStreamHeaders(hdr http.Header) {
 	v := []string{"text/event-stream", "no-cache", "no"}
 	hdr["Content-Type"] = v[0:1:1]

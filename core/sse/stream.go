@@ -9,23 +9,7 @@ import (
 	"time"
 )
 
-// StreamWriter is the connection a Session streams to. Handler uses one
-// over http.ResponseWriter; adapters for other servers (fasthttp) bring
-// their own.
-type StreamWriter interface {
-	// Start prepares the response head: status 200 and StreamHeader().
-	// Serve calls it once, before any Write. The head need not reach the
-	// client before the first Write, which comes after the stream has
-	// subscribed, so that a client that sees the head is subscribed.
-	Start() error
-
-	// Write writes p and flushes it to the client. It must give up and
-	// return an error when the client has not taken p within timeout, so
-	// that a stalled peer is cut off. An error ends the stream.
-	Write(p []byte, timeout time.Duration) error
-}
-
-// httpStream is a StreamWriter over net/http.
+// httpStream is a streamWriter over net/http.
 type httpStream struct {
 	w        http.ResponseWriter
 	rc       *http.ResponseController
@@ -67,7 +51,7 @@ func (s *httpStream) Write(p []byte, timeout time.Duration) error {
 }
 
 // serve runs one stream until it ends.
-func (h *Hub) serve(ctx context.Context, st StreamWriter, info *StreamInfo, lastID string) EndReason {
+func (h *Hub) serve(ctx context.Context, st streamWriter, info *StreamInfo, lastID string) EndReason {
 	s := newSubscriber(h, info)
 	sent := 0
 	started, reason, err := h.open(ctx, st, s, lastID, &sent)
@@ -97,7 +81,7 @@ func (h *Hub) streamEnded(s *subscriber, reason EndReason, err error, sent int) 
 // first (the client got a retry hint); reason is why the stream ended
 // while opening, after which s is unregistered, or 0 when the stream is
 // open and live events are to follow.
-func (h *Hub) open(ctx context.Context, st StreamWriter, s *subscriber, lastID string, sent *int) (started bool, reason EndReason, err error) {
+func (h *Hub) open(ctx context.Context, st streamWriter, s *subscriber, lastID string, sent *int) (started bool, reason EndReason, err error) {
 	if err := st.Start(); err != nil {
 		return true, EndWriteError, err
 	}
@@ -145,7 +129,7 @@ func writeErrorReason(err error) EndReason {
 
 // replay sends the events after lastID, then leaves s.after at the newest
 // event sent so that the live queue skips them.
-func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID string, buf []byte, sent *int) error {
+func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID string, buf []byte, sent *int) error {
 	const page = 256
 	var reason string
 	pos, err := uint64(0), ErrUnknownID
@@ -227,7 +211,7 @@ func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
 
 // pump writes queued events, heartbeats and the final retry hint until the
 // stream ends.
-func (h *Hub) pump(ctx context.Context, st StreamWriter, s *subscriber, sent *int) (EndReason, error) {
+func (h *Hub) pump(ctx context.Context, st streamWriter, s *subscriber, sent *int) (EndReason, error) {
 	for {
 		select {
 		case <-s.notify:
@@ -274,7 +258,7 @@ var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retu
 // it wrote anything. Small frames are gathered into writes of up to
 // writeChunk bytes; a single frame, or a large one, is written as it is,
 // without a copy.
-func (h *Hub) sendBatch(st StreamWriter, s *subscriber, batch []queued, reset string, ending bool, last []byte) (n int, wrote bool, err error) {
+func (h *Hub) sendBatch(st streamWriter, s *subscriber, batch []queued, reset string, ending bool, last []byte) (n int, wrote bool, err error) {
 	fresh := batch
 	for len(fresh) > 0 && fresh[0].seq <= s.after {
 		fresh = fresh[1:]
@@ -338,7 +322,7 @@ const writeChunk = 64 << 10
 
 // write writes p to st, in pieces of at most writeChunk bytes, each within
 // the hub's WriteTimeout.
-func (h *Hub) write(st StreamWriter, p []byte) error {
+func (h *Hub) write(st streamWriter, p []byte) error {
 	for len(p) > writeChunk {
 		if err := st.Write(p[:writeChunk], h.opts.WriteTimeout); err != nil {
 			return err
