@@ -21,7 +21,7 @@ import (
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/echosse"
-	"github.com/ssekit/ssekit/fibersse"
+	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
 	"github.com/ssekit/ssekit/ginsse"
 )
 
