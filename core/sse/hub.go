@@ -283,6 +283,9 @@ type Hub struct {
 	detMu sync.Mutex
 	eng   *engine
 
+	// The writers of per-request streams' heartbeats.
+	beats beaters
+
 	// With a Broadcaster store, guarded by mu: the Seq of the newest entry
 	// this hub published, and whether the store stopped broadcasting.
 	published     uint64

@@ -26,6 +26,9 @@ const (
 	EndDeadline
 	// EndRequested: Hub.EndStreams ended it.
 	EndRequested
+	// EndComplete: the function serving a per-request stream (Hub.Stream)
+	// returned.
+	EndComplete
 )
 
 var endReasonNames = [...]string{
@@ -37,6 +40,7 @@ var endReasonNames = [...]string{
 	EndShutdown:     "shutdown",
 	EndDeadline:     "deadline",
 	EndRequested:    "requested",
+	EndComplete:     "complete",
 }
 
 func (r EndReason) String() string {
