@@ -91,17 +91,53 @@ func Serve(hub *sse.Hub, fc *fasthttp.RequestCtx, r *http.Request, opts sse.Hand
 		ans.send(fc)
 		return
 	}
+	setStreamHead(fc, ans)
+	resp := &fc.Response
+	if detach {
+		serveDetached(s, fc)
+		return
+	}
+	run := func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason { return s.Serve(ctx, sw) }
+	resp.SetBodyStream(newStream(hub, run, s.Release, r, fc, resp), -1)
+}
+
+// setStreamHead makes fc's response the head of an event stream, with
+// what ans recorded (CORS headers).
+func setStreamHead(fc *fasthttp.RequestCtx, ans *answer) {
 	resp := &fc.Response
 	ans.copyHeader(&resp.Header)
 	for k, v := range sseadapter.StreamHeader() {
 		resp.Header.Set(k, v[0])
 	}
 	resp.SetStatusCode(http.StatusOK)
-	if detach {
-		serveDetached(s, fc)
-		return
+}
+
+// Stream answers fc's request r, as Request returns it, with a per-request
+// stream that runs fn, as sse.Hub.Stream does on net/http: the head goes
+// out at once, the hub's heartbeats, write deadlines, caps and Shutdown
+// apply, and fn's stream ends when the client leaves (noticed at once on
+// Linux, macOS and the BSDs; elsewhere within a heartbeat).
+//
+// fasthttp writes the response after the handler has returned: fn runs
+// then, in a goroutine of its own, and must not use fc (or a router's
+// context built on it, such as a fiber.Ctx): read what it needs (the
+// request body) before, into memory of its own. Stream returns the refusal
+// when the request was refused (over a cap, after Shutdown), having
+// answered fc; otherwise nil, at once.
+func Stream(hub *sse.Hub, fc *fasthttp.RequestCtx, r *http.Request, fn func(*sse.Stream) error) error {
+	ans := newAnswer()
+	ss, err := sseadapter.AcceptStream(hub, ans, r)
+	if ss == nil {
+		ans.send(fc)
+		return err
 	}
-	resp.SetBodyStream(newStream(hub, s, r, fc, resp), -1)
+	setStreamHead(fc, ans)
+	run := func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason {
+		reason, _ := ss.Run(ctx, sw, fn)
+		return reason
+	}
+	fc.Response.SetBodyStream(newStream(hub, run, ss.Release, r, fc, &fc.Response), -1)
+	return nil
 }
 
 // Authenticate authenticates r, fc's request as Request returns it, as

@@ -76,6 +76,15 @@ func kitServer(detach bool) ssetest.Server {
 				fc.SetBodyString(id)
 				return
 			}
+			if path == "/events/stream" && route.Stream != nil {
+				r, err := fasthttpsse.Request(fc, context.Background())
+				if err != nil {
+					fc.Error("bad request", http.StatusBadRequest)
+					return
+				}
+				_ = fasthttpsse.Stream(hub, fc, r, route.Stream)
+				return
+			}
 			if path != "/events" {
 				fc.NotFound()
 				return

@@ -44,12 +44,12 @@ const (
 )
 
 // stream is the response body of one event stream, and the
-// sseadapter.StreamWriter its Session is served to.
+// sseadapter.StreamWriter that its Session (a topic stream) or its
+// StreamSession (a per-request stream) is served to.
 //
 // fasthttp reads the body in the connection's goroutine, once the handler
 // chain has returned, and writes what it reads to the connection as a
-// chunk, flushed. The first Read starts Session.Serve in a goroutine of its
-// own; a Write hands its bytes to Read and returns once fasthttp has
+// chunk, flushed. The first Read starts run in a goroutine of its own; a Write hands its bytes to Read and returns once fasthttp has
 // flushed them (it asks for more) or has failed (it then closes the body
 // with the error). Write errors and write timeouts therefore reach the hub
 // at once, as with http.ResponseController.Flush on net/http, and the
@@ -69,7 +69,10 @@ const (
 // request) before the handler returned.
 type stream struct {
 	hub    *sse.Hub
-	sess   *sseadapter.Session
+	// run serves the stream to the stream itself (a StreamWriter) until
+	// it ends; release gives up a stream that is never run.
+	run     func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason
+	release func()
 	req    *http.Request      // a copy, for the refusal in WriteTo
 	resp   *fasthttp.Response // only in WriteTo, which runs inside the middleware that reads the body
 	conn   net.Conn           // write deadlines, and read deadlines to wake Read
@@ -97,11 +100,11 @@ type stream struct {
 	err       error // why the body was closed; set before closed is closed
 }
 
-func newStream(hub *sse.Hub, sess *sseadapter.Session, r *http.Request, fc *fasthttp.RequestCtx, resp *fasthttp.Response) *stream {
+func newStream(hub *sse.Hub, run func(context.Context, sseadapter.StreamWriter) sse.EndReason, release func(), r *http.Request, fc *fasthttp.RequestCtx, resp *fasthttp.Response) *stream {
 	ctx, cancel := context.WithCancel(serverContext(fc.Done()))
 	conn := fc.Conn()
 	st := &stream{
-		hub: hub, sess: sess, req: r, resp: resp, conn: conn,
+		hub: hub, run: run, release: release, req: r, resp: resp, conn: conn,
 		ctx: ctx, cancel: cancel,
 		data:   make(chan []byte, 1),
 		ack:    make(chan struct{}, 1),
@@ -188,7 +191,7 @@ func (s *stream) wake() {
 }
 
 func (s *stream) serve() {
-	reason := s.sess.Serve(s.ctx, s)
+	reason := s.run(s.ctx, s)
 	if s.conn != nil {
 		if reason == sse.EndWriteError || reason == sse.EndWriteTimeout || s.gone.Load() {
 			// The client is gone or the connection broken: make fasthttp's
@@ -271,7 +274,7 @@ func (s *stream) CloseWithError(err error) error {
 		s.cancel()
 		s.wake()
 		if s.state.CompareAndSwap(idle, unused) {
-			s.sess.Release()
+			s.release()
 		}
 	})
 	return nil
@@ -292,7 +295,7 @@ func (s *stream) WriteTo(w io.Writer) (int64, error) {
 	if !s.state.CompareAndSwap(idle, unused) {
 		return 0, errTaken
 	}
-	s.sess.Release()
+	s.release()
 	ans := newAnswer()
 	sseadapter.WriteRefusal(s.hub, ans, s.req, errBuffered)
 	for k := range sseadapter.StreamHeader() {

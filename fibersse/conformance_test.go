@@ -88,5 +88,10 @@ func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fi
 		}
 		return c.SendString(id)
 	})
+	if route.Stream != nil {
+		stream := func(c *fiber.Ctx) error { return fibersse.Stream(hub, c, route.Stream) }
+		app.Get("/events/stream", stream)
+		app.Post("/events/stream", stream)
+	}
 	return start(t, hub, app) + "/events"
 }

@@ -137,6 +137,43 @@ func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 	}
 }
 
+// Stream answers the request of c with a per-request stream that runs fn:
+// one client's own events, such as the tokens of a model's answer, as
+// sse.Hub.Stream does on net/http. The head goes out at once; the hub's
+// heartbeats, write deadlines, caps and Shutdown apply; fn's stream ends
+// when the client leaves (s.Context() is done and Send fails).
+//
+// Fiber writes the response after the handler has returned: fn runs then,
+// in a goroutine of its own, and must not use c. Read what it needs
+// before, into memory of its own (Fiber reuses c.Body() and c.Params()
+// for later requests):
+//
+//	app.Post("/answer", func(c *fiber.Ctx) error {
+//		var q struct{ Prompt string }
+//		if err := c.BodyParser(&q); err != nil { // copies into q
+//			return err
+//		}
+//		return fibersse.Stream(hub, c, func(s *sse.Stream) error {
+//			for tok := range model.Generate(s.Context(), q.Prompt) {
+//				if err := s.Send(sse.Event{Type: "token", Data: []byte(tok)}); err != nil {
+//					return err
+//				}
+//			}
+//			return s.Send(sse.Event{Type: "done"})
+//		})
+//	})
+//
+// Stream answers every request itself, refusals included (over a cap,
+// after Shutdown), and returns nil.
+func Stream(hub *sse.Hub, c *fiber.Ctx, fn func(*sse.Stream) error) error {
+	r, err := fasthttpsse.Request(c.Context(), c.UserContext())
+	if err != nil {
+		return fiber.NewError(http.StatusBadRequest, "malformed request URI")
+	}
+	_ = fasthttpsse.Stream(hub, c.Context(), r, fn)
+	return nil
+}
+
 // Principal returns the principal that Auth stored for the request of c
 // (or that WithAuth found, inside a TopicsFunc).
 func Principal(c *fiber.Ctx) (sse.Principal, bool) { return sse.PrincipalFrom(c.UserContext()) }

@@ -86,5 +86,10 @@ func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fi
 		}
 		return c.SendString(id)
 	})
+	if route.Stream != nil {
+		app.Add([]string{fiber.MethodGet, fiber.MethodPost}, "/events/stream", func(c fiber.Ctx) error {
+			return fibersse.Stream(hub, c, route.Stream)
+		})
+	}
 	return start(t, hub, app) + "/events"
 }
