@@ -68,17 +68,17 @@ const (
 // needs (the connection, fasthttp's shutdown channel, a copy of the
 // request) before the handler returned.
 type stream struct {
-	hub    *sse.Hub
+	hub *sse.Hub
 	// run serves the stream to the stream itself (a StreamWriter) until
 	// it ends; release gives up a stream that is never run.
 	run     func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason
 	release func()
-	req    *http.Request      // a copy, for the refusal in WriteTo
-	resp   *fasthttp.Response // only in WriteTo, which runs inside the middleware that reads the body
-	conn   net.Conn           // write deadlines, and read deadlines to wake Read
-	sock   syscall.RawConn    // the socket under conn; nil: unknown
-	ctx    context.Context    // ends when the server shuts down, the client leaves or the body is closed
-	cancel context.CancelFunc
+	req     *http.Request      // a copy, for the refusal in WriteTo
+	resp    *fasthttp.Response // only in WriteTo, which runs inside the middleware that reads the body
+	conn    net.Conn           // write deadlines, and read deadlines to wake Read
+	sock    syscall.RawConn    // the socket under conn; nil: unknown
+	ctx     context.Context    // ends when the server shuts down, the client leaves or the body is closed
+	cancel  context.CancelFunc
 
 	state    atomic.Int32
 	watching atomic.Bool // Read watches sock for the client's departure
