@@ -264,3 +264,61 @@ func encodedLen(e *Event) int {
 	}
 	return n
 }
+
+// decodeFrame returns the event that appendValid encoded as frame (one
+// frame, ending with its blank line). It is the inverse of appendValid for
+// the frames a store keeps, not a general parser: it expects exactly the
+// field prefixes appendValid writes. Data comes back with every line break
+// as LF, and as a non-nil slice for an event with a data field. Nothing in
+// the result shares frame's memory.
+func decodeFrame(frame []byte) Event {
+	var ev Event
+	var data []byte
+	hasData := false
+	for len(frame) > 0 {
+		i := bytes.IndexByte(frame, '\n')
+		if i < 0 {
+			i = len(frame)
+		}
+		line := frame[:i]
+		frame = frame[min(i+1, len(frame)):]
+		switch {
+		case len(line) == 0:
+			frame = nil // the blank line that ends the frame
+		case bytes.HasPrefix(line, []byte("data: ")):
+			if hasData {
+				data = append(data, '\n')
+			}
+			data = append(data, line[len("data: "):]...)
+			hasData = true
+		case line[0] == ':':
+			if len(line) <= len(": ") {
+				ev.Flags |= EmptyComment
+			} else {
+				ev.Comment = string(line[len(": "):])
+			}
+		case bytes.HasPrefix(line, []byte("id: ")):
+			ev.ID = string(line[len("id: "):])
+		case string(line) == "id":
+			ev.Flags |= EmptyID
+		case bytes.HasPrefix(line, []byte("event: ")):
+			ev.Type = string(line[len("event: "):])
+		case bytes.HasPrefix(line, []byte("retry: ")):
+			ms, _ := strconv.ParseInt(string(line[len("retry: "):]), 10, 64)
+			if ms == 0 {
+				ev.Flags |= RetryZero
+			} else {
+				ev.Retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	switch {
+	case hasData && data == nil:
+		ev.Data = []byte{}
+	case hasData:
+		ev.Data = data
+	case !ev.isControl():
+		ev.Flags |= NoData // a dispatched event without data is NoData's
+	}
+	return ev
+}

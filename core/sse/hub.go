@@ -332,6 +332,9 @@ func truncate(s string, n int) string {
 //
 // An invalid topic or event (see Event) is an error and nothing is recorded
 // or sent. So is an event with an ID: the Store assigns IDs.
+//
+// The hub copies what it keeps; you may reuse ev.Data and the topic's
+// memory once Publish returns.
 func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, error) {
 	if err := checkTopic(topic); err != nil {
 		return "", err
@@ -364,7 +367,9 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 	}
 	queued, dropped, evicted, _ := h.fanOut(entry)
 	h.pubMu.Unlock()
-	h.observePublished(topic, queued, dropped, evicted)
+	// entry.Topic, not topic: the Observer may keep it, and the caller
+	// may reuse topic's memory.
+	h.observePublished(entry.Topic, queued, dropped, evicted)
 	return entry.Event.ID, nil
 }
 
@@ -375,11 +380,15 @@ func (h *Hub) deliver(entry Entry) {
 	}
 }
 
-// fanOut encodes entry once and queues the frame for the subscribers of
-// its topic, counting what happened. Entries must arrive in Seq order; one
-// already delivered is ignored (fresh is false).
+// fanOut queues entry's frame for the subscribers of its topic, counting
+// what happened; it encodes the frame once when the store did not. Entries
+// must arrive in Seq order; one already delivered is ignored (fresh is
+// false).
 func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
-	frame := appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
+	frame := entry.frame
+	if frame == nil {
+		frame = appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if entry.Seq <= h.lastSeq {

@@ -31,17 +31,31 @@ type MemoryStoreOptions struct {
 // memory. Its IDs look like "3f9a0c1e-42": the epoch, a hyphen and the
 // decimal sequence number. Events do not survive the process; after a
 // restart, clients that resume get the reset signal.
+//
+// The store keeps each event's wire form (see AppendEvent) and its own
+// copy of the topic, never the memory Append was given. After decodes the
+// events it returns from their wire form, so their data comes back with
+// every line break as LF, as a client would read it.
 type MemoryStore struct {
 	epoch  string
 	max    int
 	maxAge time.Duration
-	now    func() time.Time
+	start  time.Time // record times are nanoseconds since start
 
-	mu   sync.Mutex
-	ring []Entry // ring[(head+i)%len] for i < n, oldest first
-	head int
-	n    int
-	last uint64 // Seq of the newest entry ever appended
+	mu      sync.Mutex
+	ring    []record // ring[(head+i)%len] for i < n, oldest first
+	head    int
+	n       int
+	last    uint64 // Seq of the newest entry ever appended
+	scratch []byte // where Append encodes, before the frame is copied out
+}
+
+// record is one event as the store keeps it.
+type record struct {
+	seq   uint64
+	t     int64 // nanoseconds since the store's start, monotonic
+	topic string
+	frame []byte // the wire form; never modified
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -70,7 +84,7 @@ func NewMemoryStore(opts MemoryStoreOptions) (*MemoryStore, error) {
 		epoch:  opts.Epoch,
 		max:    opts.MaxEvents,
 		maxAge: opts.MaxAge,
-		now:    time.Now,
+		start:  time.Now(),
 	}, nil
 }
 
@@ -87,65 +101,110 @@ func validEpoch(s string) bool {
 	return true
 }
 
-// Append implements Store.
+// Append implements Store. The store replaces ev.ID (and the EmptyID
+// flag) with the ID it assigns. An event that cannot be encoded (see
+// Event) is an error that matches ErrInvalidEvent, and nothing is
+// recorded. The store keeps copies, never ev.Data or topic themselves;
+// the returned Entry's Event is ev with its ID set.
 func (s *MemoryStore) Append(_ context.Context, topic string, ev Event) (Entry, error) {
+	ev.ID = ""
+	ev.Flags &^= EmptyID
+	if err := ev.Validate(); err != nil {
+		return Entry{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	s.expire(now)
+	t := s.clock()
+	s.expire(t)
 	s.last++
 	ev.ID = s.ID(s.last)
-	e := Entry{Topic: topic, Seq: s.last, Time: now, Event: ev}
+	s.scratch = appendValid(s.scratch[:0], &ev)
+	// The frame is the store's one copy of the event. append rounds its
+	// capacity up to the allocation's size class, so cap counts what it
+	// really takes.
+	r := record{seq: s.last, t: t, topic: strings.Clone(topic), frame: append([]byte(nil), s.scratch...)}
+	if cap(s.scratch) > 64<<10 {
+		s.scratch = nil // do not hold on to a large event's buffer
+	}
 	switch {
 	case s.n < len(s.ring):
-		s.ring[(s.head+s.n)%len(s.ring)] = e
+		s.ring[(s.head+s.n)%len(s.ring)] = r
 		s.n++
 	case len(s.ring) < s.max:
 		// Grow: unroll the ring into a larger slice, oldest first.
-		grown := make([]Entry, 0, min(max(2*len(s.ring), 64), s.max))
+		grown := make([]record, 0, min(max(2*len(s.ring), 64), s.max))
 		for i := 0; i < s.n; i++ {
 			grown = append(grown, s.ring[(s.head+i)%len(s.ring)])
 		}
-		grown = append(grown, e)
+		grown = append(grown, r)
 		s.ring, s.head, s.n = grown[:cap(grown)], 0, len(grown)
 	default:
 		// Full: overwrite the oldest.
-		s.ring[s.head] = e
+		s.ring[s.head] = r
 		s.head = (s.head + 1) % len(s.ring)
 	}
-	return e, nil
+	return Entry{Topic: r.topic, Seq: r.seq, Time: s.start.Add(time.Duration(t)), Event: ev, frame: r.frame}, nil
+}
+
+// clock returns the time since the store's start, never less than the
+// newest record's: record times follow Seq order. s.mu must be held.
+func (s *MemoryStore) clock() int64 {
+	t := int64(time.Since(s.start))
+	if s.n > 0 {
+		t = max(t, s.ring[(s.head+s.n-1)%len(s.ring)].t)
+	}
+	return t
 }
 
 // expire drops entries older than maxAge. s.mu must be held.
-func (s *MemoryStore) expire(now time.Time) {
-	cutoff := now.Add(-s.maxAge)
-	for s.n > 0 && s.ring[s.head].Time.Before(cutoff) {
-		s.ring[s.head] = Entry{}
+func (s *MemoryStore) expire(now int64) {
+	cutoff := now - int64(s.maxAge)
+	for s.n > 0 && s.ring[s.head].t < cutoff {
+		s.ring[s.head] = record{}
 		s.head = (s.head + 1) % len(s.ring)
 		s.n--
 	}
 }
 
-// After implements Store.
+// After implements Store. The events it returns are decoded from the
+// store's copies, with line breaks in Data as LF; they are the caller's.
 func (s *MemoryStore) After(_ context.Context, after uint64, topics []string, limit int) ([]Entry, error) {
+	var out []Entry
+	err := s.each(after, topics, limit, func(r *record) {
+		out = append(out, Entry{Topic: r.topic, Seq: r.seq, Time: s.start.Add(time.Duration(r.t)), Event: decodeFrame(r.frame)})
+	})
+	return out, err
+}
+
+// frames appends to dst the frames of what After would return, for the
+// hub's replay, which sends them as they are.
+func (s *MemoryStore) frames(dst []queued, after uint64, topics []string, limit int) ([]queued, error) {
+	err := s.each(after, topics, limit, func(r *record) {
+		dst = append(dst, queued{seq: r.seq, frame: r.frame})
+	})
+	return dst, err
+}
+
+// each calls f, under s.mu, for what After returns.
+func (s *MemoryStore) each(after uint64, topics []string, limit int, f func(*record)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expire(s.now())
+	s.expire(s.clock())
 	if after > s.last {
-		return nil, ErrUnknownID
+		return ErrUnknownID
 	}
 	oldest := s.last + 1 - uint64(s.n) // Seq of ring[head], or last+1 if empty
 	if after+1 < oldest {
-		return nil, ErrEvicted
+		return ErrEvicted
 	}
-	var out []Entry
-	for i := int(after + 1 - oldest); i < s.n && len(out) < limit; i++ {
-		e := &s.ring[(s.head+i)%len(s.ring)]
-		if slices.Contains(topics, e.Topic) {
-			out = append(out, *e)
+	for i, k := int(after+1-oldest), 0; i < s.n && k < limit; i++ {
+		r := &s.ring[(s.head+i)%len(s.ring)]
+		if slices.Contains(topics, r.topic) {
+			f(r)
+			k++
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // Position implements Store.

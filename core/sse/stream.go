@@ -152,29 +152,26 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	if len(lastID) <= h.opts.MaxLastEventIDLength {
 		pos, err = h.store.Position(ctx, lastID)
 	}
-	var written uint64 // Seq of the newest event sent
+	var written uint64  // Seq of the newest event sent
+	var frames []queued // the page's frames, when the store hands them over
 	for err == nil {
-		var entries []Entry
-		entries, err = h.store.After(ctx, pos, s.topics, page)
+		var n int
+		var last uint64
+		buf, frames, n, last, err = h.replayPage(ctx, buf[:0], frames, pos, s.topics, page)
 		if err != nil {
 			break
 		}
-		buf = buf[:0]
-		for i := range entries {
-			buf = appendValid(buf, &entries[i].Event)
-			pos = entries[i].Seq
-		}
-		if len(entries) > 0 {
-			written = pos
+		if n > 0 {
+			pos, written = last, last
 		}
 		if len(buf) > 0 {
 			if werr := h.write(st, buf); werr != nil {
 				return werr
 			}
 			s.wrote.Store(true)
-			*sent += len(entries)
+			*sent += n
 		}
-		if len(entries) < page {
+		if n < page {
 			s.after = max(s.after, pos)
 			if f := h.opts.Observer.Replayed; f != nil {
 				f(ReplayHit, *sent, "")
@@ -198,6 +195,33 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 	// Pages sent before the failure may reach past the live queue's start.
 	s.after = max(s.after, written)
 	return h.write(st, h.appendReset(buf[:0], reason, s.after))
+}
+
+// replayPage appends to buf the frames of at most limit events of topics
+// after Seq pos, and returns buf, how many events it holds and the Seq of
+// the last. The MemoryStore hands over the frames it keeps (in frames,
+// which is returned for reuse); the events of other stores are encoded
+// here.
+func (h *Hub) replayPage(ctx context.Context, buf []byte, frames []queued, pos uint64, topics []string, limit int) (_ []byte, _ []queued, n int, last uint64, err error) {
+	if ms, ok := h.store.(*MemoryStore); ok {
+		clear(frames) // let the previous page's frames go
+		frames, err = ms.frames(frames[:0], pos, topics, limit)
+		if err != nil || len(frames) == 0 {
+			return buf, frames, 0, 0, err
+		}
+		for _, f := range frames {
+			buf = append(buf, f.frame...)
+		}
+		return buf, frames, len(frames), frames[len(frames)-1].seq, nil
+	}
+	entries, err := h.store.After(ctx, pos, topics, limit)
+	if err != nil || len(entries) == 0 {
+		return buf, frames, 0, 0, err
+	}
+	for i := range entries {
+		buf = appendValid(buf, &entries[i].Event)
+	}
+	return buf, frames, len(entries), entries[len(entries)-1].Seq, nil
 }
 
 // appendReset appends the reset event. Its ID is that of the newest event
