@@ -43,8 +43,10 @@ type Store interface {
 
 	// After returns, oldest first, at most limit entries of the given topics
 	// whose Seq is greater than after. It returns ErrEvicted when entries
-	// with Seq greater than after are no longer kept (the caller may have
-	// missed some), and ErrUnknownID when after is beyond the newest entry.
+	// of those topics with Seq greater than after are no longer kept (the
+	// caller may have missed some), and ErrUnknownID when after is beyond
+	// the newest entry. A store that cannot tell which topics lost entries
+	// may answer ErrEvicted when any did, but never a history with a gap.
 	// after == 0 means from the oldest entry ever recorded.
 	After(ctx context.Context, after uint64, topics []string, limit int) ([]Entry, error)
 
