@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -269,42 +270,39 @@ func encodedLen(e *Event) int {
 // frame, ending with its blank line). It is the inverse of appendValid for
 // the frames a store keeps, not a general parser: it expects exactly the
 // field prefixes appendValid writes. Data comes back with every line break
-// as LF, and as a non-nil slice for an event with a data field. Nothing in
-// the result shares frame's memory.
-func decodeFrame(frame []byte) Event {
+// as LF, as a non-nil slice for an event with a data field; it is appended
+// to buf, which is returned, and its capacity ends where it does. The
+// event's strings are substrings of frame.
+func decodeFrame(frame string, buf []byte) (Event, []byte) {
 	var ev Event
-	var data []byte
+	start := len(buf)
 	hasData := false
 	for len(frame) > 0 {
-		i := bytes.IndexByte(frame, '\n')
-		if i < 0 {
-			i = len(frame)
-		}
-		line := frame[:i]
-		frame = frame[min(i+1, len(frame)):]
+		line, rest, _ := strings.Cut(frame, "\n")
+		frame = rest
 		switch {
-		case len(line) == 0:
-			frame = nil // the blank line that ends the frame
-		case bytes.HasPrefix(line, []byte("data: ")):
+		case line == "":
+			frame = "" // the blank line that ends the frame
+		case strings.HasPrefix(line, "data: "):
 			if hasData {
-				data = append(data, '\n')
+				buf = append(buf, '\n')
 			}
-			data = append(data, line[len("data: "):]...)
+			buf = append(buf, line[len("data: "):]...)
 			hasData = true
 		case line[0] == ':':
 			if len(line) <= len(": ") {
 				ev.Flags |= EmptyComment
 			} else {
-				ev.Comment = string(line[len(": "):])
+				ev.Comment = line[len(": "):]
 			}
-		case bytes.HasPrefix(line, []byte("id: ")):
-			ev.ID = string(line[len("id: "):])
-		case string(line) == "id":
+		case strings.HasPrefix(line, "id: "):
+			ev.ID = line[len("id: "):]
+		case line == "id":
 			ev.Flags |= EmptyID
-		case bytes.HasPrefix(line, []byte("event: ")):
-			ev.Type = string(line[len("event: "):])
-		case bytes.HasPrefix(line, []byte("retry: ")):
-			ms, _ := strconv.ParseInt(string(line[len("retry: "):]), 10, 64)
+		case strings.HasPrefix(line, "event: "):
+			ev.Type = line[len("event: "):]
+		case strings.HasPrefix(line, "retry: "):
+			ms, _ := strconv.ParseInt(line[len("retry: "):], 10, 64)
 			if ms == 0 {
 				ev.Flags |= RetryZero
 			} else {
@@ -313,12 +311,12 @@ func decodeFrame(frame []byte) Event {
 		}
 	}
 	switch {
-	case hasData && data == nil:
+	case hasData && buf == nil:
 		ev.Data = []byte{}
 	case hasData:
-		ev.Data = data
+		ev.Data = buf[start:len(buf):len(buf)]
 	case !ev.isControl():
 		ev.Flags |= NoData // a dispatched event without data is NoData's
 	}
-	return ev
+	return ev, buf
 }

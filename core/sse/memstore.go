@@ -504,16 +504,35 @@ func (l *tombList) remove(t *topicLog) {
 // It returns ErrEvicted when an event of one of topics with Seq greater
 // than after was dropped, or may have been (see MemoryStore).
 func (s *MemoryStore) After(_ context.Context, after uint64, topics []string, limit int) ([]Entry, error) {
-	var out []Entry
-	err := s.each(after, topics, limit, func(t *topicLog, r *record) {
-		out = append(out, Entry{Topic: t.name, Seq: r.seq, Time: s.start.Add(time.Duration(r.t)), frame: r.frame})
-	})
-	// Decoding needs no lock: frames are never modified.
-	for i := range out {
-		out[i].Event = decodeFrame(out[i].frame)
-		out[i].frame = nil
+	type found struct {
+		topic string
+		r     record
 	}
-	return out, err
+	var room [64]found
+	list, size := room[:0], 0
+	err := s.each(after, topics, limit, func(t *topicLog, r *record) {
+		list = append(list, found{t.name, *r})
+		size += len(r.frame)
+	})
+	if len(list) == 0 {
+		return nil, err
+	}
+	// Decoding needs no lock: frames are never modified. The events'
+	// strings share one copy of the frames, their data another.
+	var text strings.Builder
+	text.Grow(size)
+	for _, f := range list {
+		text.Write(f.r.frame)
+	}
+	frames, data := text.String(), make([]byte, 0, size)
+	out := make([]Entry, len(list))
+	for i, f := range list {
+		n := len(f.r.frame)
+		out[i] = Entry{Topic: f.topic, Seq: f.r.seq, Time: s.start.Add(time.Duration(f.r.t))}
+		out[i].Event, data = decodeFrame(frames[:n], data)
+		frames = frames[n:]
+	}
+	return out, nil
 }
 
 // frames appends to dst the frames of what After would return, for the

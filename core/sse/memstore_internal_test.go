@@ -73,8 +73,8 @@ func (s *MemoryStore) check(tb testing.TB) {
 			if r.seq <= prev {
 				tb.Fatalf("topic %q: Seq %d after %d (dropped %d)", name, r.seq, prev, t.dropped)
 			}
-			if id := decodeFrame(r.frame).ID; id != s.ID(r.seq) {
-				tb.Fatalf("topic %q: the frame of Seq %d has ID %q", name, r.seq, id)
+			if ev, _ := decodeFrame(string(r.frame), nil); ev.ID != s.ID(r.seq) {
+				tb.Fatalf("topic %q: the frame of Seq %d has ID %q", name, r.seq, ev.ID)
 			}
 			prev = r.seq
 			bytes += int64(cap(r.frame))

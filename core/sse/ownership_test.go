@@ -125,12 +125,18 @@ func TestMemoryStoreOwnsWhatItRecords(t *testing.T) {
 }
 
 // TestMemoryStoreAfterReturnsOwnData checks that the events After returns
-// are the caller's to change: changing them changes nothing in the store.
+// are the caller's to change: changing them changes nothing in the store,
+// nor in the other events.
 func TestMemoryStoreAfterReturnsOwnData(t *testing.T) {
 	s := msNew(t, sse.MemoryStoreOptions{Epoch: "e1"})
 	msAppend(t, s, "t", "data")
+	msAppend(t, s, "t", "more")
 	got := msAfter(t, s, 0, []string{"t"}, 10)
 	copy(got[0].Event.Data, "XXXX")
+	_ = append(got[0].Event.Data, "YYYY"...) // must not reach the next event's data
+	if string(got[1].Event.Data) != "more" {
+		t.Fatalf("appending to one returned event's data changed the next one's: %q", got[1].Event.Data)
+	}
 	if again := msAfter(t, s, 0, []string{"t"}, 10); string(again[0].Event.Data) != "data" {
 		t.Fatalf("After after changing a returned event: data %q, want data", again[0].Event.Data)
 	}
