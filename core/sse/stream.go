@@ -201,7 +201,8 @@ func (h *Hub) replay(ctx context.Context, st StreamWriter, s *subscriber, lastID
 // after Seq pos, and returns buf, how many events it holds and the Seq of
 // the last. The MemoryStore hands over the frames it keeps (in frames,
 // which is returned for reuse); the events of other stores are encoded
-// here.
+// here. Only a *MemoryStore itself takes the short way: a type that
+// embeds one may change what After returns.
 func (h *Hub) replayPage(ctx context.Context, buf []byte, frames []queued, pos uint64, topics []string, limit int) (_ []byte, _ []queued, n int, last uint64, err error) {
 	if ms, ok := h.store.(*MemoryStore); ok {
 		clear(frames) // let the previous page's frames go
