@@ -268,11 +268,14 @@ type Hub struct {
 	stopListen context.CancelFunc
 	listening  chan struct{} // closed when Listen has returned
 
+	// reg holds the subscribers; see registry.
+	reg *registry
+
+	// mu guards the caps' counts, shutdown and the heartbeat goroutine. A
+	// fan-out never takes it.
 	mu          sync.Mutex
-	topics      map[string][]*subscriber
-	subs        map[*subscriber]struct{}
-	lastSeq     uint64 // Seq of the newest event delivered
-	active      int    // admitted stream handlers running
+	subCount    int // registered subscribers
+	active      int // admitted stream handlers running
 	byPrincipal map[string]int
 	byIP        map[string]int
 	closing     bool
@@ -294,7 +297,6 @@ type Hub struct {
 	// Counters that Stats reads without a lock.
 	streams     atomic.Int64 // registered subscribers
 	detached    atomic.Int64 // of those, on detached connections
-	topicCount  atomic.Int64 // topics with subscribers
 	queuedBytes atomic.Int64 // bytes of the frames that queues hold
 }
 
@@ -312,8 +314,7 @@ func NewHub(opts Options) (*Hub, error) {
 		store:       opts.Store,
 		log:         opts.Logger,
 		tickEvery:   max(tick, 250*time.Microsecond),
-		topics:      make(map[string][]*subscriber),
-		subs:        make(map[*subscriber]struct{}),
+		reg:         newRegistry(),
 		byPrincipal: make(map[string]int),
 		byIP:        make(map[string]int),
 		drained:     make(chan struct{}),
@@ -334,7 +335,7 @@ func (h *Hub) listen(b Broadcaster) error {
 	if err != nil {
 		return fmt.Errorf("sse: NewHub: the store is not reachable: %w", err)
 	}
-	h.lastSeq = newest
+	h.reg.lastSeq.Store(newest)
 	ctx, h.stopListen = context.WithCancel(context.Background())
 	h.listening = make(chan struct{})
 	go func() {
@@ -359,9 +360,7 @@ func (l *hubListener) State(err error) {
 	if errors.Is(err, ErrEvicted) {
 		// Events were lost between this hub and the store: every open
 		// stream may have missed some, so each gets a reset.
-		for s := range h.subs {
-			s.owe("evicted")
-		}
+		h.reg.each(func(s *subscriber) { s.owe("evicted") })
 	}
 	h.mu.Unlock()
 	if err != nil {
@@ -477,31 +476,31 @@ func (h *Hub) deliver(entry Entry) {
 // must arrive in Seq order; one already delivered is ignored (fresh is
 // false).
 func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
+	chunks, ok := h.reg.snapshot(entry.Topic, entry.Seq)
+	if !ok {
+		return 0, 0, 0, false
+	}
+	if len(chunks) == 0 {
+		return 0, 0, 0, true
+	}
 	f := &frame{b: entry.frame}
 	if f.b == nil {
 		f.b = appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
 	}
-	f.refs.Store(1) // fanOut's own, so that the count cannot reach 0 before the loop ends
+	// A reference for every slot it may be queued in, and one of fanOut's
+	// own: adding one per queue from several goroutines would make them
+	// fight over the counter's cache line.
+	slots := 0
+	for _, c := range chunks {
+		slots += len(c.subs)
+	}
+	f.refs.Store(int32(slots) + 1)
 	h.queuedBytes.Add(int64(len(f.b)))
-	defer h.releaseFrame(f)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if entry.Seq <= h.lastSeq {
-		return 0, 0, 0, false
+	r := enqueueAll(chunks, entry.Seq, f)
+	if f.refs.Add(-int32(slots-r.queued+1)) == 0 {
+		h.queuedBytes.Add(-int64(len(f.b)))
 	}
-	h.lastSeq = entry.Seq
-	for _, s := range h.topics[entry.Topic] {
-		switch s.enqueue(entry.Seq, f) {
-		case enqueued:
-			queued++
-		case enqueuedDropping:
-			queued++
-			dropped++
-		case enqueueEvicted:
-			evicted++
-		}
-	}
-	return queued, dropped, evicted, true
+	return r.queued, r.dropped, r.evicted, true
 }
 
 // releaseFrame drops one reference to f, which a queue held.
@@ -524,29 +523,22 @@ func (h *Hub) observeDelivered(topic string, queued, dropped, evicted int) {
 }
 
 // register adds s to the hub. It returns false when the hub is shutting
-// down. s.after is set to the Seq of the newest delivered event: every later
-// event reaches s's queue.
+// down. s.after is set to the Seq of the newest event fanned out: every
+// later event reaches s's queue.
 func (h *Hub) register(s *subscriber) bool {
+	if age := h.opts.MaxStreamAge; age > 0 {
+		s.expires = time.Now().Add(age - rand.N(age/10+1))
+	}
+	// h.mu is held until s is in the registry, so that Shutdown, which
+	// sets closing under it, ends every stream it did not refuse.
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
 		return false
 	}
-	s.after = h.lastSeq
-	if age := h.opts.MaxStreamAge; age > 0 {
-		s.expires = time.Now().Add(age - rand.N(age/10+1))
-	}
-	s.slots = make([]int, len(s.topics))
-	for i, t := range s.topics {
-		s.slots[i] = len(h.topics[t])
-		if s.slots[i] == 0 {
-			h.topicCount.Add(1)
-		}
-		h.topics[t] = append(h.topics[t], s)
-	}
-	h.subs[s] = struct{}{}
+	h.reg.add(s)
 	h.streams.Add(1)
-	if len(h.subs) == 1 {
+	if h.subCount++; h.subCount == 1 {
 		h.stopBeat = make(chan struct{})
 		go h.heartbeat(h.stopBeat)
 	}
@@ -555,29 +547,15 @@ func (h *Hub) register(s *subscriber) bool {
 
 // unregister removes s from the hub.
 func (h *Hub) unregister(s *subscriber) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; !ok {
+	was := h.reg.remove(s)
+	s.discard()
+	if !was {
 		return
 	}
-	for i, t := range s.topics {
-		list := h.topics[t]
-		last := len(list) - 1
-		moved := list[last]
-		list[s.slots[i]] = moved
-		moved.setSlot(t, s.slots[i])
-		list[last] = nil
-		if last == 0 {
-			delete(h.topics, t)
-			h.topicCount.Add(-1)
-		} else {
-			h.topics[t] = list[:last]
-		}
-	}
-	delete(h.subs, s)
 	h.streams.Add(-1)
-	s.discard()
-	if len(h.subs) == 0 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subCount--; h.subCount == 0 {
 		close(h.stopBeat)
 		h.stopBeat = nil
 	}
@@ -665,18 +643,16 @@ func (h *Hub) heartbeat(stop <-chan struct{}) {
 // tick asks every stream not written to since the previous tick for a
 // heartbeat, and ends streams past their maximum age.
 func (h *Hub) tick(now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs {
+	h.reg.each(func(s *subscriber) {
 		if !s.expires.IsZero() && now.After(s.expires) {
 			s.end(EndMaxAge)
-			continue
+			return
 		}
 		if !s.wrote.Swap(false) {
 			s.beat.Store(true)
 			s.wake()
 		}
-	}
+	})
 }
 
 // Shutdown stops the hub from accepting streams, ends every open stream
@@ -694,9 +670,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.closing {
 		h.closing = true
-		for s := range h.subs {
-			s.end(EndShutdown)
-		}
+		h.reg.each(func(s *subscriber) { s.end(EndShutdown) })
 		if h.active == 0 {
 			close(h.drained)
 		}
@@ -754,17 +728,13 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Streams:     int(h.streams.Load()),
 		Detached:    int(h.detached.Load()),
-		Topics:      int(h.topicCount.Load()),
+		Topics:      int(h.reg.count.Load()),
 		QueuedBytes: int(h.queuedBytes.Load()),
 	}
 }
 
 // Subscribers returns the number of open streams that follow topic.
-func (h *Hub) Subscribers(topic string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.topics[topic])
-}
+func (h *Hub) Subscribers(topic string) int { return h.reg.countOf(topic) }
 
 // awaitPublished waits until the hub has delivered what it published
 // itself, so that Shutdown ends no stream before an event published just
@@ -773,7 +743,7 @@ func (h *Hub) Subscribers(topic string) int {
 func (h *Hub) awaitPublished(ctx context.Context) {
 	for {
 		h.mu.Lock()
-		done := h.lastSeq >= h.published || h.broadcastDown
+		done := h.reg.lastSeq.Load() >= h.published || h.broadcastDown
 		h.mu.Unlock()
 		if done {
 			return

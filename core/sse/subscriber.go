@@ -11,8 +11,10 @@ import (
 // was queued for; its bytes are never modified.
 type frame struct {
 	b []byte
-	// refs counts the queues that hold the frame, plus one while fanOut
-	// runs: Stats.QueuedBytes counts a frame while refs > 0.
+	// refs counts the queues that hold the frame. While fanOut runs it
+	// counts every subscriber of its snapshot, plus one, so that it cannot
+	// reach 0 early; fanOut then takes back what it did not queue.
+	// Stats.QueuedBytes counts a frame while refs > 0.
 	refs atomic.Int32
 }
 
@@ -29,8 +31,9 @@ type subscriber struct {
 	hub     *Hub
 	topics  []string
 	info    *StreamInfo // the Session's
-	expires time.Time   // MaxStreamAge: zero for none; guarded by hub.mu
-	slots   []int       // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
+	expires time.Time   // MaxStreamAge: zero for none; set before registration
+	id      uint64      // picks the registry shard
+	slots   []slot      // slots[i]: where s sits in topics[i]'s list; guarded by the registry's regMu
 
 	// after is the Seq of the newest event the stream has sent or may skip;
 	// used only by the stream goroutine.
@@ -59,7 +62,7 @@ type subscriber struct {
 // newSubscriber returns a subscriber of the stream info describes; info
 // must outlive it.
 func newSubscriber(h *Hub, info *StreamInfo) *subscriber {
-	return &subscriber{hub: h, topics: info.Topics, info: info, notify: make(chan struct{}, 1)}
+	return &subscriber{hub: h, topics: info.Topics, info: info, id: subscriberIDs.Add(1), notify: make(chan struct{}, 1)}
 }
 
 func (s *subscriber) wake() {
@@ -74,15 +77,6 @@ func (s *subscriber) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
-	}
-}
-
-func (s *subscriber) setSlot(topic string, slot int) {
-	for i, t := range s.topics {
-		if t == topic {
-			s.slots[i] = slot
-			return
-		}
 	}
 }
 
@@ -137,8 +131,7 @@ func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 			s.reset = "dropped"
 		}
 	}
-	f.refs.Add(1) // before the stream can see it
-	s.queue = append(s.queue, queued{seq: seq, f: f})
+	s.queue = append(s.queue, queued{seq: seq, f: f}) // fanOut counted the reference
 	s.bytes += len(f.b)
 	first := len(s.queue) == 1
 	s.mu.Unlock()
@@ -179,10 +172,14 @@ func (s *subscriber) take() (batch []queued, reset string, ended EndReason, last
 	return batch, reset, s.ended, s.last
 }
 
-// discard empties the queue of a stream that ends.
+// discard empties the queue of a stream that has ended; a fan-out that
+// still holds the stream in its snapshot then queues nothing for it.
 func (s *subscriber) discard() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ended == 0 {
+		s.ended = EndClientGone
+	}
 	for _, q := range s.queue {
 		s.hub.releaseFrame(q.f)
 	}

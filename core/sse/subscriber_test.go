@@ -2,6 +2,8 @@ package sse
 
 import (
 	"context"
+	"math/rand/v2"
+	"slices"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -211,28 +213,118 @@ func fmtInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-func TestUnregisterKeepsTopicIndex(t *testing.T) {
+// TestRegistry registers and unregisters subscribers of a few topics in
+// random order, enough to span several chunks, and checks the registry's
+// lists against a model after every step.
+func TestRegistry(t *testing.T) {
 	h := newTestHub(t, Options{})
-	var subs []*subscriber
-	for i := range 5 {
-		s := newSubscriber(h, &StreamInfo{Topics: []string{"a", "b" + strconv.Itoa(i%2)}})
-		h.register(s)
-		subs = append(subs, s)
-	}
-	for _, i := range []int{1, 4, 0, 3, 2} {
-		h.unregister(subs[i])
-		for topic, list := range h.topics {
-			for slot, s := range list {
-				for j, t2 := range s.topics {
-					if t2 == topic && s.slots[j] != slot {
-						t.Fatalf("subscriber at %s[%d] thinks it is at %d", topic, slot, s.slots[j])
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[string]map[*subscriber]bool{}
+	var live []*subscriber
+	check := func(step int) {
+		t.Helper()
+		r := h.reg
+		for topic, want := range model {
+			ts := r.topics[topic]
+			if len(want) == 0 {
+				if ts != nil {
+					t.Fatalf("step %d: topic %s has %d subscribers, want none", step, topic, ts.n)
+				}
+				continue
+			}
+			n := 0
+			for ci, c := range *ts.chunks.Load() {
+				if len(c.subs) != chunkSlots(ci) {
+					t.Fatalf("step %d: %s chunk %d has %d slots, want %d", step, topic, ci, len(c.subs), chunkSlots(ci))
+				}
+				for i, s := range c.subs {
+					if s == nil {
+						continue
+					}
+					n++
+					if !want[s] {
+						t.Fatalf("step %d: %s lists a subscriber it should not", step, topic)
+					}
+					j := slices.Index(s.topics, topic)
+					if s.slots[j] != (slot{c, i}) {
+						t.Fatalf("step %d: subscriber at %s[%d][%d] thinks it is elsewhere", step, topic, ci, i)
 					}
 				}
 			}
+			slots := 0
+			for _, c := range *ts.chunks.Load() {
+				slots += len(c.subs)
+			}
+			if n != len(want) || ts.n != n || len(ts.free) != slots-n {
+				t.Fatalf("step %d: %s lists %d (n %d, %d free of %d), want %d", step, topic, n, ts.n, len(ts.free), slots, len(want))
+			}
+		}
+		if st := h.Stats(); st.Streams != len(live) {
+			t.Fatalf("step %d: Stats %+v, want %d streams", step, st, len(live))
 		}
 	}
-	if len(h.topics) != 0 || len(h.subs) != 0 || h.stopBeat != nil {
-		t.Fatalf("hub not empty: %d topics, %d subs, heartbeat running %v", len(h.topics), len(h.subs), h.stopBeat != nil)
+	topics := []string{"hot", "a", "b", "c"}
+	for step := range 3000 {
+		if len(live) == 0 || (rng.IntN(10) < 6 && len(live) < 1500) {
+			ts := []string{"hot", topics[1+rng.IntN(3)]}
+			s := newSubscriber(h, &StreamInfo{Topics: ts})
+			h.register(s)
+			live = append(live, s)
+			for _, t := range ts {
+				if model[t] == nil {
+					model[t] = map[*subscriber]bool{}
+				}
+				model[t][s] = true
+			}
+		} else {
+			i := rng.IntN(len(live))
+			s := live[i]
+			live = slices.Delete(live, i, i+1)
+			h.unregister(s)
+			for _, t := range s.topics {
+				delete(model[t], s)
+			}
+		}
+		check(step)
+	}
+	for _, s := range live {
+		h.unregister(s)
+	}
+	if len(h.reg.topics) != 0 || h.Stats().Streams != 0 || h.Stats().Topics != 0 || h.stopBeat != nil {
+		t.Fatalf("hub not empty: %d topics, Stats %+v, heartbeat running %v", len(h.reg.topics), h.Stats(), h.stopBeat != nil)
+	}
+}
+
+// TestParallelFanOut: a hot topic's fan-out, spread over goroutines,
+// queues every event for every subscriber once, in order.
+func TestParallelFanOut(t *testing.T) {
+	saved := fanOutWorkers
+	fanOutWorkers = func() int { return 3 }
+	t.Cleanup(func() { fanOutWorkers = saved })
+	h := newTestHub(t, Options{Store: mustMemoryStore(t, "e")})
+	const n = 3*parallelFanOut + 17
+	subs := make([]*subscriber, n)
+	for i := range subs {
+		subs[i] = newSubscriber(h, &StreamInfo{Topics: []string{"hot"}})
+		h.register(subs[i])
+	}
+	for i := range 5 {
+		e, err := h.store.Append(context.Background(), "hot", Event{Data: []byte(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, _, _, _ := h.fanOut(e); q != n {
+			t.Fatalf("event %d queued for %d streams, want %d", i, q, n)
+		}
+	}
+	for i, s := range subs {
+		batch, _, _, _ := s.take()
+		if got := seqs(batch); got != "1,2,3,4,5" {
+			t.Fatalf("subscriber %d got [%s]", i, got)
+		}
+	}
+	if got := h.Stats().QueuedBytes; got != 0 {
+		t.Errorf("every queue taken: QueuedBytes %d", got)
 	}
 }
 
