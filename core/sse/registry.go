@@ -54,15 +54,15 @@ var fanOutWorkers = func() int { return runtime.GOMAXPROCS(0) / 4 }
 type chunk struct {
 	mu      sync.Mutex
 	subs    []*subscriber // nil: a free slot
-	lastSeq uint64                 // Seq of the newest event given to this chunk
+	lastSeq uint64        // Seq of the newest event given to this chunk
 }
 
 // topicSubs is a topic's subscribers.
 type topicSubs struct {
-	mu     sync.Mutex                // guards the fields below, and changes to chunks
+	mu     sync.Mutex               // guards the fields below, and changes to chunks
 	chunks atomic.Pointer[[]*chunk] // replaced, never changed, when a chunk is added
-	free   []slot                    // free slots, in chunks that have them
-	n      int                       // subscribers
+	free   []slot                   // free slots, in chunks that have them
+	n      int                      // subscribers
 }
 
 // slot is where a subscriber sits in one of its topics' chunks.

@@ -42,7 +42,7 @@ type subscriber struct {
 	notify chan struct{} // capacity 1: "something changed"
 	// det, once set, is the detached connection that serves the stream
 	// instead of a goroutine waiting on notify.
-	det   atomic.Pointer[detachedConn]
+	det atomic.Pointer[detachedConn]
 	// req, once set, is the per-request stream the subscriber stands for
 	// (Hub.Stream): it has no topics, and its writes come from its
 	// producer, so a wake-up goes to it instead.

@@ -3,9 +3,9 @@ package sse
 import (
 	"context"
 	"math/rand/v2"
-	"slices"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
