@@ -73,9 +73,9 @@ type detachedConn struct {
 	outBuf   *[]byte   // the pooled buffer out lives in
 	deadline time.Time // when out must be written by
 	timer    *time.Timer
-	rest     []queued // taken frames not yet framed
-	off      int      // bytes of rest[0] already framed
-	reset    string   // a reset event to frame before rest
+	rest     []queued    // taken frames not yet framed
+	off      int         // bytes of rest[0] already framed
+	reset    ResetReason // a reset event to frame before rest
 	ending   EndReason
 	last     []byte // a frame to send before the end (EndStreams)
 	final    bool   // the retry hint and last chunk are framed

@@ -19,7 +19,7 @@
 // writes to a socket: each stream's own handler goroutine takes everything
 // queued for it and sends it in one write and one flush. A queue is bounded
 // in events and bytes; a client that falls that far behind is disconnected
-// (it reconnects and resumes, see below) or, with DropOldest, loses the
+// (it reconnects and resumes, see below) or, with SlowConsumerDropOldest, loses the
 // oldest events and is told so.
 //
 // Every write has a deadline, so a client that stops reading is cut off

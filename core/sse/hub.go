@@ -19,22 +19,22 @@ import (
 type SlowConsumerPolicy int
 
 const (
-	// Disconnect ends the slow client's stream cleanly. Its EventSource
+	// SlowConsumerDisconnect ends the slow client's stream cleanly. Its EventSource
 	// reconnects with Last-Event-ID and the Store replays what it missed,
 	// so nothing is lost as long as the Store still holds those events.
-	Disconnect SlowConsumerPolicy = iota
+	SlowConsumerDisconnect SlowConsumerPolicy = iota
 
-	// DropOldest drops the oldest queued events to make room and then sends
+	// SlowConsumerDropOldest drops the oldest queued events to make room and then sends
 	// the client the reset event (reason "dropped") so that it knows it
 	// missed some.
-	DropOldest
+	SlowConsumerDropOldest
 )
 
 func (p SlowConsumerPolicy) String() string {
 	switch p {
-	case Disconnect:
+	case SlowConsumerDisconnect:
 		return "disconnect"
-	case DropOldest:
+	case SlowConsumerDropOldest:
 		return "drop oldest"
 	}
 	return "unknown"
@@ -86,12 +86,12 @@ type Options struct {
 	// quarter of MaxQueueBytes (1 MiB at the defaults).
 	MaxEventBytes int
 
-	// SlowConsumer is the policy for full queues. Default Disconnect.
+	// SlowConsumer is the policy for full queues. Default SlowConsumerDisconnect.
 	SlowConsumer SlowConsumerPolicy
 
 	// ResetEventType is the type of the event sent when a client cannot be
 	// given every event it missed: its Last-Event-ID is unknown, from an
-	// earlier process lifetime or evicted from the Store, or DropOldest
+	// earlier process lifetime or evicted from the Store, or SlowConsumerDropOldest
 	// dropped events, or a shared store lost events during an outage. Its
 	// data is JSON: {"reason":"unknown-id"}, {"reason":"evicted"},
 	// {"reason":"dropped"}, {"reason":"replay-limit"} (see MaxReplayEvents)
@@ -217,8 +217,8 @@ func (o *Options) setDefaults() error {
 	if o.MaxStreamAge < 0 || (o.MaxStreamAge > 0 && o.MaxStreamAge < time.Millisecond) {
 		return fmt.Errorf("sse: Options.MaxStreamAge is %v; it must be at least 1ms, or 0 for no limit", o.MaxStreamAge)
 	}
-	if o.SlowConsumer != Disconnect && o.SlowConsumer != DropOldest {
-		return fmt.Errorf("sse: Options.SlowConsumer is %d; use Disconnect or DropOldest", o.SlowConsumer)
+	if o.SlowConsumer != SlowConsumerDisconnect && o.SlowConsumer != SlowConsumerDropOldest {
+		return fmt.Errorf("sse: Options.SlowConsumer is %d; use SlowConsumerDisconnect or SlowConsumerDropOldest", o.SlowConsumer)
 	}
 	if o.ResetEventType == "" {
 		o.ResetEventType = "sse-reset"
@@ -360,7 +360,7 @@ func (l *hubListener) State(err error) {
 	if errors.Is(err, ErrEvicted) {
 		// Events were lost between this hub and the store: every open
 		// stream may have missed some, so each gets a reset.
-		h.reg.each(func(s *subscriber) { s.owe("evicted") })
+		h.reg.each(func(s *subscriber) { s.owe(ResetEvicted) })
 	}
 	h.mu.Unlock()
 	if err != nil {

@@ -23,11 +23,11 @@ func TestNewHubOptions(t *testing.T) {
 		{"zero value", sse.Options{}, ""},
 		{"all set", sse.Options{
 			HeartbeatInterval: time.Second, WriteTimeout: time.Second, Retry: time.Millisecond,
-			CloseRetry: time.Second, MaxQueueEvents: 1, MaxQueueBytes: 1, SlowConsumer: sse.DropOldest,
+			CloseRetry: time.Second, MaxQueueEvents: 1, MaxQueueBytes: 1, SlowConsumer: sse.SlowConsumerDropOldest,
 			ResetEventType: "reset", MaxTopics: 1, MaxLastEventIDLength: 1,
 		}, ""},
 		{"Retry 1ms", sse.Options{Retry: time.Millisecond}, ""},
-		{"SlowConsumer Disconnect", sse.Options{SlowConsumer: sse.Disconnect}, ""},
+		{"SlowConsumer SlowConsumerDisconnect", sse.Options{SlowConsumer: sse.SlowConsumerDisconnect}, ""},
 		{"ResetEventType non-ASCII", sse.Options{ResetEventType: "réinitialiser"}, ""},
 
 		{"negative HeartbeatInterval", sse.Options{HeartbeatInterval: -time.Second}, "HeartbeatInterval"},

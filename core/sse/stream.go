@@ -131,7 +131,7 @@ func writeErrorReason(err error) EndReason {
 // event sent so that the live queue skips them.
 func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID string, buf []byte, sent *int) error {
 	const page = 256
-	var reason string
+	var reason ResetReason
 	pos, err := uint64(0), ErrUnknownID
 	if len(lastID) <= h.opts.MaxLastEventIDLength {
 		pos, err = h.store.Position(ctx, lastID)
@@ -179,15 +179,15 @@ func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID
 	}
 	switch {
 	case errors.Is(err, ErrUnknownID):
-		reason = "unknown-id"
+		reason = ResetUnknownID
 	case errors.Is(err, ErrEvicted):
-		reason = "evicted"
+		reason = ResetEvicted
 	case err == errReplayLimit:
-		reason = "replay-limit"
+		reason = ResetReplayLimit
 	default:
 		// The store failed: the client cannot be told what it missed.
 		h.log.Warn("sse: replay failed", "err", err)
-		reason = "unavailable"
+		reason = ResetUnavailable
 	}
 	if f := h.opts.Observer.Replayed; f != nil {
 		f(ReplayReset, *sent, reason)
@@ -238,8 +238,8 @@ func (h *Hub) replayPage(ctx context.Context, dst []pageFrame, enc *[]byte, pos 
 // appendReset appends the reset event. Its ID is that of the newest event
 // before the stream's live events, so that a client that reconnects resumes
 // from there instead of being reset again.
-func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
-	ev := Event{ID: h.store.ID(after), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + reason + `"}`)}
+func (h *Hub) appendReset(buf []byte, reason ResetReason, after uint64) []byte {
+	ev := Event{ID: h.store.ID(after), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + string(reason) + `"}`)}
 	return appendValid(buf, &ev)
 }
 
@@ -292,7 +292,7 @@ var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retu
 // it wrote anything. Small frames are gathered into writes of up to
 // writeChunk bytes; a single frame, or a large one, is written as it is,
 // without a copy.
-func (h *Hub) sendBatch(st streamWriter, s *subscriber, batch []queued, reset string, ending bool, last []byte) (n int, wrote bool, err error) {
+func (h *Hub) sendBatch(st streamWriter, s *subscriber, batch []queued, reset ResetReason, ending bool, last []byte) (n int, wrote bool, err error) {
 	fresh := batch
 	for len(fresh) > 0 && fresh[0].seq <= s.after {
 		fresh = fresh[1:]

@@ -54,9 +54,9 @@ type subscriber struct {
 	queue []queued
 	spare []queued // the stream goroutine's previous batch, reused
 	bytes int
-	reset string    // reason of a reset event owed to the stream, or ""
-	ended EndReason // 0 while the stream runs
-	last  []byte    // a frame to send before the end (EndStreams), or nil
+	reset ResetReason // reason of a reset event owed to the stream, or ""
+	ended EndReason   // 0 while the stream runs
+	last  []byte      // a frame to send before the end (EndStreams), or nil
 }
 
 // newSubscriber returns a subscriber of the stream info describes; info
@@ -111,7 +111,7 @@ func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 	}
 	result := enqueued
 	if full(0) {
-		if opts.SlowConsumer == Disconnect {
+		if opts.SlowConsumer == SlowConsumerDisconnect {
 			s.ended = EndSlowConsumer
 			s.mu.Unlock()
 			s.wake()
@@ -128,7 +128,7 @@ func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 		clear(s.queue[n:])
 		s.queue = s.queue[:n]
 		if s.reset == "" {
-			s.reset = "dropped"
+			s.reset = ResetDropped
 		}
 	}
 	s.queue = append(s.queue, queued{seq: seq, f: f}) // fanOut counted the reference
@@ -159,7 +159,7 @@ func (s *subscriber) endWith(reason EndReason, last []byte) {
 // take returns everything queued, the reason of a reset event owed to the
 // stream ("" if none), whether the stream is to end, and the frame to send
 // before its end. The returned slice is valid until the next take.
-func (s *subscriber) take() (batch []queued, reset string, ended EndReason, last []byte) {
+func (s *subscriber) take() (batch []queued, reset ResetReason, ended EndReason, last []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.spare)
@@ -189,7 +189,7 @@ func (s *subscriber) discard() {
 
 // owe records that the stream must be sent a reset event with reason
 // before its next events.
-func (s *subscriber) owe(reason string) {
+func (s *subscriber) owe(reason ResetReason) {
 	s.mu.Lock()
 	if s.reset == "" {
 		s.reset = reason

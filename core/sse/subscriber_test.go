@@ -42,11 +42,11 @@ func TestQueueLimits(t *testing.T) {
 		{"under both bounds", Options{MaxQueueEvents: 5, MaxQueueBytes: 1000}, 5, "1,2,3,4,5", false, 0},
 		{"disconnect on events", Options{MaxQueueEvents: 3}, 5, "1,2,3", false, EndSlowConsumer},
 		{"disconnect on bytes", Options{MaxQueueBytes: 250}, 5, "1,2", false, EndSlowConsumer},
-		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: DropOldest}, 5, "3,4,5", true, 0},
-		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: DropOldest}, 5, "4,5", true, 0},
+		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: SlowConsumerDropOldest}, 5, "3,4,5", true, 0},
+		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: SlowConsumerDropOldest}, 5, "4,5", true, 0},
 		{"frame larger than the byte bound, disconnect", Options{MaxQueueBytes: 50}, 1, "1", false, 0},
-		{"frame larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 1, "1", false, 0},
-		{"frames larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 2, "2", true, 0},
+		{"frame larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: SlowConsumerDropOldest}, 1, "1", false, 0},
+		{"frames larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: SlowConsumerDropOldest}, 2, "2", true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,10 +97,10 @@ func (r *recorder) Write(p []byte, _ time.Duration) error {
 	return nil
 }
 
-// TestDropOldestSendsReset checks the bytes a DropOldest stream writes: the
+// TestDropOldestSendsReset checks the bytes a SlowConsumerDropOldest stream writes: the
 // reset event first, then the surviving events.
 func TestDropOldestSendsReset(t *testing.T) {
-	h := newTestHub(t, Options{MaxQueueEvents: 2, SlowConsumer: DropOldest, Store: mustMemoryStore(t, "e")})
+	h := newTestHub(t, Options{MaxQueueEvents: 2, SlowConsumer: SlowConsumerDropOldest, Store: mustMemoryStore(t, "e")})
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 	s.after = 7
 	for i := uint64(8); i <= 10; i++ {
