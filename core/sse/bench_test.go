@@ -52,7 +52,7 @@ func BenchmarkPublish(b *testing.B) {
 			subs := make([]*subscriber, n)
 			for i := range subs {
 				subs[i] = newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-				h.register(subs[i])
+				h.register(context.Background(), subs[i])
 			}
 			defer func() {
 				for _, s := range subs {
@@ -185,7 +185,7 @@ func BenchmarkMemoryStoreAfter(b *testing.B) {
 				b.Run(name+"/After", func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {
-						got, err := s.After(ctx, after, names, 256)
+						got, err := msAfter(ctx, s, after, names, 256)
 						if err != nil || len(got) != resumeEvents {
 							b.Fatalf("After: %d entries, %v", len(got), err)
 						}
@@ -196,7 +196,7 @@ func BenchmarkMemoryStoreAfter(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {
 						var err error
-						dst, err = s.frames(dst[:0], after, names, 256)
+						dst, err = s.frames(dst[:0], names, repeatSeq(after, len(names)), 256)
 						if err != nil || len(dst) != resumeEvents {
 							b.Fatalf("frames: %d, %v", len(dst), err)
 						}
@@ -300,7 +300,7 @@ func BenchmarkRegisterDuringFanOut(b *testing.B) {
 	hot := make([]*subscriber, 10000)
 	for i := range hot {
 		hot[i] = newSubscriber(h, &StreamInfo{Topics: []string{"hot"}})
-		h.register(hot[i])
+		h.register(context.Background(), hot[i])
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -327,7 +327,7 @@ func BenchmarkRegisterDuringFanOut(b *testing.B) {
 	for range b.N {
 		began := time.Now()
 		s := newSubscriber(h, info)
-		h.register(s)
+		h.register(context.Background(), s)
 		h.unregister(s)
 		took = append(took, time.Since(began))
 	}

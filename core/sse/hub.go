@@ -289,9 +289,14 @@ type Hub struct {
 	// The writers of per-request streams' heartbeats.
 	beats beaters
 
-	// With a Broadcaster store, guarded by mu: the Seq of the newest entry
-	// this hub published, and whether the store stopped broadcasting.
-	published     uint64
+	// ordered: the store numbers all topics in one sequence and the hub
+	// delivers in it (an OrderedStore that is not a Broadcaster).
+	ordered bool
+
+	// With a Broadcaster store, guarded by mu: for each topic with streams,
+	// the Seq of the newest entry this hub published and has not yet had
+	// back to deliver; and whether the store stopped broadcasting.
+	published     map[string]uint64
 	broadcastDown bool
 
 	// Counters that Stats reads without a lock.
@@ -319,33 +324,28 @@ func NewHub(opts Options) (*Hub, error) {
 		byIP:        make(map[string]int),
 		drained:     make(chan struct{}),
 	}
+	_, h.ordered = opts.Store.(OrderedStore)
 	if b, ok := opts.Store.(Broadcaster); ok {
-		if err := h.listen(b); err != nil {
-			return nil, err
-		}
+		h.ordered = false // a Broadcaster delivers each topic in order, not all topics
+		h.listen(b)
 	}
 	return h, nil
 }
 
-// listen starts delivering what b broadcasts, from its newest entry on.
-func (h *Hub) listen(b Broadcaster) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	newest, err := b.Newest(ctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("sse: NewHub: the store is not reachable: %w", err)
-	}
-	h.reg.lastSeq.Store(newest)
-	ctx, h.stopListen = context.WithCancel(context.Background())
+// listen starts delivering what b broadcasts: the entries of the topics
+// the hub's streams follow, which the registry tells b about.
+func (h *Hub) listen(b Broadcaster) {
+	h.reg.follow, h.reg.unfollow = b.Follow, b.Unfollow
+	ctx, stop := context.WithCancel(context.Background())
+	h.stopListen = stop
 	h.listening = make(chan struct{})
 	go func() {
 		defer close(h.listening)
-		err := b.Listen(ctx, newest, (*hubListener)(h))
+		err := b.Listen(ctx, (*hubListener)(h))
 		if ctx.Err() == nil {
 			h.log.Error("sse: the store's Listen returned; this hub gets no more events", "err", err)
 		}
 	}()
-	return nil
 }
 
 // hubListener is the hub as the Listener of its Broadcaster.
@@ -357,11 +357,6 @@ func (l *hubListener) State(err error) {
 	h := (*Hub)(l)
 	h.mu.Lock()
 	h.broadcastDown = err != nil
-	if errors.Is(err, ErrEvicted) {
-		// Events were lost between this hub and the store: every open
-		// stream may have missed some, so each gets a reset.
-		h.reg.each(func(s *subscriber) { s.owe(ResetEvicted) })
-	}
 	h.mu.Unlock()
 	if err != nil {
 		h.log.Warn("sse: the store stopped broadcasting; catching up when it is back", "err", err)
@@ -371,6 +366,12 @@ func (l *hubListener) State(err error) {
 	if f := h.opts.Observer.BroadcastState; f != nil {
 		f(err)
 	}
+}
+
+func (l *hubListener) Lost(topic string) {
+	// Events of topic were lost between this hub and the store: its
+	// streams may have missed some, so each gets a reset.
+	(*Hub)(l).reg.eachOf(topic, func(s *subscriber) { s.owe(ResetEvicted) })
 }
 
 func (l *hubListener) Signal(msg []byte) {
@@ -443,9 +444,14 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		if err != nil {
 			return "", fmt.Errorf("sse: Publish: store: %w", err)
 		}
-		h.mu.Lock()
-		h.published = max(h.published, entry.Seq)
-		h.mu.Unlock()
+		if h.reg.has(entry.Topic) {
+			h.mu.Lock()
+			if h.published == nil {
+				h.published = make(map[string]uint64)
+			}
+			h.published[entry.Topic] = max(h.published[entry.Topic], entry.Seq)
+			h.mu.Unlock()
+		}
 		h.observePublished(entry.Topic)
 		return entry.Event.ID, nil
 	}
@@ -466,6 +472,11 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 
 // deliver fans a broadcast entry out (see fanOut) and tells the Observer.
 func (h *Hub) deliver(entry Entry) {
+	h.mu.Lock()
+	if p, ok := h.published[entry.Topic]; ok && entry.Seq >= p {
+		delete(h.published, entry.Topic)
+	}
+	h.mu.Unlock()
 	if queued, dropped, evicted, fresh := h.fanOut(entry); fresh {
 		h.observeDelivered(entry.Topic, queued, dropped, evicted)
 	}
@@ -487,6 +498,7 @@ func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
 	if f.b == nil {
 		f.b = appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
 	}
+	f.idStart, f.idEnd = idLine(f.b)
 	// A reference for every slot it may be queued in, and one of fanOut's
 	// own: adding one per queue from several goroutines would make them
 	// fight over the counter's cache line.
@@ -522,27 +534,67 @@ func (h *Hub) observeDelivered(topic string, queued, dropped, evicted int) {
 	}
 }
 
-// register adds s to the hub. It returns false when the hub is shutting
-// down. s.after is set to the Seq of the newest event fanned out: every
-// later event reaches s's queue.
-func (h *Hub) register(s *subscriber) bool {
+// register adds s to the hub: for each of its topics, every event after
+// s.after reaches its queue. It returns false when the hub is shutting
+// down, and the store's error when it could not say where a topic that no
+// other stream follows starts.
+func (h *Hub) register(ctx context.Context, s *subscriber) (bool, error) {
 	if age := h.opts.MaxStreamAge; age > 0 {
 		s.expires = time.Now().Add(age - rand.N(age/10+1))
+	}
+	// Where a topic that no stream of the hub follows starts: asked of the
+	// store, outside every lock.
+	starts := make([]uint64, len(s.topics))
+	known := make([]bool, len(s.topics))
+	fetch := func(i int) error {
+		n, err := h.store.Newest(ctx, s.topics[i])
+		if err != nil {
+			return fmt.Errorf("sse: the store's newest entry of topic %q: %w", s.topics[i], err)
+		}
+		starts[i], known[i] = n, true
+		return nil
+	}
+	for i, t := range s.topics {
+		if !h.reg.has(t) {
+			if err := fetch(i); err != nil {
+				return false, err
+			}
+		}
 	}
 	// h.mu is held until s is in the registry, so that Shutdown, which
 	// sets closing under it, ends every stream it did not refuse.
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
-		return false
+		return false, nil
 	}
-	h.reg.add(s)
+	for i := range s.topics {
+		for !h.reg.join(s, i, starts[i], known[i]) {
+			// The topic's last stream ended since: ask again.
+			h.mu.Unlock()
+			err := fetch(i)
+			h.mu.Lock()
+			if err != nil || h.closing {
+				h.reg.leave(s)
+				return false, err
+			}
+		}
+	}
+	if h.ordered {
+		// Every event up to the newest fanned out is behind the stream:
+		// its place is one Seq for all its topics (see open).
+		g := h.reg.lastSeq.Load()
+		for i := range s.after {
+			s.after[i] = max(s.after[i], g)
+		}
+	}
+	h.reg.enter(s)
 	h.streams.Add(1)
 	if h.subCount++; h.subCount == 1 {
 		h.stopBeat = make(chan struct{})
 		go h.heartbeat(h.stopBeat)
 	}
-	return true
+	return true, nil
 }
 
 // unregister removes s from the hub.
@@ -743,7 +795,12 @@ func (h *Hub) Subscribers(topic string) int { return h.reg.countOf(topic) }
 func (h *Hub) awaitPublished(ctx context.Context) {
 	for {
 		h.mu.Lock()
-		done := h.reg.lastSeq.Load() >= h.published || h.broadcastDown
+		for t := range h.published {
+			if !h.reg.has(t) {
+				delete(h.published, t) // nobody here waits for it
+			}
+		}
+		done := len(h.published) == 0 || h.broadcastDown
 		h.mu.Unlock()
 		if done {
 			return

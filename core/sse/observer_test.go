@@ -539,7 +539,7 @@ func TestReplayOutcomeString(t *testing.T) {
 
 // TestObserverPublishedOncePerEvent: with a Broadcaster, Published fires on
 // the hub that published only, so that a sum across instances counts each
-// event once; Delivered fires on every hub.
+// event once; Delivered fires on every hub with streams of the topic.
 func TestObserverPublishedOncePerEvent(t *testing.T) {
 	bus := newMemBus(newTestStore(t))
 	logs := make([]*obsLog, 3)
@@ -547,6 +547,9 @@ func TestObserverPublishedOncePerEvent(t *testing.T) {
 	for i := range hubs {
 		logs[i] = &obsLog{}
 		hubs[i] = ssetest.NewHub(t, sse.Options{Store: bus, Observer: logs[i].observer()})
+		// A hub fans out only the topics its streams follow.
+		connect(t, serve(t, hubs[i], sse.HandlerOptions{Topics: sse.Topics("t", "u")}).URL, "")
+		ssetest.WaitStreams(t, hubs[i], 1)
 	}
 	ssetest.Publish(t, hubs[0], "t", "x")
 	ssetest.Publish(t, hubs[2], "u", "y")

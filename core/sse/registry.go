@@ -53,8 +53,14 @@ var fanOutWorkers = func() int { return runtime.GOMAXPROCS(0) / 4 }
 // chunk is a part of a topic's subscribers.
 type chunk struct {
 	mu      sync.Mutex
-	subs    []*subscriber // nil: a free slot
-	lastSeq uint64        // Seq of the newest event given to this chunk
+	subs    []member // a nil s: a free slot
+	lastSeq uint64   // Seq of the newest event of the topic given to this chunk
+}
+
+// member is a subscriber in a topic's chunk.
+type member struct {
+	s  *subscriber
+	ti int // the index of the topic in s.topics
 }
 
 // topicSubs is a topic's subscribers.
@@ -63,6 +69,9 @@ type topicSubs struct {
 	chunks atomic.Pointer[[]*chunk] // replaced, never changed, when a chunk is added
 	free   []slot                   // free slots, in chunks that have them
 	n      int                      // subscribers
+	// lastSeq is the Seq of the topic's event being fanned out, or of the
+	// newest one fanned out. A chunk created now starts after it.
+	lastSeq atomic.Uint64
 }
 
 // slot is where a subscriber sits in one of its topics' chunks.
@@ -75,10 +84,16 @@ type slot struct {
 type registry struct {
 	mu     sync.Mutex // guards topics
 	topics map[string]*topicSubs
-	// lastSeq is the Seq of the event being fanned out, or of the newest
-	// one fanned out. A chunk created now starts after it.
+	count  atomic.Int64 // topics with subscribers
+	// lastSeq is the greatest Seq fanned out (or being fanned out): with
+	// an OrderedStore, the place in every topic's history that a stream
+	// registered now reaches live.
 	lastSeq atomic.Uint64
-	count   atomic.Int64 // topics with subscribers
+	// follow and unfollow, when set, are told when a topic gains its first
+	// subscriber (with the Seq its chunks start after) and loses its last,
+	// under mu, so that they are told in order.
+	follow   func(topic string, after uint64)
+	unfollow func(topic string)
 
 	shards [16]subShard
 }
@@ -104,41 +119,61 @@ func (r *registry) shard(s *subscriber) *subShard {
 // subscriberIDs numbers subscribers, for their shard.
 var subscriberIDs atomic.Uint64
 
-// add registers s: every event fanned out to its topics after the
-// position s.after is set to reaches s's queue.
-func (r *registry) add(s *subscriber) {
-	s.slots = make([]slot, len(s.topics))
-	s.after = 0
-	for i, t := range s.topics {
-		r.mu.Lock()
-		ts := r.topics[t]
-		if ts == nil {
-			ts = &topicSubs{}
-			ts.chunks.Store(new([]*chunk))
-			r.topics[t] = ts
-			r.count.Add(1)
+// has reports whether topic has subscribers.
+func (r *registry) has(topic string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.topics[topic] != nil
+}
+
+// join adds s to the subscribers of s.topics[i]: every event of the topic
+// with Seq greater than s.after[i] reaches s's queue. A topic without
+// subscribers is created, its chunks starting after start; when the
+// caller has none (known is false), join adds nothing and returns false.
+func (r *registry) join(s *subscriber, i int, start uint64, known bool) bool {
+	t := s.topics[i]
+	r.mu.Lock()
+	ts := r.topics[t]
+	if ts == nil {
+		if !known {
+			r.mu.Unlock()
+			return false
 		}
-		ts.mu.Lock() // before r.mu is released, so that remove cannot drop ts
-		r.mu.Unlock()
-		if len(ts.free) == 0 {
-			old := *ts.chunks.Load()
-			c := &chunk{subs: make([]*subscriber, chunkSlots(len(old))), lastSeq: r.lastSeq.Load()}
-			chunks := append(append(make([]*chunk, 0, len(old)+1), old...), c)
-			for j := len(c.subs) - 1; j >= 0; j-- {
-				ts.free = append(ts.free, slot{c, j})
-			}
-			ts.chunks.Store(&chunks)
+		ts = &topicSubs{}
+		ts.chunks.Store(new([]*chunk))
+		ts.lastSeq.Store(start)
+		r.topics[t] = ts
+		r.count.Add(1)
+		if r.follow != nil {
+			r.follow(t, start)
 		}
-		at := ts.free[len(ts.free)-1]
-		ts.free = ts.free[:len(ts.free)-1]
-		ts.n++
-		at.chunk.mu.Lock()
-		at.chunk.subs[at.index] = s
-		s.after = max(s.after, at.chunk.lastSeq)
-		at.chunk.mu.Unlock()
-		ts.mu.Unlock()
-		s.slots[i] = at
 	}
+	ts.mu.Lock() // before r.mu is released, so that remove cannot drop ts
+	r.mu.Unlock()
+	if len(ts.free) == 0 {
+		old := *ts.chunks.Load()
+		c := &chunk{subs: make([]member, chunkSlots(len(old))), lastSeq: ts.lastSeq.Load()}
+		chunks := append(append(make([]*chunk, 0, len(old)+1), old...), c)
+		for j := len(c.subs) - 1; j >= 0; j-- {
+			ts.free = append(ts.free, slot{c, j})
+		}
+		ts.chunks.Store(&chunks)
+	}
+	at := ts.free[len(ts.free)-1]
+	ts.free = ts.free[:len(ts.free)-1]
+	ts.n++
+	at.chunk.mu.Lock()
+	at.chunk.subs[at.index] = member{s, i}
+	s.after[i] = at.chunk.lastSeq
+	at.chunk.mu.Unlock()
+	ts.mu.Unlock()
+	s.slots[i] = at
+	return true
+}
+
+// enter adds s to the set of all subscribers, once it has joined its
+// topics.
+func (r *registry) enter(s *subscriber) {
 	sh := r.shard(s)
 	sh.mu.Lock()
 	sh.subs[s] = struct{}{}
@@ -152,42 +187,55 @@ func (r *registry) remove(s *subscriber) bool {
 	_, was := sh.subs[s]
 	delete(sh.subs, s)
 	sh.mu.Unlock()
-	if !was {
-		return false
+	if was {
+		r.leave(s)
 	}
+	return was
+}
+
+// leave removes s from the subscribers of the topics it joined.
+func (r *registry) leave(s *subscriber) {
 	for i, t := range s.topics {
 		at := s.slots[i]
+		if at.chunk == nil {
+			continue // never joined
+		}
+		s.slots[i] = slot{}
 		r.mu.Lock()
 		ts := r.topics[t]
 		ts.mu.Lock()
 		at.chunk.mu.Lock()
-		at.chunk.subs[at.index] = nil
+		at.chunk.subs[at.index] = member{}
 		at.chunk.mu.Unlock()
 		ts.free = append(ts.free, at)
 		if ts.n--; ts.n == 0 {
 			delete(r.topics, t)
 			r.count.Add(-1)
+			if r.unfollow != nil {
+				r.unfollow(t)
+			}
 		}
 		ts.mu.Unlock()
 		r.mu.Unlock()
 	}
-	return true
 }
 
 // snapshot returns the chunks of topic's subscribers, for a fan-out of the
-// event of Seq seq; ok is false for an event at or below the newest fanned
-// out.
+// topic's event of Seq seq; ok is false when the topic has no subscribers
+// or the event is at or below the newest of the topic fanned out (a
+// Broadcaster may deliver an event twice).
 func (r *registry) snapshot(topic string, seq uint64) (chunks []*chunk, ok bool) {
-	if seq <= r.lastSeq.Load() {
+	if seq > r.lastSeq.Load() {
+		r.lastSeq.Store(seq) // fan-outs run one at a time
+	}
+	ts := r.subscribers(topic)
+	if ts == nil || seq <= ts.lastSeq.Load() {
 		return nil, false
 	}
 	// Set before the chunk list is read: a chunk created after this starts
 	// after seq, and a chunk in the list gets the event.
-	r.lastSeq.Store(seq)
-	if ts := r.subscribers(topic); ts != nil {
-		return *ts.chunks.Load(), true
-	}
-	return nil, true
+	ts.lastSeq.Store(seq)
+	return *ts.chunks.Load(), true
 }
 
 // subscribers returns topic's subscribers, or nil.
@@ -217,9 +265,9 @@ func (r *registry) eachOf(topic string, f func(*subscriber)) {
 	}
 	for _, c := range *ts.chunks.Load() {
 		c.mu.Lock()
-		for _, s := range c.subs {
-			if s != nil {
-				f(s)
+		for _, m := range c.subs {
+			if m.s != nil {
+				f(m.s)
 			}
 		}
 		c.mu.Unlock()
@@ -270,11 +318,11 @@ func enqueueChunks(chunks []*chunk, seq uint64, f *frame) (r fanOutResult) {
 	for _, c := range chunks {
 		c.mu.Lock()
 		c.lastSeq = seq
-		for _, s := range c.subs {
-			if s == nil {
+		for _, m := range c.subs {
+			if m.s == nil {
 				continue
 			}
-			switch s.enqueue(seq, f) {
+			switch m.s.enqueue(seq, m.ti, f) {
 			case enqueued:
 				r.queued++
 			case enqueuedDropping:

@@ -11,6 +11,9 @@ import (
 // was queued for; its bytes are never modified.
 type frame struct {
 	b []byte
+	// b[idStart:idEnd] is the "id" line: a stream whose IDs name a Seq per
+	// topic sends the frame with its own ID line instead.
+	idStart, idEnd int
 	// refs counts the queues that hold the frame. While fanOut runs it
 	// counts every subscriber of its snapshot, plus one, so that it cannot
 	// reach 0 early; fanOut then takes back what it did not queue.
@@ -21,6 +24,7 @@ type frame struct {
 // queued is one encoded event waiting for a subscriber.
 type queued struct {
 	seq uint64
+	ti  int // the index of the event's topic in the subscriber's topics
 	f   *frame
 }
 
@@ -33,11 +37,12 @@ type subscriber struct {
 	info    *StreamInfo // the Session's
 	expires time.Time   // MaxStreamAge: zero for none; set before registration
 	id      uint64      // picks the registry shard
-	slots   []slot      // slots[i]: where s sits in topics[i]'s list; guarded by the registry's regMu
+	slots   []slot      // slots[i]: where s sits in topics[i]'s chunks, when it has joined
 
-	// after is the Seq of the newest event the stream has sent or may skip;
-	// used only by the stream goroutine.
-	after uint64
+	// after[i] is the Seq of the newest event of topics[i] that the stream
+	// has sent or may skip: the stream's place in the history. Set by
+	// register, then used only by the stream goroutine.
+	after []uint64
 
 	notify chan struct{} // capacity 1: "something changed"
 	// det, once set, is the detached connection that serves the stream
@@ -62,7 +67,11 @@ type subscriber struct {
 // newSubscriber returns a subscriber of the stream info describes; info
 // must outlive it.
 func newSubscriber(h *Hub, info *StreamInfo) *subscriber {
-	return &subscriber{hub: h, topics: info.Topics, info: info, id: subscriberIDs.Add(1), notify: make(chan struct{}, 1)}
+	return &subscriber{
+		hub: h, topics: info.Topics, info: info, id: subscriberIDs.Add(1),
+		after: make([]uint64, len(info.Topics)), slots: make([]slot, len(info.Topics)),
+		notify: make(chan struct{}, 1),
+	}
 }
 
 func (s *subscriber) wake() {
@@ -98,7 +107,7 @@ const (
 // MaxEventBytes, at most MaxQueueBytes, but a frame that another process
 // broadcast may be larger, and one frame alone must not count as a slow
 // consumer.
-func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
+func (s *subscriber) enqueue(seq uint64, ti int, f *frame) enqueueResult {
 	opts := &s.hub.opts
 	s.mu.Lock()
 	if s.ended != 0 {
@@ -131,7 +140,7 @@ func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 			s.reset = ResetDropped
 		}
 	}
-	s.queue = append(s.queue, queued{seq: seq, f: f}) // fanOut counted the reference
+	s.queue = append(s.queue, queued{seq: seq, ti: ti, f: f}) // fanOut counted the reference
 	s.bytes += len(f.b)
 	first := len(s.queue) == 1
 	s.mu.Unlock()

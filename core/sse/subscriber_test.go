@@ -52,7 +52,7 @@ func TestQueueLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSubscriber(newTestHub(t, tt.opts), &StreamInfo{Topics: []string{"t"}})
 			for i := 1; i <= tt.frames; i++ {
-				s.enqueue(uint64(i), &frame{b: data})
+				s.enqueue(uint64(i), 0, &frame{b: data})
 			}
 			batch, reset, ended, _ := s.take()
 			if dropped := reset == "dropped"; seqs(batch) != tt.wantSeqs || dropped != tt.wantDropped || ended != tt.wantEnded {
@@ -60,7 +60,7 @@ func TestQueueLimits(t *testing.T) {
 					seqs(batch), reset, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
 			}
 			if tt.wantEnded == 0 {
-				if s.enqueue(99, &frame{b: data}); s.queuedBytes() != len(data) {
+				if s.enqueue(99, 0, &frame{b: data}); s.queuedBytes() != len(data) {
 					t.Errorf("after take, queue holds %d bytes, want %d", s.queuedBytes(), len(data))
 				}
 			}
@@ -71,7 +71,7 @@ func TestQueueLimits(t *testing.T) {
 func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	s := newSubscriber(newTestHub(t, Options{}), &StreamInfo{Topics: []string{"t"}})
 	for i := range 10 {
-		s.enqueue(uint64(i+1), &frame{b: []byte("x")})
+		s.enqueue(uint64(i+1), 0, &frame{b: []byte("x")})
 	}
 	<-s.notify
 	select {
@@ -80,7 +80,7 @@ func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	default:
 	}
 	s.take()
-	s.enqueue(11, &frame{b: []byte("x")})
+	s.enqueue(11, 0, &frame{b: []byte("x")})
 	select {
 	case <-s.notify:
 	default:
@@ -102,9 +102,9 @@ func (r *recorder) Write(p []byte, _ time.Duration) error {
 func TestDropOldestSendsReset(t *testing.T) {
 	h := newTestHub(t, Options{MaxQueueEvents: 2, SlowConsumer: SlowConsumerDropOldest, Store: mustMemoryStore(t, "e")})
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-	s.after = 7
+	s.after = []uint64{7}
 	for i := uint64(8); i <= 10; i++ {
-		s.enqueue(i, &frame{b: []byte("data: " + strconv.FormatUint(i, 10) + "\n\n")})
+		s.enqueue(i, 0, &frame{b: []byte("data: " + strconv.FormatUint(i, 10) + "\n\n")})
 	}
 	batch, reset, _, _ := s.take()
 	var rec recorder
@@ -129,8 +129,8 @@ func mustMemoryStore(t *testing.T, epoch string) *MemoryStore {
 func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 	h := newTestHub(t, Options{})
 	active, idle := newSubscriber(h, &StreamInfo{Topics: []string{"t"}}), newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-	h.register(active)
-	h.register(idle)
+	h.register(context.Background(), active)
+	h.register(context.Background(), idle)
 	defer h.unregister(active)
 	defer h.unregister(idle)
 
@@ -153,10 +153,10 @@ func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 func TestSendBatchSkipsReplayedEvents(t *testing.T) {
 	h := newTestHub(t, Options{})
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-	s.after = 5 // replay sent up to 5
-	batch := []queued{{4, &frame{b: []byte("4")}}, {5, &frame{b: []byte("5")}}, {6, &frame{b: []byte("6")}}, {7, &frame{b: []byte("7")}}}
+	s.after = []uint64{5} // replay sent up to 5
+	batch := []queued{{4, 0, &frame{b: []byte("4")}}, {5, 0, &frame{b: []byte("5")}}, {6, 0, &frame{b: []byte("6")}}, {7, 0, &frame{b: []byte("7")}}}
 	var rec recorder
-	if n, _, _ := h.sendBatch(&rec, s, batch, "", false, nil); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
+	if n, _, _ := h.sendBatch(&rec, s, batch, "", false, nil); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after[0] != 7 {
 		t.Errorf("sent %d as %q, after %d; want 2 as \"67\", 7", n, rec.writes, s.after)
 	}
 }
@@ -182,7 +182,7 @@ func TestSendBatchWrites(t *testing.T) {
 			s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 			var batch []queued
 			for i, f := range tt.frames {
-				batch = append(batch, queued{uint64(i + 1), &frame{b: f}})
+				batch = append(batch, queued{uint64(i + 1), 0, &frame{b: f}})
 			}
 			var rec recorder
 			n, wrote, err := h.sendBatch(&rec, s, batch, "", false, nil)
@@ -237,7 +237,8 @@ func TestRegistry(t *testing.T) {
 				if len(c.subs) != chunkSlots(ci) {
 					t.Fatalf("step %d: %s chunk %d has %d slots, want %d", step, topic, ci, len(c.subs), chunkSlots(ci))
 				}
-				for i, s := range c.subs {
+				for i, m := range c.subs {
+					s := m.s
 					if s == nil {
 						continue
 					}
@@ -246,7 +247,7 @@ func TestRegistry(t *testing.T) {
 						t.Fatalf("step %d: %s lists a subscriber it should not", step, topic)
 					}
 					j := slices.Index(s.topics, topic)
-					if s.slots[j] != (slot{c, i}) {
+					if m.ti != j || s.slots[j] != (slot{c, i}) {
 						t.Fatalf("step %d: subscriber at %s[%d][%d] thinks it is elsewhere", step, topic, ci, i)
 					}
 				}
@@ -268,7 +269,7 @@ func TestRegistry(t *testing.T) {
 		if len(live) == 0 || (rng.IntN(10) < 6 && len(live) < 1500) {
 			ts := []string{"hot", topics[1+rng.IntN(3)]}
 			s := newSubscriber(h, &StreamInfo{Topics: ts})
-			h.register(s)
+			h.register(context.Background(), s)
 			live = append(live, s)
 			for _, t := range ts {
 				if model[t] == nil {
@@ -306,7 +307,7 @@ func TestParallelFanOut(t *testing.T) {
 	subs := make([]*subscriber, n)
 	for i := range subs {
 		subs[i] = newSubscriber(h, &StreamInfo{Topics: []string{"hot"}})
-		h.register(subs[i])
+		h.register(context.Background(), subs[i])
 	}
 	for i := range 5 {
 		e, err := h.store.Append(context.Background(), "hot", Event{Data: []byte(strconv.Itoa(i))})
@@ -345,7 +346,7 @@ func TestStatsQueuedBytesCountsSharedFramesOnce(t *testing.T) {
 	var subs []*subscriber
 	for range 10 {
 		s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-		h.register(s)
+		h.register(context.Background(), s)
 		defer h.unregister(s)
 		subs = append(subs, s)
 	}
