@@ -1,6 +1,7 @@
 package sseclient
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"reflect"
@@ -129,6 +130,40 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		if r, ok := p.Retry(); r != 1500*time.Millisecond || !ok {
 			t.Fatalf("Retry %v %v", r, ok)
+		}
+	})
+}
+
+// FuzzLongLines holds Parser to the reference on streams with a line of
+// up to 200 KiB, longer than its largest buffer: prefix, then n bytes of
+// filler, then suffix, read in chunks of any sizes.
+func FuzzLongLines(f *testing.F) {
+	f.Add([]byte("data: "), byte('x'), uint32(70000), []byte("\n\n"), []byte{255, 7}, uint16(0), uint16(0))
+	f.Add([]byte(":"), byte('c'), uint32(66000), []byte("\r\ndata: a\r\n\r\n"), []byte{}, uint16(0), uint16(0))
+	f.Add([]byte("id: "), byte('7'), uint32(131072), []byte("\rdata\r\r"), []byte{3}, uint16(0), uint16(0))
+	f.Add([]byte("data:"), byte(0xff), uint32(65530), []byte("\n\ndata: b\n\n"), []byte{200}, uint16(0), uint16(1000))
+	f.Add([]byte("data: a\n"), byte('\r'), uint32(70000), []byte("data: b\n\n"), []byte{}, uint16(0), uint16(0))
+	f.Add([]byte("event: "), byte('e'), uint32(100000), []byte("\ndata: x\n\n"), []byte{99}, uint16(5000), uint16(0))
+	f.Fuzz(func(t *testing.T, prefix []byte, filler byte, n uint32, suffix, sizes []byte, maxLine, maxEvent uint16) {
+		in := append(append(append([]byte(nil), prefix...), bytes.Repeat([]byte{filler}, int(n%(200<<10)))...), suffix...)
+		want := refParse(in)
+		p := NewParser(splitBy(in, sizes))
+		p.MaxLineSize, p.MaxEventSize = int(maxLine), int(maxEvent)
+		got, err := readAll(p)
+		over, before := refLimits(in, int(maxLine), int(maxEvent))
+		switch {
+		case errors.Is(err, ErrLineTooLong) || errors.Is(err, ErrEventTooLarge):
+			if (over && len(got) != before) || len(got) > len(want.events) || !slices.Equal(got, want.events[:len(got)]) {
+				t.Fatalf("%d events before %v, want %d, a prefix of the reference's %d", len(got), err, before, len(want.events))
+			}
+			return
+		case err != io.EOF:
+			t.Fatalf("error %v", err)
+		case over:
+			t.Fatalf("no error, but a line is over the limits (line %d, event %d)", maxLine, maxEvent)
+		}
+		if !slices.Equal(got, want.events) || p.LastEventID() != want.lastID {
+			t.Fatalf("got %d events (last ID %.40q), want %d (last ID %.40q)", len(got), p.LastEventID(), len(want.events), want.lastID)
 		}
 	})
 }

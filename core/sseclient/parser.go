@@ -379,7 +379,9 @@ func (p *Parser) processLine(b []byte) (Event, bool) {
 			return Event{}, false
 		}
 		if string(b) == "data" {
-			p.data = append(p.data, '\n')
+			if p.addData(nil) {
+				p.data = append(p.data, '\n')
+			}
 			return Event{}, false
 		}
 	}

@@ -149,6 +149,8 @@ func TestParserLimits(t *testing.T) {
 		{"data line over the event limit", "data: a\n\ndata: " + big + "x\n\n", 0, 100, []Event{msg("a", "")}, ErrEventTooLarge},
 		{"lines add up", "data: " + big[:50] + "\ndata: " + big[:49] + "\n\n", 0, 100, []Event{msg(big[:50]+"\n"+big[:49], "")}, nil},
 		{"lines add up over", "data: " + big[:50] + "\ndata: " + big[:50] + "\n\n", 0, 100, nil, ErrEventTooLarge},
+		{"a bare data line counts", "data: a\ndata\n\n", 0, 1, nil, ErrEventTooLarge},
+		{"a bare data line at the limit", "data: a\ndata\n\n", 0, 2, []Event{msg("a\n", "")}, nil},
 		{"data lines ignore the line limit", "data: " + big + "\n\n", 10, 0, []Event{msg(big, "")}, nil},
 		{"comment over the line limit", ":" + big + "\n", 100, 0, nil, ErrLineTooLong},
 		{"comment at the line limit", ":" + big[1:] + "\ndata: a\n\n", 100, 0, []Event{msg("a", "")}, nil},
