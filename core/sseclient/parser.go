@@ -30,7 +30,7 @@ var (
 
 const (
 	minBufSize = 4 << 10  // the read buffer a Parser starts with
-	maxBufSize = 64 << 10 // the read buffer grows to this for long lines
+	maxBufSize = 64 << 10 // the read buffer grows to this for long lines and busy streams
 	// sharedMax is the largest data that a new last event ID string is
 	// allocated with, in one piece: the ID then keeps the data alive, so
 	// only small data shares.
@@ -79,6 +79,7 @@ type Parser struct {
 	rerr    error // read error, reported once the buffered lines are used
 	err     error // sticky error of Next
 	started bool  // the BOM check has been made
+	busy    bool  // the last read filled the buffer: a larger one saves reads
 	skipLF  bool  // the last line ended in CR, so a following LF is part of it
 	mode    uint8 // lineNormal, lineData or lineLong
 	line    []byte
@@ -141,7 +142,7 @@ func (p *Parser) Reset(r io.Reader) {
 	p.r, p.w = 0, 0
 	p.lf, p.cr = finder{at: -1}, finder{at: -1}
 	p.rerr, p.err = nil, nil
-	p.started, p.skipLF = false, false
+	p.started, p.skipLF, p.busy = false, false, false
 	p.mode = lineNormal
 	p.line = p.line[:0]
 	p.data = p.data[:0]
@@ -255,12 +256,13 @@ func (p *Parser) fill() {
 		p.cr.shift(p.r)
 		p.r, p.w = 0, n
 	}
-	if p.w == len(p.buf) {
+	if p.w == len(p.buf) || p.busy {
+		p.busy = false
 		if len(p.buf) < maxBufSize {
 			buf := make([]byte, 2*len(p.buf))
 			copy(buf, p.buf[:p.w])
 			p.buf = buf
-		} else {
+		} else if p.w == len(p.buf) {
 			p.longLine()
 		}
 	}
@@ -269,6 +271,7 @@ func (p *Parser) fill() {
 	}
 	for range 100 {
 		n, err := p.src.Read(p.buf[p.w:])
+		p.busy = p.w+n == len(p.buf) && n > 0
 		p.w += n
 		if err != nil {
 			p.rerr = err

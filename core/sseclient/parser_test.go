@@ -289,7 +289,8 @@ func TestParserAllocations(t *testing.T) {
 				frames = fmt.Appendf(frames, tt.frame, i)
 			}
 			p := NewParser(&repeatReader{frame: frames})
-			for range 20 { // warm up: buffers grow to their size
+			// Warm up with 256 KiB of events: buffers grow to their size.
+			for range 20 + 10*(256<<10)/len(frames) {
 				if _, err := p.Next(); err != nil {
 					t.Fatal(err)
 				}
@@ -346,5 +347,25 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParserBuffer checks that a stream read a little at a time keeps the
+// smallest buffer, and one whose reads fill it gets the largest.
+func TestParserBuffer(t *testing.T) {
+	frames := strings.Repeat("id: 1\ndata: {\"n\":42}\n\n", 20000)
+	slow := NewParser(iotest.HalfReader(&chunkReader{[][]byte{[]byte(frames[:1000]), []byte(frames[1000:1500])}}))
+	if _, err := readAll(slow); err != io.EOF {
+		t.Fatal(err)
+	}
+	if len(slow.buf) != minBufSize {
+		t.Errorf("a trickling stream's buffer grew to %d", len(slow.buf))
+	}
+	busy := NewParser(strings.NewReader(frames))
+	if _, err := readAll(busy); err != io.EOF {
+		t.Fatal(err)
+	}
+	if len(busy.buf) != maxBufSize {
+		t.Errorf("a busy stream's buffer is %d, want %d", len(busy.buf), maxBufSize)
 	}
 }
