@@ -392,15 +392,14 @@ func (p *Parser) processLine(b []byte) (Event, bool) {
 		p.fail(p.lineTooLong())
 		return Event{}, false
 	}
-	if b[0] == ':' {
+	name, value := b, []byte(nil)
+	if i := bytes.IndexByte(b, ':'); i == 0 {
 		if p.OnComment != nil {
 			p.OnComment(decodeUTF8(b[1:]))
 		}
 		return Event{}, false
-	}
-	name, value, found := bytes.Cut(b, []byte(":"))
-	if found {
-		value = trimSpace(value)
+	} else if i > 0 {
+		name, value = b[:i], trimSpace(b[i+1:])
 	}
 	switch string(name) {
 	case "event":
