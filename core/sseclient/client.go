@@ -2,6 +2,7 @@ package sseclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -245,8 +246,9 @@ var errRunning = errors.New("sseclient: Events or Run is already running on this
 // with the reset event, and the stream goes on after it. Any other error
 // is the last thing yielded: ctx's error, a *StatusError, a
 // *ContentTypeError, an error that matches ErrEventTooLarge or
-// ErrLineTooLong, an error from Options.Prepare, or, with
-// Options.MaxRetries, the failure the client gave up on. The iteration
+// ErrLineTooLong, a TLS certificate that does not verify, an error from
+// Options.Prepare, or, with Options.MaxRetries, the failure the client
+// gave up on. Other network errors are retried. The iteration
 // ends without an error when the server answers 204 No Content, which is
 // how a server tells an EventSource to stop for good.
 func (c *Client) Events(ctx context.Context) iter.Seq2[Event, error] {
@@ -541,7 +543,9 @@ func (r *runner) broken(ctx, actx context.Context, err error) ending {
 	if context.Cause(actx) == ErrReadTimeout {
 		err = ErrReadTimeout
 	}
-	return ending{err: err, retry: !r.once}
+	// A certificate that does not verify will not verify next time either.
+	var cert *tls.CertificateVerificationError
+	return ending{err: err, retry: !r.once && !errors.As(err, &cert)}
 }
 
 // ended is how an attempt ends when its stream ended with err.

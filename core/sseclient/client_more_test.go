@@ -2,10 +2,13 @@ package sseclient_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -283,5 +286,19 @@ func TestBadURL(t *testing.T) {
 	got := all(sseclient.New("http://[::1", nil).Events(t.Context()))
 	if len(got) != 1 || !errors.As(got[0].err, &ue) {
 		t.Errorf("got %v", got)
+	}
+}
+
+// TestUntrustedCertificate stops at once: a certificate that does not
+// verify is a configuration error, not a network failure.
+func TestUntrustedCertificate(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) }))
+	defer srv.Close()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake failure
+	got := all(sseclient.New(srv.URL, fast()).Events(t.Context()))
+	var cert *tls.CertificateVerificationError
+	if len(got) != 1 || !errors.As(got[0].err, &cert) {
+		t.Fatalf("got %v, want a certificate error", got)
 	}
 }
