@@ -88,6 +88,7 @@ type Parser struct {
 	typ      []byte // event type buffer
 	id       []byte // last event ID buffer
 	lastID   string // last event ID string, updated at each blank line
+	ev       Event  // the event being dispatched
 	types    [typeCache]string
 	nextType int // the entry of types to replace next
 	retry    time.Duration
@@ -183,7 +184,9 @@ func (p *Parser) Next() (Event, error) {
 				p.r++
 			}
 		}
-		if ev, ok := p.endLine(line); ok {
+		if p.endLine(line) {
+			ev := p.ev
+			p.ev = Event{}
 			return ev, nil
 		}
 	}
@@ -308,18 +311,18 @@ func (p *Parser) spill(b []byte) {
 }
 
 // endLine handles the end of a line: b is its last part, in the buffer.
-func (p *Parser) endLine(b []byte) (Event, bool) {
+func (p *Parser) endLine(b []byte) bool {
 	switch p.mode {
 	case lineData:
 		p.mode = lineNormal
 		if p.addData(b) {
 			p.data = append(p.data, '\n')
 		}
-		return Event{}, false
+		return false
 	case lineLong:
 		p.mode = lineNormal
 		if !p.addLine(b) {
-			return Event{}, false
+			return false
 		}
 		b = p.line
 		p.line = p.line[:0]
@@ -370,7 +373,7 @@ func trimSpace(b []byte) []byte {
 // dispatches, if any. Field names and values are matched as bytes: an
 // ill-formed UTF-8 sequence never holds or hides a ':' or a space, and
 // never equals a field name, so this agrees with decoding first.
-func (p *Parser) processLine(b []byte) (Event, bool) {
+func (p *Parser) processLine(b []byte) bool {
 	if len(b) == 0 {
 		return p.dispatch()
 	}
@@ -379,25 +382,25 @@ func (p *Parser) processLine(b []byte) (Event, bool) {
 			if p.addData(trimSpace(v)) {
 				p.data = append(p.data, '\n')
 			}
-			return Event{}, false
+			return false
 		}
 		if string(b) == "data" {
 			if p.addData(nil) {
 				p.data = append(p.data, '\n')
 			}
-			return Event{}, false
+			return false
 		}
 	}
 	if p.MaxLineSize > 0 && len(b) > p.MaxLineSize {
 		p.fail(p.lineTooLong())
-		return Event{}, false
+		return false
 	}
 	name, value := b, []byte(nil)
 	if i := bytes.IndexByte(b, ':'); i == 0 {
 		if p.OnComment != nil {
 			p.OnComment(decodeUTF8(b[1:]))
 		}
-		return Event{}, false
+		return false
 	} else if i > 0 {
 		name, value = b[:i], trimSpace(b[i+1:])
 	}
@@ -414,19 +417,19 @@ func (p *Parser) processLine(b []byte) (Event, bool) {
 			p.retrySet = true
 		}
 	}
-	return Event{}, false
+	return false
 }
 
 // dispatch handles a blank line. The event's strings are made in one
 // allocation: its data, then a new last event ID if the data is small.
-func (p *Parser) dispatch() (Event, bool) {
+func (p *Parser) dispatch() bool {
 	newID := string(p.id) != p.lastID
 	if len(p.data) == 0 {
 		if newID {
 			p.lastID = string(p.id)
 		}
 		p.typ = p.typ[:0]
-		return Event{}, false
+		return false
 	}
 	data := p.data[:len(p.data)-1] // every data line ended in LF
 	if !utf8.Valid(data) {
@@ -447,10 +450,10 @@ func (p *Parser) dispatch() (Event, bool) {
 			p.lastID = string(p.id)
 		}
 	}
-	ev := Event{Type: p.eventType(), Data: s[:len(data)], LastEventID: p.lastID}
+	p.ev = Event{Type: p.eventType(), Data: s[:len(data)], LastEventID: p.lastID}
 	p.data = p.data[:0]
 	p.typ = p.typ[:0]
-	return ev, true
+	return true
 }
 
 // eventType returns the event type buffer as a string, "message" when it is
