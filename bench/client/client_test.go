@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -320,11 +321,12 @@ func TestTable(t *testing.T) {
 		}
 		panic("no benchmark " + r.name)
 	}
-	// Rounds interleave the clients, so that a noisy moment on the machine
-	// hits all of them.
+	// Rounds interleave the clients, each in a new random order, so that
+	// neither a noisy moment on the machine nor the garbage the previous
+	// benchmark left favours one of them.
 	for range rounds {
-		for _, r := range rows {
-			r.res = append(r.res, run(r))
+		for _, i := range rand.Perm(len(rows)) {
+			rows[i].res = append(rows[i].res, run(rows[i]))
 		}
 	}
 	median := func(r *row) (evs, allocs, bytes float64) {
