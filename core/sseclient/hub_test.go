@@ -181,7 +181,7 @@ func TestHubReset(t *testing.T) {
 		switch n {
 		case 1:
 			reset, ok := err.(*sseclient.ResetError)
-			if !ok || reset.Reason != "unknown-id" || ev.Type != "sse-reset" || ev.LastEventID != store.ID(1) {
+			if !ok || reset.Reason != "unknown-id" || ev.Type != "sse-reset" || ev.LastEventID != store.Epoch()+"-1" {
 				t.Fatalf("first: %+v, %v; want the reset", ev, err)
 			}
 			ssetest.Publish(t, h.hub, "t", "live")
@@ -192,7 +192,7 @@ func TestHubReset(t *testing.T) {
 			h.srv.CloseClientConnections()
 			ssetest.Publish(t, h.hub, "t", "after drop")
 		case 3:
-			if err != nil || ev.Data != "after drop" || ev.LastEventID != store.ID(3) {
+			if err != nil || ev.Data != "after drop" || ev.LastEventID != store.Epoch()+"-3" {
 				t.Fatalf("third: %+v, %v", ev, err)
 			}
 		}
