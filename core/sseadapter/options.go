@@ -127,12 +127,19 @@ func (c *Config[C]) Detached() bool { return c.merged().Detach }
 // principal that WithAuth authenticated, and bind gives it to rc (as
 // c.Request = r does in gin), where the function and the adapter's
 // Principal find it.
+//
+// Where the router's context is the request itself (C is *http.Request,
+// as in chi and net/http's ServeMux), the function gets the request the
+// hub hands over instead of rc, and bind may be nil.
 func (c *Config[C]) For(rc C, bind func(*http.Request)) sse.HandlerOptions {
 	o := c.merged()
 	if f := c.topicsC; f != nil {
 		o.Topics = func(r *http.Request) ([]string, error) {
 			if bind != nil {
 				bind(r)
+			}
+			if hr, ok := any(r).(C); ok {
+				return f(hr)
 			}
 			return f(rc)
 		}

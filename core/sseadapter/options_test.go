@@ -99,3 +99,22 @@ func TestForBindsTheAuthenticatedRequest(t *testing.T) {
 		t.Errorf("Topics = %q, %v", topics, err)
 	}
 }
+
+// TestForRequestContext: where the router's context is the request itself
+// (chi), a topics function gets the request the hub hands over, with the
+// principal that the handler's Auth stored.
+func TestForRequestContext(t *testing.T) {
+	orig := httptest.NewRequest("GET", "/", nil)
+	cfg := sseadapter.NewConfig(sseadapter.TopicsFunc(func(r *http.Request) ([]string, error) {
+		p, ok := sse.PrincipalFrom(r.Context())
+		if !ok {
+			return nil, errors.New("no principal")
+		}
+		return []string{"user/" + p.ID}, nil
+	}))
+	o := cfg.For(orig, nil)
+	r := orig.WithContext(sse.WithPrincipal(context.Background(), sse.Principal{ID: "ann"}))
+	if topics, err := o.Topics(r); err != nil || !slices.Equal(topics, []string{"user/ann"}) {
+		t.Errorf("Topics = %q, %v", topics, err)
+	}
+}
