@@ -226,24 +226,55 @@ func TestCompressTransparent(t *testing.T) {
 	ssetest.WaitStreams(t, hub, 0)
 }
 
-// TestConformanceThroughMiddleware runs the kit behind Logger, Recoverer
-// and Compress, first with Compress's default types (the stream is not
-// compressed), then with text/event-stream opted in (Go's client asks for
-// gzip and decodes it, as browsers do): resume, heartbeats, shutdown and
-// the rest, stalled clients included, hold through them.
-func TestConformanceThroughMiddleware(t *testing.T) {
+// TestMiddlewareTable runs each of chi's usual middleware in front of the
+// stream route. An entry that works passes the whole conformance kit
+// through it, attached and detached; an entry that cannot carry a stream
+// is refused with 500, an explanation and a log line of the hub's, which
+// the test prints (go test -v). Go's client asks for gzip and decodes it,
+// as browsers do, so CompressEventStream streams compressed events.
+// Timeout passes the kit with a deadline longer than the kit's checks; at
+// the deadline it ends the stream (TestTimeoutMiddleware).
+func TestMiddlewareTable(t *testing.T) {
 	for _, c := range []struct {
-		name     string
-		compress func(http.Handler) http.Handler
+		name    string
+		mw      []mwFunc
+		refused string // "": works; else what the hub's log line says
 	}{
-		{"Default", middleware.Compress(5)},
-		{"Gzip", middleware.Compress(5, "text/event-stream")},
+		{name: "Logger", mw: []mwFunc{discardLogger()}},
+		{name: "Recoverer", mw: []mwFunc{middleware.Recoverer}},
+		{name: "Compress", mw: []mwFunc{middleware.Compress(5)}},
+		{name: "CompressEventStream", mw: []mwFunc{middleware.Compress(5, "text/event-stream")}},
+		{name: "Timeout", mw: []mwFunc{middleware.Timeout(time.Minute)}},
+		{name: "TimeoutHandler", mw: []mwFunc{func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") }},
+			refused: "http.TimeoutHandler"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ssetest.Run(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
-				h := chisse.Handler(hub, chisse.WithHandlerOptions(route.Options))
-				return mount(t, hub, route, h, discardLogger(), middleware.Recoverer, c.compress)
-			})
+			if c.refused == "" {
+				t.Run("Attached", func(t *testing.T) { ssetest.Run(t, kitServer(c.mw)) })
+				t.Run("Detached", func(t *testing.T) {
+					ssetest.RunWith(t, kitServer(c.mw, chisse.Detach()), ssetest.Config{Detached: true})
+				})
+				return
+			}
+			ssetest.CheckGoroutines(t)
+			var logs logBuffer
+			hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
+			r := chi.NewRouter()
+			r.Use(c.mw...)
+			r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
+			srv := serve(t, r)
+			resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
+			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+				!strings.Contains(body, "cannot stream") {
+				t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
+			}
+			if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, c.refused) {
+				t.Errorf("log %q does not name %q", l, c.refused)
+			}
+			if n := hub.Stats().Streams; n != 0 {
+				t.Errorf("%d streams after the refusal", n)
+			}
+			t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
 		})
 	}
 }
@@ -366,23 +397,5 @@ func TestTimeoutMiddleware(t *testing.T) {
 	}
 	if !strings.Contains(errorLog.String(), "superfluous response.WriteHeader") {
 		t.Errorf("server error log %q: Timeout no longer writes 504 after the stream: update the README", errorLog.String())
-	}
-}
-
-// TestTimeoutHandlerRefused: http.TimeoutHandler buffers the whole response,
-// so the stream handler refuses it with 500 and a log line saying why.
-func TestTimeoutHandlerRefused(t *testing.T) {
-	var logs logBuffer
-	hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
-	r := chi.NewRouter()
-	r.Use(func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") })
-	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
-	srv := serve(t, r)
-	resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
-	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" {
-		t.Errorf("status %d %q, want 500", resp.StatusCode, body)
-	}
-	if !strings.Contains(logs.String(), "TimeoutHandler") {
-		t.Errorf("log does not explain: %q", logs.String())
 	}
 }
