@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/labstack/echo/v5"
-	"github.com/labstack/echo/v5/middleware"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
@@ -115,7 +115,7 @@ func bearer(user string) http.Header {
 func TestPrincipalPerUserTopic(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
-	perUser := echosse.TopicsFunc(func(c *echo.Context) ([]string, error) {
+	perUser := echosse.TopicsFunc(func(c echo.Context) ([]string, error) {
 		p, ok := echosse.Principal(c)
 		if !ok || p.ID == "" {
 			return nil, errors.New("no principal")
@@ -124,7 +124,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	})
 	e.GET("/middleware", echosse.Handler(hub, perUser), echosse.Auth(hub, testAuth))
 	e.GET("/handler", echosse.Handler(hub, perUser, echosse.WithAuth(testAuth)))
-	e.GET("/me", func(c *echo.Context) error {
+	e.GET("/me", func(c echo.Context) error {
 		p, _ := echosse.Principal(c)
 		return c.String(http.StatusOK, p.ID)
 	}, echosse.Auth(hub, testAuth))
