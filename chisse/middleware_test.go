@@ -229,16 +229,17 @@ func TestCompressTransparent(t *testing.T) {
 // TestMiddlewareTable runs each of chi's usual middleware in front of the
 // stream route. An entry that works passes the whole conformance kit
 // through it, attached and detached; an entry that cannot carry a stream
-// is refused with 500, an explanation and a log line of the hub's, which
-// the test prints (go test -v). Go's client asks for gzip and decodes it,
+// is refused, attached and detached, with 500, an explanation and a log
+// line of the hub's, which the test prints (go test -v). Go's client asks for gzip and decodes it,
 // as browsers do, so CompressEventStream streams compressed events.
 // Timeout passes the kit with a deadline longer than the kit's checks; at
 // the deadline it ends the stream (TestTimeoutMiddleware).
 func TestMiddlewareTable(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		mw      []mwFunc
-		refused string // "": works; else what the hub's log line says
+		name         string
+		mw           []mwFunc
+		refused      string // "": works; else what the hub's log line says
+		attachedOnly bool   // refused attached only: see the entry
 	}{
 		{name: "Logger", mw: []mwFunc{discardLogger()}},
 		{name: "Recoverer", mw: []mwFunc{middleware.Recoverer}},
@@ -256,25 +257,35 @@ func TestMiddlewareTable(t *testing.T) {
 				})
 				return
 			}
-			ssetest.CheckGoroutines(t)
-			var logs logBuffer
-			hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
-			r := chi.NewRouter()
-			r.Use(c.mw...)
-			r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
-			srv := serve(t, r)
-			resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
-			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
-				!strings.Contains(body, "cannot stream") {
-				t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
+			for _, m := range []struct {
+				name string
+				opts []chisse.Option
+			}{{"Attached", nil}, {"Detached", []chisse.Option{chisse.Detach()}}} {
+				if m.opts != nil && c.attachedOnly {
+					continue
+				}
+				t.Run(m.name, func(t *testing.T) {
+					ssetest.CheckGoroutines(t)
+					var logs logBuffer
+					hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
+					r := chi.NewRouter()
+					r.Use(c.mw...)
+					r.Get("/events", chisse.Handler(hub, append([]chisse.Option{chisse.Topics("t")}, m.opts...)...))
+					srv := serve(t, r)
+					resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
+					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+						!strings.Contains(body, "cannot stream") {
+						t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
+					}
+					if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, c.refused) {
+						t.Errorf("log %q does not name %q", l, c.refused)
+					}
+					if n := hub.Stats().Streams; n != 0 {
+						t.Errorf("%d streams after the refusal", n)
+					}
+					t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
+				})
 			}
-			if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, c.refused) {
-				t.Errorf("log %q does not name %q", l, c.refused)
-			}
-			if n := hub.Stats().Streams; n != 0 {
-				t.Errorf("%d streams after the refusal", n)
-			}
-			t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
 		})
 	}
 }

@@ -368,18 +368,19 @@ func TestRecoverBeforeStream(t *testing.T) {
 // TestMiddlewareTable runs each of Echo's usual middleware in front of the
 // stream route. An entry that works passes the whole conformance kit
 // through it, attached and detached; an entry that cannot carry a stream
-// is refused with 500, an explanation and a log line of the hub's, which
-// the test prints (go test -v). The kit's client asks for gzip and decodes
+// is refused, attached and detached, with 500, an explanation and a log
+// line of the hub's, which the test prints (go test -v). The kit's client asks for gzip and decodes
 // it, as browsers do. ContextTimeout passes the kit with a deadline longer
 // than the kit's checks; at the deadline it ends the stream
 // (TestContextTimeout). Echo v5 has no Timeout middleware: the table has
 // http.TimeoutHandler around Echo instead, which v4's Timeout used.
 func TestMiddlewareTable(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		mw      []echo.MiddlewareFunc
-		wrap    func(http.Handler) http.Handler // net/http middleware around Echo
-		refused string                          // "": works; else what the hub's log line says
+		name         string
+		mw           []echo.MiddlewareFunc
+		wrap         func(http.Handler) http.Handler // net/http middleware around Echo
+		refused      string                          // "": works; else what the hub's log line says
+		attachedOnly bool                            // refused attached only: see the entry
 	}{
 		{name: "RequestLogger", mw: []echo.MiddlewareFunc{middleware.RequestLogger()}},
 		{name: "Recover", mw: []echo.MiddlewareFunc{middleware.Recover()}},
@@ -396,32 +397,42 @@ func TestMiddlewareTable(t *testing.T) {
 				})
 				return
 			}
-			ssetest.CheckGoroutines(t)
-			logs := &logs{}
-			hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-			e := newEcho()
-			e.Use(c.mw...)
-			e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
-			var h http.Handler = e
-			if c.wrap != nil {
-				h = c.wrap(h)
+			for _, m := range []struct {
+				name string
+				opts []echosse.Option
+			}{{"Attached", nil}, {"Detached", []echosse.Option{echosse.Detach()}}} {
+				if m.opts != nil && c.attachedOnly {
+					continue
+				}
+				t.Run(m.name, func(t *testing.T) {
+					ssetest.CheckGoroutines(t)
+					logs := &logs{}
+					hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+					e := newEcho()
+					e.Use(c.mw...)
+					e.GET("/events", echosse.Handler(hub, append([]echosse.Option{echosse.Topics("t")}, m.opts...)...))
+					var h http.Handler = e
+					if c.wrap != nil {
+						h = c.wrap(h)
+					}
+					url, srvLog := serveLogged(t, h)
+					resp, body := get(t, url+"/events", http.Header{"Accept-Encoding": {"gzip"}})
+					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+						!strings.Contains(body, "cannot stream") {
+						t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
+					}
+					if !contains(logs.String(), "level=ERROR", c.refused) {
+						t.Errorf("log %q does not name %q", logs, c.refused)
+					}
+					if s := srvLog.String(); s != "" {
+						t.Errorf("server log: %s", s)
+					}
+					if n := hub.Stats().Streams; n != 0 {
+						t.Errorf("%d streams after the refusal", n)
+					}
+					t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
+				})
 			}
-			url, srvLog := serveLogged(t, h)
-			resp, body := get(t, url+"/events", http.Header{"Accept-Encoding": {"gzip"}})
-			if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
-				!strings.Contains(body, "cannot stream") {
-				t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
-			}
-			if !contains(logs.String(), "level=ERROR", c.refused) {
-				t.Errorf("log %q does not name %q", logs, c.refused)
-			}
-			if s := srvLog.String(); s != "" {
-				t.Errorf("server log: %s", s)
-			}
-			if n := hub.Stats().Streams; n != 0 {
-				t.Errorf("%d streams after the refusal", n)
-			}
-			t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
 		})
 	}
 }
