@@ -165,6 +165,7 @@ const SessionCookie = "session=demo-session"
 // cookieTransport sends a cookie with every request, as a browser does.
 type cookieTransport string
 
+// RoundTrip sends r with the cookie, through http.DefaultTransport.
 func (c cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Cookie", string(c))
