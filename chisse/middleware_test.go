@@ -235,6 +235,7 @@ func TestCompressTransparent(t *testing.T) {
 // Timeout passes the kit with a deadline longer than the kit's checks; at
 // the deadline it ends the stream (TestTimeoutMiddleware).
 func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	for _, c := range []struct {
 		name         string
 		mw           []mwFunc

@@ -376,6 +376,7 @@ func TestRecoverBeforeStream(t *testing.T) {
 // handler under http.TimeoutHandler, which cannot stream: it is refused,
 // and so is http.TimeoutHandler around Echo.
 func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	for _, c := range []struct {
 		name         string
 		mw           []echo.MiddlewareFunc

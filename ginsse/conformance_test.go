@@ -78,6 +78,7 @@ func baseOptionsServer(mw []gin.HandlerFunc, extra ...ginsse.Option) ssetest.Ser
 // TestConformance runs the conformance kit against gin routes, with the
 // kit's options mapped to ginsse's options, and passed as base options.
 func TestConformance(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	t.Run("Options", func(t *testing.T) { ssetest.Run(t, kitServer(nil)) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.Run(t, baseOptionsServer(nil)) })
 }
@@ -86,6 +87,7 @@ func TestConformance(t *testing.T) {
 // gin's writer hijacks, so every stream is served on a detached
 // connection.
 func TestConformanceDetached(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	detached := ssetest.Config{Detached: true}
 	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, kitServer(nil, ginsse.Detach()), detached) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.RunWith(t, baseOptionsServer(nil, ginsse.Detach()), detached) })

@@ -211,6 +211,7 @@ func TestLoggerCanRedactTickets(t *testing.T) {
 // gin-contrib/timeout is not in the table: the module proxy does not
 // serve it. http.TimeoutHandler, which it builds on, is.
 func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	quiet := gin.LoggerWithConfig(gin.LoggerConfig{Output: io.Discard})
 	for _, c := range []struct {
 		name         string

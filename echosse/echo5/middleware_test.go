@@ -375,6 +375,7 @@ func TestRecoverBeforeStream(t *testing.T) {
 // (TestContextTimeout). Echo v5 has no Timeout middleware: the table has
 // http.TimeoutHandler around Echo instead, which v4's Timeout used.
 func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	for _, c := range []struct {
 		name         string
 		mw           []echo.MiddlewareFunc
