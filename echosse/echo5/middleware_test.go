@@ -258,8 +258,8 @@ func TestContextTimeoutSkipper(t *testing.T) {
 	}
 }
 
-// Echo behind http.TimeoutHandler (what v4's Timeout middleware did; see
-// labstack/echo#2592): *echo.Response.Flush would panic. The handler
+// Echo behind http.TimeoutHandler (what v4's Timeout middleware does):
+// *echo.Response.Flush would panic. The handler
 // refuses with 500 and says why in the log instead.
 func TestTimeoutHandlerRefused(t *testing.T) {
 	for _, recover := range []bool{false, true} {
