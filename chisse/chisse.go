@@ -2,7 +2,6 @@ package chisse
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/ssekit/ssekit/core/sse"
@@ -30,19 +29,9 @@ func Topics(names ...string) Option { return sseadapter.Topics[*http.Request](na
 // with WithAuth (Auth.Authorize) where topics are private.
 func TopicsFromParam(name string) Option { return sseadapter.TopicsFromParam(name, param) }
 
-// param returns chi's route parameter name, path-unescaped, or "" when
-// the route has none or its escapes are malformed.
+// param returns chi's route parameter name, path-unescaped.
 func param(r *http.Request, name string) string {
-	v := chi.URLParam(r, name)
-	if r.URL.RawPath == "" {
-		return v
-	}
-	// chi matched the escaped path: the value is escaped too.
-	u, err := url.PathUnescape(v)
-	if err != nil {
-		return ""
-	}
-	return u
+	return sseadapter.PathParam(r, chi.URLParam(r, name))
 }
 
 // TopicsFromQuery takes the topics from every value of the query parameter

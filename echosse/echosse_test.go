@@ -43,6 +43,21 @@ func TestTopicsFromParam(t *testing.T) {
 		}
 	}
 
+	// An escaped parameter is unescaped, as in every adapter.
+	for _, c := range []struct{ path, topic string }{
+		{"/rooms/a%2Fb/events", "a/b"}, // Echo routes on the escaped path
+		{"/rooms/a%2Fb%20c/events", "a/b c"},
+		{"/rooms/a%20b/events", "a b"},
+		{"/rooms/100%25/events", "100%"},
+	} {
+		st := connect(t, url+c.path, "", nil)
+		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		if ev := next(t, st.Parser()); ev.Data != "for "+c.topic || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
+		}
+		st.Close()
+	}
+
 	// A route without the parameter is a mistake that the client is told of.
 	resp, body := get(t, url+"/events", nil)
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"room"`) {

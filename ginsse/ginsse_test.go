@@ -74,6 +74,30 @@ func TestTopicsFromParam(t *testing.T) {
 	}
 }
 
+// TestTopicsFromParamEscaped: with UseRawPath, gin matches the escaped
+// path and unescapes the parameter itself, so "/rooms/a%2Fb/events" is the
+// topic "a/b", as in every adapter. (Without it, gin routes on the decoded
+// path, where "a/b" is two segments: 404.)
+func TestTopicsFromParamEscaped(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	r := gin.New()
+	r.UseRawPath = true
+	r.GET("/rooms/:room/events", ginsse.Handler(hub, ginsse.TopicsFromParam("room")))
+	base := serve(t, r)
+	for _, c := range []struct{ path, topic string }{
+		{"/rooms/a%2Fb/events", "a/b"},
+		{"/rooms/a%2Fb%20c/events", "a/b c"},
+		{"/rooms/100%25/events", "100%"},
+	} {
+		st := ssetest.Open(t, base+c.path, "", nil)
+		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		if ev := next(t, st); ev.Data != "for "+c.topic || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
+		}
+		st.Close()
+	}
+}
+
 func TestTopicsFromQuery(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()

@@ -2,6 +2,7 @@ package sseadapter
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -72,6 +73,23 @@ func TopicsFromParam[C any](name string, param func(rc C, name string) string) O
 		}
 		return []string{v}, nil
 	})
+}
+
+// PathParam returns v, the value of a route parameter that the router
+// matched in r's path, path-unescaped where the router matched the escaped
+// path: routers that route on r.URL.RawPath when it is set (chi, Echo)
+// hand out "a%2Fb" for "/rooms/a%2Fb/events", where the topic is "a/b". A
+// malformed escape gives "" (refused with 400 by TopicsFromParam). Use it
+// in the param function of TopicsFromParam for such routers.
+func PathParam(r *http.Request, v string) string {
+	if r.URL.RawPath == "" {
+		return v
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return ""
+	}
+	return u
 }
 
 // TopicsFunc picks the topics of each request with f, which may use

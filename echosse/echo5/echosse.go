@@ -19,14 +19,21 @@ type Option = sseadapter.Option[*echo.Context]
 func Topics(names ...string) Option { return sseadapter.Topics[*echo.Context](names...) }
 
 // TopicsFromParam takes the topic from the route parameter name, as
-// "room" in "/rooms/:room/events", as c.Param returns it (a catch-all
-// parameter without a leading slash). A request where it is empty is
-// refused with 400.
+// "room" in "/rooms/:room/events": c.Param's value, path-unescaped, so
+// "/rooms/a%2Fb/events" subscribes to the topic "a/b" (Echo routes on the
+// escaped path then, and c.Param gives "a%2Fb"), and a catch-all
+// parameter without its leading slash. A request where it is empty, or
+// not a valid escape, is refused with 400.
 //
 // It lets a client subscribe to any topic its path names: restrict it
 // (WithAuth and sse.Auth.Authorize) where topics are private.
 func TopicsFromParam(name string) Option {
-	return sseadapter.TopicsFromParam(name, (*echo.Context).Param)
+	return sseadapter.TopicsFromParam(name, param)
+}
+
+// param returns Echo's route parameter name, path-unescaped.
+func param(c *echo.Context, name string) string {
+	return sseadapter.PathParam(c.Request(), c.Param(name))
 }
 
 // TopicsFromQuery takes the topics from every value of the query parameter
