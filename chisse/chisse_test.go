@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -259,5 +260,33 @@ func TestTopicsFuncRefusals(t *testing.T) {
 	}
 	if resp, _ := ssetest.Request(t, "POST", srv.URL+"/events/later", nil); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST on a GET route: %d, want chi's 405", resp.StatusCode)
+	}
+}
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	r := chi.NewRouter()
+	r.Get("/before", chisse.Handler(hub, chisse.WithHandlerOptions(base), chisse.WithAuth(nil), chisse.WithCORS(nil), chisse.Topics("t")))
+	r.Get("/after", chisse.Handler(hub, chisse.WithAuth(nil), chisse.WithCORS(nil), chisse.Topics("t"), chisse.WithHandlerOptions(base)))
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, srv.URL+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, %v", path, ev, err)
+		}
+		st.Close()
 	}
 }

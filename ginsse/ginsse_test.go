@@ -337,3 +337,31 @@ func TestHTTP2(t *testing.T) {
 		t.Errorf("got %+v", ev)
 	}
 }
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	r := gin.New()
+	r.GET("/before", ginsse.Handler(hub, ginsse.WithHandlerOptions(base), ginsse.WithAuth(nil), ginsse.WithCORS(nil), ginsse.Topics("t")))
+	r.GET("/after", ginsse.Handler(hub, ginsse.WithAuth(nil), ginsse.WithCORS(nil), ginsse.Topics("t"), ginsse.WithHandlerOptions(base)))
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, srv.URL+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, %v", path, ev, err)
+		}
+		st.Close()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -217,5 +218,33 @@ func TestAuthMiddlewareAndCORS(t *testing.T) {
 	resp, _ := get(t, url+"/echo-cors/events", http.Header{"Origin": {origin}})
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Access-Control-Allow-Origin") != origin {
 		t.Errorf("refusal behind Echo's CORS: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	e := newEcho()
+	e.GET("/before", echosse.Handler(hub, echosse.WithHandlerOptions(base), echosse.WithAuth(nil), echosse.WithCORS(nil), echosse.Topics("t")))
+	e.GET("/after", echosse.Handler(hub, echosse.WithAuth(nil), echosse.WithCORS(nil), echosse.Topics("t"), echosse.WithHandlerOptions(base)))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, srv.URL+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, %v", path, ev, err)
+		}
+		st.Close()
 	}
 }
