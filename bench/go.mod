@@ -13,7 +13,7 @@ require (
 	github.com/ssekit/ssekit/core v0.0.0
 	github.com/ssekit/ssekit/echosse v0.0.0
 	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
-	github.com/ssekit/ssekit/fibersse v0.0.0
+	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
 	github.com/ssekit/ssekit/ginsse v0.0.0
 	github.com/tmaxmax/go-sse v0.12.0
 	gonum.org/v1/plot v0.17.0
@@ -54,6 +54,7 @@ require (
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.59.0 // indirect
+	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -76,6 +77,7 @@ replace (
 	github.com/ssekit/ssekit/core => ../core
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
-	github.com/ssekit/ssekit/fibersse => ../fibersse
+	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse
+	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse
 )

@@ -23,7 +23,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	echosse4 "github.com/ssekit/ssekit/echosse"
 	echosse "github.com/ssekit/ssekit/echosse/echo5"
-	"github.com/ssekit/ssekit/fibersse"
+	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
 	"github.com/ssekit/ssekit/ginsse"
 )
 

@@ -13,13 +13,14 @@ require (
 	github.com/ssekit/ssekit/core v0.0.0
 	github.com/ssekit/ssekit/echosse v0.0.0
 	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
-	github.com/ssekit/ssekit/fibersse v0.0.0
+	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
 	github.com/ssekit/ssekit/ginsse v0.0.0
 )
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
+	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 )
@@ -75,7 +76,8 @@ replace (
 	github.com/ssekit/ssekit/core => ../core
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
-	github.com/ssekit/ssekit/fibersse => ../fibersse
+	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse
+	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse
 )
 

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -36,7 +36,7 @@ func TestConformanceDetached(t *testing.T) {
 
 // newApp returns a Fiber app; keep sets KeepHijackedConns, as Detach needs.
 func newApp(keep bool) *fiber.App {
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Server().KeepHijackedConns = keep
 	return app
 }
@@ -52,7 +52,7 @@ func kitServer(detach bool) ssetest.Server {
 func optionsServer(extra ...fibersse.Option) ssetest.Server {
 	return func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
 		opts := route.Options
-		o := []fibersse.Option{fibersse.TopicsFunc(func(c fiber.Ctx) ([]string, error) {
+		o := []fibersse.Option{fibersse.TopicsFunc(func(c *fiber.Ctx) ([]string, error) {
 			r, err := http.NewRequest(c.Method(), string(c.Request().RequestURI()), nil)
 			if err != nil {
 				return nil, err
@@ -74,17 +74,24 @@ func optionsServer(extra ...fibersse.Option) ssetest.Server {
 // route, which publishes Fiber's own body and parameter buffers, as an
 // application would.
 func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fiber.Handler) string {
-	chain := []any{h}
+	chain := []fiber.Handler{h}
 	if route.Middleware != nil {
-		chain = append([]any{fibersse.Auth(hub, route.Middleware)}, chain...)
+		chain = append([]fiber.Handler{fibersse.Auth(hub, route.Middleware)}, chain...)
 	}
-	app.Add(streamMethods, "/events", chain[0], chain[1:]...)
-	app.Post("/events/publish/:topic", func(c fiber.Ctx) error {
-		id, err := hub.Publish(c.Context(), c.Params("topic"), sse.Event{Data: c.Body()})
+	for _, m := range streamMethods {
+		app.Add(m, "/events", chain...)
+	}
+	app.Post("/events/publish/:topic", func(c *fiber.Ctx) error {
+		id, err := hub.Publish(c.UserContext(), c.Params("topic"), sse.Event{Data: c.Body()})
 		if err != nil {
 			return c.Status(http.StatusBadRequest).SendString(err.Error())
 		}
 		return c.SendString(id)
 	})
+	if route.Stream != nil {
+		stream := func(c *fiber.Ctx) error { return fibersse.Stream(hub, c, route.Stream) }
+		app.Get("/events/stream", stream)
+		app.Post("/events/stream", stream)
+	}
 	return start(t, hub, app) + "/events"
 }

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v3"
-	"github.com/gofiber/fiber/v3/middleware/compress"
-	"github.com/gofiber/fiber/v3/middleware/logger"
-	"github.com/gofiber/fiber/v3/middleware/recover"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/compress"
+	"github.com/gofiber/fiber/v2/middleware/logger"
+	"github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -32,7 +32,7 @@ func listen(t *testing.T, app *fiber.App) (string, <-chan error) {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) }()
+	go func() { served <- app.Listener(ln) }()
 	t.Cleanup(func() { _ = ln.Close() })
 	return "http://" + ln.Addr().String(), served
 }
@@ -45,7 +45,7 @@ func TestDetachedStreams(t *testing.T) {
 	hub := newHub(t, sse.Options{})
 	var logs syncBuffer
 	app := newApp(true)
-	app.Use(logger.New(logger.Config{Stream: &logs, Format: "${status} ${path}\n"}), recover.New(), compress.New())
+	app.Use(logger.New(logger.Config{Output: &logs, Format: "${status} ${path}\n"}), recover.New(), compress.New())
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t"), fibersse.Detach()))
 	url := start(t, hub, app) + "/events"
 
@@ -87,7 +87,7 @@ func TestDetachedStreams(t *testing.T) {
 func TestDetachedHeaders(t *testing.T) {
 	hub := newHub(t, sse.Options{})
 	app := newApp(true)
-	app.Use(func(c fiber.Ctx) error {
+	app.Use(func(c *fiber.Ctx) error {
 		c.Set("X-Request-Id", "abc")
 		return c.Next()
 	})
@@ -228,7 +228,7 @@ func TestDetachTLSStaysAttached(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		_ = app.Listener(tls.NewListener(ln, &tls.Config{Certificates: cert}), fiber.ListenConfig{DisableStartupMessage: true})
+		_ = app.Listener(tls.NewListener(ln, &tls.Config{Certificates: cert}))
 	}()
 	t.Cleanup(func() {
 		_ = hub.Shutdown(t.Context())

@@ -1,11 +1,12 @@
-// Package fibersse serves ssekit event streams from Fiber (v3) routes.
+// Package fibersse serves ssekit event streams from Fiber v2 routes. For
+// Fiber v3, import github.com/ssekit/ssekit/fibersse/fiber3: its package,
+// also named fibersse, has the same API.
 //
 // Add one route:
 //
 //	hub, _ := sse.NewHub(sse.Options{})
 //	app := fiber.New()
 //	app.Get("/rooms/:room/events", fibersse.Handler(hub, fibersse.TopicsFromParam("room")))
-//	app.Hooks().OnPreShutdown(func() error { return hub.Shutdown(context.Background()) })
 //	go app.Listen(":8080")
 //
 //	// anywhere in the program:
@@ -17,48 +18,41 @@
 //
 // Fiber runs on fasthttp, which writes a streamed body after the handler
 // chain has returned and never cancels a request's context when the client
-// leaves. Handler therefore does everything that needs the fiber.Ctx in the
-// handler: it copies the request into an *http.Request (every string
-// copied, since fiber reuses its buffers), runs sse.Hub.Accept on it
-// (CORS, authentication, topics, caps), and answers refusals at once. An
-// admitted stream becomes the response's body stream; fasthttp reads it
-// and writes each read to the connection as a flushed chunk, and the Read
-// calls tell the stream when its bytes have left, so write errors and
-// write timeouts reach the hub as they do on net/http. Nothing touches the
-// fiber.Ctx after the handler has returned.
-//
-// While a stream is idle, fasthttp's connection goroutine waits in the
-// netpoller for the client's end of the connection too, so a client that
-// leaves is noticed at once (on Linux, macOS and the BSDs; elsewhere at a
-// failing write, within two heartbeats).
+// leaves. Handler does everything that needs the *fiber.Ctx in the
+// handler, and the stream is written by package fasthttpsse, which never
+// touches the *fiber.Ctx: a client that leaves is noticed at once (on
+// Linux, macOS and the BSDs; elsewhere within two heartbeats), and write
+// errors and timeouts reach the hub as on net/http.
 //
 // # Middleware
 //
 // Fiber's logger (without ${resBody}), recover, timeout and cache (which
 // honours the stream's Cache-Control: no-cache) middleware do not hold a
-// stream up. Middleware that reads the whole response body
-// (compress, etag, a logger with ${resBody}) would wait forever for
-// the end of the stream: the stream detects it, answers 500 and logs what
-// to do. Exclude the stream routes from such middleware with its Next
-// option, for instance
+// stream up. Middleware that reads the whole response body (compress,
+// etag, a logger with ${resBody}) would wait forever for the end of the
+// stream: the stream detects it, answers 500 and logs what to do. Exclude
+// the stream routes from such middleware with its Next option, for
+// instance
 //
-//	compress.New(compress.Config{Next: func(c fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})
+//	compress.New(compress.Config{Next: func(c *fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})
 //
 // # Shutdown
 //
-// Call hub.Shutdown before app.Shutdown (the OnPreShutdown hook above does):
-// it ends every stream with a retry hint, spread so that clients do not
-// all come back at once, and app.Shutdown then returns at once. An app shut
-// down without it still ends its streams, without the hint. Set fiber's
-// ReadTimeout or IdleTimeout too: fasthttp's Shutdown otherwise waits for
-// connections that never send a request. Neither those nor WriteTimeout
-// end a healthy stream.
+// Call hub.Shutdown before app.Shutdown (Fiber v2 runs its OnShutdown
+// hooks after the server has stopped, too late for this): it ends every
+// stream with a retry
+// hint, spread so that clients do not all come back at once, and
+// app.Shutdown then returns at once. An app shut down without it still
+// ends its streams, without the hint. Set Fiber's ReadTimeout or
+// IdleTimeout too: fasthttp's Shutdown otherwise waits for connections that
+// never send a request. Neither those nor WriteTimeout end a healthy
+// stream.
 //
 // # Detached streams
 //
-// With Detach (and app.Server().KeepHijackedConns set), the handler has
-// fasthttp hijack the connection instead of streaming a body: the hub then
-// writes to it from a few shared goroutines, and no fasthttp goroutine or
-// buffer stays with the stream. app.Shutdown does not see such streams:
-// hub.Shutdown ends them. See Detach.
+// With Detach (and app.Server().KeepHijackedConns set), fasthttp hands the
+// connection over instead of streaming a body: the hub then writes to it
+// from a few shared goroutines, and no fasthttp goroutine or buffer stays
+// with the stream. app.Shutdown does not see such streams: hub.Shutdown
+// ends them. See Detach.
 package fibersse

@@ -6,7 +6,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -19,21 +19,21 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/rooms/:room/events", fibersse.Handler(hub, fibersse.TopicsFromParam("room")))
-	// Shutting the app down ends the streams first, with a retry hint.
-	app.Hooks().OnPreShutdown(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hub.Shutdown(ctx)
-	})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // in a program: app.Listen(":8080")
 	if err != nil {
 		panic(err)
 	}
-	go func() { _ = app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) }()
-	defer func() { _ = app.ShutdownWithTimeout(5 * time.Second) }()
+	go func() { _ = app.Listener(ln) }()
+	defer func() {
+		// End the streams first, with a retry hint; then the app.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hub.Shutdown(ctx)
+		_ = app.ShutdownWithTimeout(5 * time.Second)
+	}()
 
 	st, err := ssetest.Connect(context.Background(), nil, "http://"+ln.Addr().String()+"/rooms/lobby/events", "")
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -23,7 +23,7 @@ import (
 
 func TestTopicsFromParam(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/rooms/:room/events", fibersse.Handler(hub, fibersse.TopicsFromParam("room")))
 	base := start(t, hub, app)
 	lobby := connect(t, base+"/rooms/lobby/events", "")
@@ -44,7 +44,7 @@ func TestTopicsFromParam(t *testing.T) {
 // first named it has gone and its buffers serve other requests.
 func TestTopicsOutliveFiberBuffers(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/rooms/:room/events", fibersse.Handler(hub, fibersse.TopicsFromParam("room")))
 	base := start(t, hub, app)
 	first := connect(t, base+"/rooms/aaaa/events", "") // its memory names the topic in the hub
@@ -68,7 +68,7 @@ func TestTopicsOutliveFiberBuffers(t *testing.T) {
 
 func TestTopicsFromQuery(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/events", fibersse.Handler(hub, fibersse.TopicsFromQuery("room")))
 	base := start(t, hub, app)
 	st := connect(t, base+"/events?room=a&room=b", "")
@@ -96,7 +96,7 @@ var testAuth = &sse.Auth{
 }
 
 // userTopic subscribes a stream to its principal's own topic.
-func userTopic(c fiber.Ctx) ([]string, error) {
+func userTopic(c *fiber.Ctx) ([]string, error) {
 	p, ok := fibersse.Principal(c)
 	if !ok {
 		return nil, sse.Refuse(http.StatusUnauthorized, "who are you?")
@@ -122,7 +122,7 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // Auth middleware or WithAuth authenticated the request.
 func TestPrincipalPerUserTopic(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/mw/events", fibersse.Auth(hub, testAuth), fibersse.Handler(hub, fibersse.TopicsFunc(userTopic)))
 	app.Get("/in/events", fibersse.Handler(hub, fibersse.WithAuth(testAuth), fibersse.TopicsFunc(userTopic)))
 	base := start(t, hub, app)
@@ -151,16 +151,16 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 }
 
 // TestAuthMiddlewareStoresPrincipal: handlers after Auth see the principal
-// through Principal and through c.Context().
+// through Principal and through c.UserContext().
 func TestAuthMiddlewareStoresPrincipal(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
-	app.Get("/me", fibersse.Auth(hub, testAuth), func(c fiber.Ctx) error {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/me", fibersse.Auth(hub, testAuth), func(c *fiber.Ctx) error {
 		p, ok := fibersse.Principal(c)
-		q, ok2 := sse.PrincipalFrom(c.Context())
+		q, ok2 := sse.PrincipalFrom(c.UserContext())
 		return c.SendString(fmt.Sprint(p.ID, ok, q.ID, ok2))
 	})
-	app.Get("/hub/me", fibersse.Auth(hub, testAuth), func(c fiber.Ctx) error { return c.SendString("unreachable") })
+	app.Get("/hub/me", fibersse.Auth(hub, testAuth), func(c *fiber.Ctx) error { return c.SendString("unreachable") })
 	base := start(t, hub, app)
 	if _, body := ssetest.Request(t, "GET", base+"/me", http.Header{"Cookie": {"session=good-ann"}}); body != "anntrueanntrue" {
 		t.Errorf("got %q", body)
@@ -175,8 +175,8 @@ func TestAuthMiddlewareStoresPrincipal(t *testing.T) {
 // client as the core writes them.
 func TestRefusals(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
-	app.All("/events/:what", fibersse.Handler(hub, fibersse.TopicsFunc(func(c fiber.Ctx) ([]string, error) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.All("/events/:what", fibersse.Handler(hub, fibersse.TopicsFunc(func(c *fiber.Ctx) ([]string, error) {
 		switch c.Params("what") {
 		case "missing":
 			return nil, sse.Refuse(http.StatusNotFound, "no such room")
@@ -214,7 +214,7 @@ func TestRefusals(t *testing.T) {
 // whatever their order.
 func TestOptionPrecedence(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	base := sse.HandlerOptions{Topics: sse.Topics("base"), Auth: &sse.Auth{Authenticate: testAuth.Authenticate}}
 	app.Get("/a", fibersse.Handler(hub, fibersse.Topics("specific"), fibersse.WithHandlerOptions(base)))
 	app.Get("/b", fibersse.Handler(hub, fibersse.WithHandlerOptions(base), fibersse.WithAuth(&sse.Auth{Optional: true})))
@@ -244,7 +244,7 @@ func TestOptionPrecedence(t *testing.T) {
 func TestRequestConversion(t *testing.T) {
 	hub := newHub(t, sse.Options{})
 	seen := make(chan *http.Request, 1)
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/events", fibersse.Handler(hub, fibersse.WithHandlerOptions(sse.HandlerOptions{
 		Topics: func(r *http.Request) ([]string, error) {
 			seen <- r
@@ -283,7 +283,7 @@ func TestRequestConversion(t *testing.T) {
 // being published resumes with Last-Event-ID and gets every event once.
 func TestResumeAfterDrop(t *testing.T) {
 	hub := newHub(t, sse.Options{})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/rooms/:room/events", fibersse.Handler(hub, fibersse.TopicsFromParam("room")))
 	url := start(t, hub, app) + "/rooms/r/events"
 	const n = 300
@@ -326,7 +326,7 @@ func TestClientGoneWithinHeartbeat(t *testing.T) {
 	const interval = 500 * time.Millisecond
 	base := runtime.NumGoroutine()
 	hub := newHub(t, sse.Options{HeartbeatInterval: interval})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 	url := start(t, hub, app) + "/events"
 	for range 5 {
@@ -355,15 +355,15 @@ func TestClientGoneWithinHeartbeat(t *testing.T) {
 
 // TestConcurrentStreamsAndRequests runs many streams that open and close
 // while plain requests go on, so that fiber recycles its contexts: under
-// -race, a stream that used its fiber.Ctx after the handler would show.
+// -race, a stream that used its *fiber.Ctx after the handler would show.
 func TestConcurrentStreamsAndRequests(t *testing.T) {
 	hub := newHub(t, sse.Options{HeartbeatInterval: 20 * time.Millisecond})
-	app := fiber.New()
-	app.Get("/rooms/:room/events", fibersse.Auth(hub, testAuth), fibersse.Handler(hub, fibersse.TopicsFunc(func(c fiber.Ctx) ([]string, error) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/rooms/:room/events", fibersse.Auth(hub, testAuth), fibersse.Handler(hub, fibersse.TopicsFunc(func(c *fiber.Ctx) ([]string, error) {
 		p, _ := fibersse.Principal(c)
 		return []string{c.Params("room"), "user/" + p.ID, c.Query("extra", "none")}, nil
 	})))
-	app.Get("/ping", func(c fiber.Ctx) error {
+	app.Get("/ping", func(c *fiber.Ctx) error {
 		c.Locals("x", c.Query("n"))
 		return c.SendString("pong " + c.Query("n"))
 	})
@@ -452,11 +452,6 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 				t.Errorf("app ShutdownWithTimeout: %v", err)
 			}
 		}, true},
-		{"OnPreShutdown hook", func(t *testing.T, hub *sse.Hub, app *fiber.App) {
-			if err := app.ShutdownWithTimeout(5 * time.Second); err != nil {
-				t.Errorf("app ShutdownWithTimeout: %v", err)
-			}
-		}, true},
 		{"app only", func(t *testing.T, hub *sse.Hub, app *fiber.App) {
 			if err := app.ShutdownWithTimeout(5 * time.Second); err != nil {
 				t.Errorf("app ShutdownWithTimeout: %v", err)
@@ -465,14 +460,7 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			hub := newHub(t, sse.Options{CloseRetry: 100 * time.Millisecond})
-			app := fiber.New()
-			if c.name == "OnPreShutdown hook" {
-				app.Hooks().OnPreShutdown(func() error {
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					defer cancel()
-					return hub.Shutdown(ctx)
-				})
-			}
+			app := fiber.New(fiber.Config{DisableStartupMessage: true})
 			app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 			url := start(t, nil, app) + "/events"
 			streams := openStreams(t, url, 50)
@@ -503,7 +491,7 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 func TestServerTimeouts(t *testing.T) {
 	const limit = 100 * time.Millisecond
 	hub := newHub(t, sse.Options{HeartbeatInterval: 30 * time.Millisecond})
-	app := fiber.New(fiber.Config{ReadTimeout: limit, WriteTimeout: limit, IdleTimeout: limit})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ReadTimeout: limit, WriteTimeout: limit, IdleTimeout: limit})
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 	st := connect(t, start(t, hub, app)+"/events", "")
 	for i := range 5 {
@@ -527,7 +515,7 @@ func TestEndReasons(t *testing.T) {
 		MaxQueueEvents: 1 << 20,
 		Observer:       sse.Observer{StreamClosed: func(_ sse.StreamInfo, r sse.EndReason, _ int) { reasons <- r }},
 	})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 	base := start(t, hub, app)
 	expect := func(want sse.EndReason) {

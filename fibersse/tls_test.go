@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -25,14 +25,14 @@ func TestTLS(t *testing.T) {
 
 	const interval = 500 * time.Millisecond
 	hub := newHub(t, sse.Options{HeartbeatInterval: interval})
-	app := fiber.New()
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tln := tls.NewListener(ln, &tls.Config{Certificates: cert})
-	go func() { _ = app.Listener(tln, fiber.ListenConfig{DisableStartupMessage: true}) }()
+	go func() { _ = app.Listener(tln) }()
 	t.Cleanup(func() {
 		_ = hub.Shutdown(t.Context())
 		client.CloseIdleConnections()

@@ -47,6 +47,11 @@ func kitServer(detach bool) ssetest.Server {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/events", h)
+		if route.Stream != nil {
+			mux.HandleFunc("/events/stream", func(w http.ResponseWriter, r *http.Request) {
+				_ = hub.Stream(w, r, route.Stream)
+			})
+		}
 		if route.Publish {
 			mux.HandleFunc("POST /events/publish/{topic}", func(w http.ResponseWriter, r *http.Request) {
 				body, err := io.ReadAll(r.Body)

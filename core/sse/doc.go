@@ -56,6 +56,7 @@
 // continues with live events. A client should reload its state when it sees
 // one. No stream ever loses events silently.
 //
-// The default Store is an in-memory ring (NewMemoryStore). Store is an
-// interface, so that a shared store lets any process resume any client.
+// The default Store keeps each topic's recent events in memory
+// (NewMemoryStore). Store is an interface, so that a shared store lets any
+// process resume any client.
 package sse

@@ -31,7 +31,8 @@ const maxLastEvent = 16 << 10
 //
 // last is sent as it is, without an ID (it does not move the client's
 // last event ID) and without being recorded. It must be valid (see
-// Event), carry no ID, and encode to at most 16 KiB.
+// Event), carry no ID and no retry hint (the hub's follows it), and encode
+// to at most 16 KiB.
 //
 // With a Broadcaster store, EndStreams sends the order through it, so
 // that it ends the selected streams on every hub that shares the store,
@@ -48,6 +49,9 @@ func (h *Hub) EndStreams(ctx context.Context, m StreamMatch, last *Event) error 
 	if last != nil {
 		if last.ID != "" || last.Flags&EmptyID != 0 {
 			return errors.New("sse: EndStreams: the last event must have no ID; it would move the client's last event ID past the events it has not seen")
+		}
+		if last.Retry != 0 || last.Flags&RetryZero != 0 {
+			return errors.New("sse: EndStreams: the last event must have no retry hint; the hub's (Options.CloseRetry) follows it")
 		}
 		if err := last.Validate(); err != nil {
 			return fmt.Errorf("sse: EndStreams: %w", err)

@@ -123,6 +123,8 @@ func TestEndStreamsRejects(t *testing.T) {
 		"last empty ID":   {sse.StreamMatch{Principal: "a"}, &sse.Event{Flags: sse.EmptyID}},
 		"invalid last":    {sse.StreamMatch{Principal: "a"}, &sse.Event{Type: "a\nb"}},
 		"last too large":  {sse.StreamMatch{Principal: "a"}, &sse.Event{Data: make([]byte, 20<<10)}},
+		"last with retry": {sse.StreamMatch{Principal: "a"}, &sse.Event{Retry: time.Second}},
+		"last retry 0":    {sse.StreamMatch{Principal: "a"}, &sse.Event{Flags: sse.RetryZero}},
 	} {
 		if err := h.EndStreams(ctx, c.m, c.last); err == nil {
 			t.Errorf("%s: EndStreams accepted it", name)

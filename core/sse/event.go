@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -263,4 +264,59 @@ func encodedLen(e *Event) int {
 		}
 	}
 	return n
+}
+
+// decodeFrame returns the event that appendValid encoded as frame (one
+// frame, ending with its blank line). It is the inverse of appendValid for
+// the frames a store keeps, not a general parser: it expects exactly the
+// field prefixes appendValid writes. Data comes back with every line break
+// as LF, as a non-nil slice for an event with a data field; it is appended
+// to buf, which is returned, and its capacity ends where it does. The
+// event's strings are substrings of frame.
+func decodeFrame(frame string, buf []byte) (Event, []byte) {
+	var ev Event
+	start := len(buf)
+	hasData := false
+	for len(frame) > 0 {
+		line, rest, _ := strings.Cut(frame, "\n")
+		frame = rest
+		switch {
+		case line == "":
+			frame = "" // the blank line that ends the frame
+		case strings.HasPrefix(line, "data: "):
+			if hasData {
+				buf = append(buf, '\n')
+			}
+			buf = append(buf, line[len("data: "):]...)
+			hasData = true
+		case line[0] == ':':
+			if len(line) <= len(": ") {
+				ev.Flags |= EmptyComment
+			} else {
+				ev.Comment = line[len(": "):]
+			}
+		case strings.HasPrefix(line, "id: "):
+			ev.ID = line[len("id: "):]
+		case line == "id":
+			ev.Flags |= EmptyID
+		case strings.HasPrefix(line, "event: "):
+			ev.Type = line[len("event: "):]
+		case strings.HasPrefix(line, "retry: "):
+			ms, _ := strconv.ParseInt(line[len("retry: "):], 10, 64)
+			if ms == 0 {
+				ev.Flags |= RetryZero
+			} else {
+				ev.Retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	switch {
+	case hasData && buf == nil:
+		ev.Data = []byte{}
+	case hasData:
+		ev.Data = buf[start:len(buf):len(buf)]
+	case !ev.isControl():
+		ev.Flags |= NoData // a dispatched event without data is NoData's
+	}
+	return ev, buf
 }

@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -139,4 +140,52 @@ func validEvent(ev sse.Event) bool {
 		(f&sse.EmptyComment == 0 || ev.Comment == "") && (f&sse.NoData == 0 || (ev.Type == "" && len(ev.Data) == 0))
 	return noBreaks(ev.ID, true) && noBreaks(ev.Type, true) && noBreaks(ev.Comment, false) &&
 		utf8.Valid(ev.Data) && (ev.Retry == 0 || ev.Retry >= time.Millisecond) && flagsOK
+}
+
+// FuzzMemoryStoreRoundTrip checks that the MemoryStore, which keeps events
+// in their wire form, gives back through After every event it accepted as
+// a client reads it, and refuses exactly the events that cannot be encoded.
+func FuzzMemoryStoreRoundTrip(f *testing.F) {
+	f.Add("", "", []byte(""), int64(0), uint8(0))
+	f.Add("update", "hi", []byte("a\r\nb\rc\n"), int64(1500), uint8(0))
+	f.Add("", "", []byte(nil), int64(0), uint8(sse.NoData|sse.RetryZero|sse.EmptyComment))
+	f.Add("t", "", []byte("x"), int64(0), uint8(sse.EmptyID))
+	f.Add("", " c", []byte(" data: x"), int64(1), uint8(0))
+	f.Fuzz(func(t *testing.T, typ, comment string, data []byte, retryMS int64, flags uint8) {
+		ev := sse.Event{Type: typ, Comment: comment, Data: data, Flags: sse.EventFlags(flags)}
+		if retryMS > -(1<<40) && retryMS < 1<<40 {
+			ev.Retry = time.Duration(retryMS) * time.Millisecond
+		}
+		s, err := sse.NewMemoryStore(sse.MemoryStoreOptions{Epoch: "f"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := s.Append(context.Background(), "t", ev)
+		stored := ev
+		stored.Flags &^= sse.EmptyID // the store's ID replaces it
+		if !validEvent(stored) {
+			if !errors.Is(err, sse.ErrInvalidEvent) {
+				t.Fatalf("Append(%+v): %v, want ErrInvalidEvent", ev, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Append(%+v): %v", ev, err)
+		}
+		got, err := s.After(context.Background(), 0, []string{"t"}, 10)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("After: %d entries, %v", len(got), err)
+		}
+		want := stored
+		want.ID = e.Event.ID
+		want.Retry = ev.Retry.Truncate(time.Millisecond)
+		if want.Flags&sse.NoData == 0 {
+			want.Data = []byte(normalizeNewlines(string(ev.Data)))
+		}
+		g := got[0].Event
+		if g.ID != want.ID || g.Type != want.Type || g.Comment != want.Comment || g.Retry != want.Retry ||
+			g.Flags != want.Flags || string(g.Data) != string(want.Data) || (g.Data == nil) != (want.Flags&sse.NoData != 0) {
+			t.Fatalf("appended %+v, After returned %+v (data %q), want %+v (data %q)", ev, g, g.Data, want, want.Data)
+		}
+	})
 }

@@ -466,13 +466,15 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 // TestSlowConsumerResumesWithoutLoss: a client evicted for a full queue
 // reconnects with its Last-Event-ID and gets every event.
 func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
-	h := ssetest.NewHub(t, sse.Options{MaxQueueEvents: 4, MaxReplayEvents: 4096, CloseRetry: time.Millisecond})
+	// Hold the stream goroutine back: publish a burst larger than the queue
+	// faster than a single write can drain it, many times over. The store
+	// keeps the whole burst, so that every resume is a replay.
+	const n = 2000
+	store := msNew(t, sse.MemoryStoreOptions{MaxEventsPerTopic: n})
+	h := ssetest.NewHub(t, sse.Options{Store: store, MaxQueueEvents: 4, MaxReplayEvents: 4096, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
 	ssetest.WaitStreams(t, h, 1)
-	// Hold the stream goroutine back: publish a burst larger than the queue
-	// faster than a single write can drain it, many times over.
-	const n = 2000
 	for i := range n {
 		ssetest.Publish(t, h, "t", strconv.Itoa(i))
 	}

@@ -283,6 +283,9 @@ type Hub struct {
 	detMu sync.Mutex
 	eng   *engine
 
+	// The writers of per-request streams' heartbeats.
+	beats beaters
+
 	// With a Broadcaster store, guarded by mu: the Seq of the newest entry
 	// this hub published, and whether the store stopped broadcasting.
 	published     uint64
@@ -416,6 +419,9 @@ func truncate(s string, n int) string {
 //
 // An invalid topic or event (see Event) is an error and nothing is recorded
 // or sent. So is an event with an ID: the Store assigns IDs.
+//
+// The hub copies what it keeps; you may reuse ev.Data and the topic's
+// memory once Publish returns.
 func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, error) {
 	if err := checkTopic(topic); err != nil {
 		return "", err
@@ -441,7 +447,7 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		h.mu.Lock()
 		h.published = max(h.published, entry.Seq)
 		h.mu.Unlock()
-		h.observePublished(topic)
+		h.observePublished(entry.Topic)
 		return entry.Event.ID, nil
 	}
 	h.pubMu.Lock()
@@ -452,8 +458,10 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 	}
 	queued, dropped, evicted, _ := h.fanOut(entry)
 	h.pubMu.Unlock()
-	h.observePublished(topic)
-	h.observeDelivered(topic, queued, dropped, evicted)
+	// entry.Topic, not topic: the Observer may keep it, and the caller
+	// may reuse topic's memory.
+	h.observePublished(entry.Topic)
+	h.observeDelivered(entry.Topic, queued, dropped, evicted)
 	return entry.Event.ID, nil
 }
 
@@ -464,11 +472,15 @@ func (h *Hub) deliver(entry Entry) {
 	}
 }
 
-// fanOut encodes entry once and queues the frame for the subscribers of
-// its topic, counting what happened. Entries must arrive in Seq order; one
-// already delivered is ignored (fresh is false).
+// fanOut queues entry's frame for the subscribers of its topic, counting
+// what happened; it encodes the frame once when the store did not. Entries
+// must arrive in Seq order; one already delivered is ignored (fresh is
+// false).
 func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
-	f := &frame{b: appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)}
+	f := &frame{b: entry.frame}
+	if f.b == nil {
+		f.b = appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
+	}
 	f.refs.Store(1) // fanOut's own, so that the count cannot reach 0 before the loop ends
 	h.queuedBytes.Add(int64(len(f.b)))
 	defer h.releaseFrame(f)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strconv"
@@ -253,60 +255,101 @@ func TestMemoryStoreAfterEmpty(t *testing.T) {
 	}
 }
 
+// msCountOptions returns the options that make a store keep the newest kept
+// events of msFill: MaxEvents, or, when perTopic is set and kept is a
+// multiple of the three topics msFill takes turns on, MaxEventsPerTopic.
+// ok is false when kept cannot be expressed so.
+func msCountOptions(kept int, perTopic bool) (opts sse.MemoryStoreOptions, ok bool) {
+	opts.Epoch = "e1"
+	switch {
+	case !perTopic:
+		opts.MaxEvents = kept
+	case kept%len(msTopics) == 0:
+		opts.MaxEventsPerTopic = kept / len(msTopics)
+	default:
+		return opts, false
+	}
+	return opts, true
+}
+
 // TestMemoryStoreEvictByCount checks, for every position, what After says
-// once the ring has overwritten old events.
+// once a count bound has dropped old events: MaxEvents for all topics, or
+// MaxEventsPerTopic, which for msFill's topics in turn keeps the same
+// window.
 func TestMemoryStoreEvictByCount(t *testing.T) {
 	tests := []struct{ max, appends int }{
 		{1, 1}, {1, 2}, {1, 5},
+		{3, 2}, {3, 3}, {3, 4}, {3, 23},
 		{5, 4}, {5, 5}, {5, 6}, {5, 7}, {5, 23},
+		{6, 5}, {6, 6}, {6, 7}, {6, 8}, {6, 23},
+		{63, 63}, {63, 64}, {63, 200},
 		{64, 64}, {64, 65}, {64, 200},
 		{65, 65}, {65, 66}, {65, 300},
 		{100, 99}, {100, 100}, {100, 101}, {100, 1000},
+		{300, 299}, {300, 300}, {300, 301}, {300, 1000},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("max%d/n%d", tt.max, tt.appends), func(t *testing.T) {
-			s := msNew(t, sse.MemoryStoreOptions{MaxEvents: tt.max, Epoch: "e1"})
-			msFill(t, s, tt.appends)
-			n := uint64(tt.appends)
-			oldest := uint64(1)
-			if tt.appends > tt.max {
-				oldest = n - uint64(tt.max) + 1
+		for _, perTopic := range []bool{false, true} {
+			opts, ok := msCountOptions(tt.max, perTopic)
+			if !ok {
+				continue
 			}
-			msCheckWindow(t, s, oldest, n)
-			for after := uint64(0); after <= n+1; after++ {
-				got, err := s.After(context.Background(), after, msTopics, tt.max+10)
-				switch {
-				case after > n:
-					if !errors.Is(err, sse.ErrUnknownID) {
-						t.Errorf("After(%d): %v, want ErrUnknownID", after, err)
-					}
-				case after+1 < oldest:
-					if !errors.Is(err, sse.ErrEvicted) {
-						t.Errorf("After(%d) with oldest %d: %v %v, want ErrEvicted", after, oldest, msSeqs(got), err)
-					}
-				default:
-					if err != nil {
-						t.Errorf("After(%d) with oldest %d: %v", after, oldest, err)
-					} else if len(got) != int(n-after) || (len(got) > 0 && (got[0].Seq != after+1 || got[len(got)-1].Seq != n)) {
-						t.Errorf("After(%d) = %v, want %d..%d", after, msSeqs(got), after+1, n)
-					}
-				}
-			}
-		})
+			t.Run(fmt.Sprintf("max%d/n%d/perTopic=%v", tt.max, tt.appends, perTopic), func(t *testing.T) {
+				msCheckEvictByCount(t, opts, tt.max, tt.appends)
+			})
+		}
 	}
 }
 
-// TestMemoryStoreGrowth checks the contents while the ring grows through its
-// internal sizes and then wraps around.
+// msCheckEvictByCount fills a store made with opts, which keeps the newest
+// kept events, and checks what After says for every position.
+func msCheckEvictByCount(t *testing.T, opts sse.MemoryStoreOptions, kept, appends int) {
+	t.Helper()
+	s := msNew(t, opts)
+	msFill(t, s, appends)
+	n := uint64(appends)
+	oldest := uint64(1)
+	if appends > kept {
+		oldest = n - uint64(kept) + 1
+	}
+	msCheckWindow(t, s, oldest, n)
+	for after := uint64(0); after <= n+1; after++ {
+		got, err := s.After(context.Background(), after, msTopics, kept+10)
+		switch {
+		case after > n:
+			if !errors.Is(err, sse.ErrUnknownID) {
+				t.Errorf("After(%d): %v, want ErrUnknownID", after, err)
+			}
+		case after+1 < oldest:
+			if !errors.Is(err, sse.ErrEvicted) {
+				t.Errorf("After(%d) with oldest %d: %v %v, want ErrEvicted", after, oldest, msSeqs(got), err)
+			}
+		default:
+			if err != nil {
+				t.Errorf("After(%d) with oldest %d: %v", after, oldest, err)
+			} else if len(got) != int(n-after) || (len(got) > 0 && (got[0].Seq != after+1 || got[len(got)-1].Seq != n)) {
+				t.Errorf("After(%d) = %v, want %d..%d", after, msSeqs(got), after+1, n)
+			}
+		}
+	}
+}
+
+// TestMemoryStoreGrowth checks the contents while the topics' rings grow
+// through their sizes and then wrap around.
 func TestMemoryStoreGrowth(t *testing.T) {
 	checkpoints := map[uint64]bool{}
 	for _, c := range []uint64{1, 2, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513,
 		999, 1000, 1001, 1023, 1024, 1025, 1999, 2000, 2001, 2047, 2048, 2049, 2999, 3000} {
 		checkpoints[c] = true
 	}
-	for _, maxEvents := range []int{1000, 3000, 64, 129} {
-		t.Run(fmt.Sprintf("max%d", maxEvents), func(t *testing.T) {
-			s := msNew(t, sse.MemoryStoreOptions{MaxEvents: maxEvents, Epoch: "e1"})
+	for _, tc := range []struct {
+		maxEvents int
+		perTopic  bool
+	}{{1000, false}, {3000, false}, {64, false}, {129, false}, {3000, true}, {129, true}, {1500, true}} {
+		maxEvents := tc.maxEvents
+		opts, _ := msCountOptions(maxEvents, tc.perTopic)
+		t.Run(fmt.Sprintf("max%d/perTopic=%v", maxEvents, tc.perTopic), func(t *testing.T) {
+			s := msNew(t, opts)
 			for seq := uint64(1); seq <= 3000; seq++ {
 				e := msAppend(t, s, msTopicOf(seq), "ev"+strconv.FormatUint(seq, 10))
 				if e.Seq != seq {
@@ -415,9 +458,8 @@ func TestMemoryStoreMaxAge(t *testing.T) {
 	}
 }
 
-// TestMemoryStoreGrowthAfterExpiry makes the ring grow while its oldest
-// entry is not at the start of its array: expiry moves the start, then the
-// ring fills up again and has to unroll itself into a larger one.
+// TestMemoryStoreGrowthAfterExpiry refills topics that expiry emptied:
+// their rings are given back, then grow again from nothing.
 func TestMemoryStoreGrowthAfterExpiry(t *testing.T) {
 	const maxAge = 300 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -545,7 +587,12 @@ func TestMemoryStoreOptions(t *testing.T) {
 		wantErr string // a substring of the error; "" for success
 	}{
 		{"zero value", sse.MemoryStoreOptions{}, ""},
-		{"all set", sse.MemoryStoreOptions{MaxEvents: 10, MaxAge: time.Minute, Epoch: "A1z9"}, ""},
+		{"all set", sse.MemoryStoreOptions{MaxEventsPerTopic: 10, MaxBytes: 1 << 20, MaxEvents: 10, MaxAge: time.Minute, Epoch: "A1z9"}, ""},
+		{"tiny bounds", sse.MemoryStoreOptions{MaxEventsPerTopic: 1, MaxBytes: 1, MaxEvents: 1, MaxAge: time.Nanosecond}, ""},
+		{"per topic at most MaxInt32", sse.MemoryStoreOptions{MaxEventsPerTopic: math.MaxInt32}, ""},
+		{"negative MaxEventsPerTopic", sse.MemoryStoreOptions{MaxEventsPerTopic: -1}, "MaxEventsPerTopic"},
+		{"MaxEventsPerTopic over MaxInt32", sse.MemoryStoreOptions{MaxEventsPerTopic: math.MaxInt32 + 1}, "MaxEventsPerTopic"},
+		{"negative MaxBytes", sse.MemoryStoreOptions{MaxBytes: -1}, "MaxBytes"},
 		{"epoch 1 char", sse.MemoryStoreOptions{Epoch: "x"}, ""},
 		{"epoch 32 chars", sse.MemoryStoreOptions{Epoch: strings.Repeat("a", 32)}, ""},
 		{"empty epoch means default", sse.MemoryStoreOptions{Epoch: ""}, ""},
@@ -714,5 +761,138 @@ func TestMemoryStoreConcurrentAppend(t *testing.T) {
 			t.Fatalf("topic %s: event %q out of order, want %d", e.Topic, e.Event.Data, next[e.Topic])
 		}
 		next[e.Topic]++
+	}
+}
+
+// TestMemoryStoreAfterMergesTopics checks the order of a resume on many
+// topics: every event of those topics after the position, in Seq order,
+// whatever the number of topics and the page size.
+func TestMemoryStoreAfterMergesTopics(t *testing.T) {
+	s := msNew(t, sse.MemoryStoreOptions{Epoch: "e1"})
+	rng := rand.New(rand.NewPCG(7, 7))
+	var topicOf []string // topicOf[seq-1]
+	for i := range 3000 {
+		topic := "t" + strconv.Itoa(rng.IntN(40))
+		if i%7 == 0 {
+			topic = "t0" // one louder topic
+		}
+		msAppend(t, s, topic, topic)
+		topicOf = append(topicOf, topic)
+	}
+	all := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = "t" + strconv.Itoa(i)
+		}
+		return out
+	}
+	reversed := all(32)
+	slices.Reverse(reversed)
+	tests := []struct {
+		name   string
+		after  uint64
+		topics []string
+		limit  int
+	}{
+		{"32 topics from the start", 0, all(32), 5000},
+		{"32 topics, a page", 0, all(32), 256},
+		{"32 topics from the middle", 1500, all(32), 256},
+		{"32 topics near the end", 2990, all(32), 256},
+		{"32 topics at the end", 3000, all(32), 256},
+		{"32 topics, one event", 1234, all(32), 1},
+		{"32 topics in reverse", 700, reversed, 300},
+		{"2 topics", 100, []string{"t3", "t0"}, 300},
+		{"40 topics and unknown ones", 0, append(all(40), "x", "y"), 5000},
+		{"a topic twice among others", 10, []string{"t1", "t2", "t1", "t5"}, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []uint64
+			for seq := tt.after + 1; seq <= uint64(len(topicOf)) && len(want) < tt.limit; seq++ {
+				if slices.Contains(tt.topics, topicOf[seq-1]) {
+					want = append(want, seq)
+				}
+			}
+			got := msAfter(t, s, tt.after, tt.topics, tt.limit)
+			if !slices.Equal(msSeqs(got), want) {
+				t.Fatalf("After(%d, %d topics, %d) = %d entries %v..., want %d %v...", tt.after, len(tt.topics), tt.limit,
+					len(got), msSeqs(got)[:min(len(got), 8)], len(want), want[:min(len(want), 8)])
+			}
+			for _, e := range got {
+				if e.Topic != topicOf[e.Seq-1] || string(e.Event.Data) != e.Topic {
+					t.Fatalf("Seq %d: topic %q data %q, want %q", e.Seq, e.Topic, e.Event.Data, topicOf[e.Seq-1])
+				}
+			}
+		})
+	}
+}
+
+// TestMemoryStoreConcurrentEviction runs appends that keep evicting, by
+// count per topic and by bytes, alongside resumes on 32 topics: for the
+// race detector, and to check that every answer is in Seq order, of the
+// topics asked for, or ErrEvicted.
+func TestMemoryStoreConcurrentEviction(t *testing.T) {
+	s := msNew(t, sse.MemoryStoreOptions{MaxEventsPerTopic: 8, MaxBytes: 64 << 10, Epoch: "e1"})
+	ctx := context.Background()
+	const writers, each, topics = 4, 3000, 100
+	errs := make(chan error, writers+2)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				topic := "t" + strconv.Itoa((w*each+i*7)%topics)
+				if _, err := s.Append(ctx, topic, sse.Event{Data: []byte(topic)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			sub := make([]string, 32)
+			for i := range sub {
+				sub[i] = "t" + strconv.Itoa((r*50+i*3)%topics)
+			}
+			var after uint64
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got, err := s.After(ctx, after, sub, 64)
+				if errors.Is(err, sse.ErrEvicted) {
+					after += 50 // a client would reload and resume later
+					continue
+				}
+				if err != nil {
+					errs <- fmt.Errorf("After(%d): %w", after, err)
+					return
+				}
+				for i, e := range got {
+					if !slices.Contains(sub, e.Topic) || string(e.Event.Data) != e.Topic || (i > 0 && e.Seq <= got[i-1].Seq) || e.Seq <= after {
+						errs <- fmt.Errorf("After(%d): entry %d {Seq %d, Topic %q} out of order or of another topic", after, i, e.Seq, e.Topic)
+						return
+					}
+				}
+				if len(got) > 0 {
+					after = got[len(got)-1].Seq
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -26,6 +26,9 @@ const (
 	EndDeadline
 	// EndRequested: Hub.EndStreams ended it.
 	EndRequested
+	// EndComplete: the function serving a per-request stream (Hub.Stream)
+	// returned.
+	EndComplete
 )
 
 var endReasonNames = [...]string{
@@ -37,6 +40,7 @@ var endReasonNames = [...]string{
 	EndShutdown:     "shutdown",
 	EndDeadline:     "deadline",
 	EndRequested:    "requested",
+	EndComplete:     "complete",
 }
 
 func (r EndReason) String() string {
@@ -145,8 +149,8 @@ type Observer struct {
 	// evicted the number of streams ended as slow consumers.
 	Delivered func(topic string, queued, dropped, evicted int)
 	// Replayed runs after a resuming stream's replay with the number of
-	// events sent; for ReplayReset, reason is "unknown-id", "evicted" or
-	// "unavailable".
+	// events sent; for ReplayReset, reason is "unknown-id", "evicted",
+	// "replay-limit" or "unavailable".
 	Replayed func(outcome ReplayOutcome, events int, reason string)
 	// BroadcastState runs when a Broadcaster store stops delivering (err
 	// says why; events published meanwhile arrive when it catches up) and

@@ -478,18 +478,18 @@ func TestObserverPublishedMayPublish(t *testing.T) {
 
 func TestEndReasonString(t *testing.T) {
 	tests := map[sse.EndReason]string{
-		sse.EndClientGone:    "client gone",
-		sse.EndSlowConsumer:  "slow consumer",
-		sse.EndWriteTimeout:  "write timeout",
-		sse.EndWriteError:    "write error",
-		sse.EndMaxAge:        "max age",
-		sse.EndShutdown:      "shutdown",
-		sse.EndDeadline:      "deadline",
-		sse.EndRequested:     "requested",
-		0:                    "unknown",
-		-1:                   "unknown",
-		sse.EndRequested + 1: "unknown",
-		1 << 30:              "unknown",
+		sse.EndClientGone:   "client gone",
+		sse.EndSlowConsumer: "slow consumer",
+		sse.EndWriteTimeout: "write timeout",
+		sse.EndWriteError:   "write error",
+		sse.EndMaxAge:       "max age",
+		sse.EndShutdown:     "shutdown",
+		sse.EndDeadline:     "deadline",
+		sse.EndRequested:    "requested",
+		0:                   "unknown",
+		-1:                  "unknown",
+		sse.EndComplete + 1: "unknown",
+		1 << 30:             "unknown",
 	}
 	for r, want := range tests {
 		if got := r.String(); got != want {

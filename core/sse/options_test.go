@@ -180,9 +180,11 @@ func TestPublishAccepts(t *testing.T) {
 			if err != nil || id != "e1-1" {
 				t.Fatalf("Publish(%q, %+v) = %q, %v; want e1-1, nil", tt.topic, tt.ev, id, err)
 			}
+			// The store gives the event back as a client reads it: line
+			// breaks as LF.
 			got, err := h.Store().After(context.Background(), 0, []string{tt.topic}, 10)
 			if err != nil || len(got) != 1 || got[0].Event.ID != id || got[0].Topic != tt.topic ||
-				string(got[0].Event.Data) != string(tt.ev.Data) || got[0].Event.Type != tt.ev.Type {
+				string(got[0].Event.Data) != normalizeNewlines(string(tt.ev.Data)) || got[0].Event.Type != tt.ev.Type {
 				t.Fatalf("Store().After(0) = %+v, %v; want the published event", got, err)
 			}
 		})

@@ -17,6 +17,11 @@ type Entry struct {
 	Time time.Time
 	// Event is the event, with ID set to the store's name for Seq.
 	Event Event
+
+	// frame, when set, is the event's wire form, ID included, as the
+	// store keeps it. It is shared and never modified. The hub sends it
+	// as it is instead of encoding Event again.
+	frame []byte
 }
 
 // A Store records published events so that clients that reconnect can be
@@ -24,18 +29,24 @@ type Entry struct {
 // events of all topics in one sequence, which is what makes the hand-over
 // from replay to live delivery exact for clients of several topics.
 //
-// The in-memory ring of NewMemoryStore is the default. A Store must be safe
+// The MemoryStore of NewMemoryStore is the default. A Store must be safe
 // for concurrent use.
 type Store interface {
 	// Append records ev on topic and returns the entry, whose Seq is greater
 	// than that of every entry recorded before, and whose Event.ID names
 	// that Seq in the store's present epoch.
+	//
+	// Append must not keep ev.Data or topic beyond the call; copy what it
+	// keeps. The caller may reuse their memory once Append returns (a
+	// server's request buffers, for example).
 	Append(ctx context.Context, topic string, ev Event) (Entry, error)
 
 	// After returns, oldest first, at most limit entries of the given topics
 	// whose Seq is greater than after. It returns ErrEvicted when entries
-	// with Seq greater than after are no longer kept (the caller may have
-	// missed some), and ErrUnknownID when after is beyond the newest entry.
+	// of those topics with Seq greater than after are no longer kept (the
+	// caller may have missed some), and ErrUnknownID when after is beyond
+	// the newest entry. A store that cannot tell which topics lost entries
+	// may answer ErrEvicted when any did, but never a history with a gap.
 	// after == 0 means from the oldest entry ever recorded.
 	After(ctx context.Context, after uint64, topics []string, limit int) ([]Entry, error)
 

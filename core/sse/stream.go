@@ -138,25 +138,25 @@ func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID
 	}
 	var written uint64    // Seq of the newest event sent
 	events, bytes := 0, 0 // replayed so far, bounded by MaxReplayEvents and MaxReplayBytes
+	var frames []pageFrame
+	var enc []byte // other stores' events, encoded
 	for err == nil {
-		var entries []Entry
-		entries, err = h.store.After(ctx, pos, s.topics, min(page, h.opts.MaxReplayEvents-events+1))
+		frames, err = h.replayPage(ctx, frames[:0], &enc, pos, s.topics, min(page, h.opts.MaxReplayEvents-events+1))
 		if err != nil {
 			break
 		}
 		buf = buf[:0]
 		n := 0
-		for i := range entries {
-			size := len(buf)
-			buf = appendValid(buf, &entries[i].Event)
-			if events+n+1 > h.opts.MaxReplayEvents || bytes+len(buf) > h.opts.MaxReplayBytes {
-				buf = buf[:size]
+		for _, f := range frames {
+			if events+n+1 > h.opts.MaxReplayEvents || bytes+len(buf)+len(f.b) > h.opts.MaxReplayBytes {
 				err = errReplayLimit
 				break
 			}
-			pos = entries[i].Seq
+			buf = append(buf, f.b...)
+			pos = f.seq
 			n++
 		}
+		clear(frames) // let the page's frames go
 		if n > 0 {
 			written = pos
 		}
@@ -169,7 +169,7 @@ func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID
 			events += n
 			bytes += len(buf)
 		}
-		if err == nil && len(entries) < page {
+		if err == nil && len(frames) < page {
 			s.after = max(s.after, pos)
 			if f := h.opts.Observer.Replayed; f != nil {
 				f(ReplayHit, *sent, "")
@@ -200,6 +200,40 @@ func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID
 // errReplayLimit ends a replay that would exceed MaxReplayEvents or
 // MaxReplayBytes.
 var errReplayLimit = errors.New("sse: replay limit reached")
+
+// pageFrame is one event of a replayed page: its Seq and its wire form.
+type pageFrame struct {
+	seq uint64
+	b   []byte
+}
+
+// replayPage appends to dst the frames of at most limit events of topics
+// after Seq pos, oldest first. The MemoryStore hands over the frames it
+// keeps; the events of other stores are encoded into *enc, which is reused
+// from page to page. Only a *MemoryStore itself takes the short way: a
+// type that embeds one may change what After returns.
+func (h *Hub) replayPage(ctx context.Context, dst []pageFrame, enc *[]byte, pos uint64, topics []string, limit int) ([]pageFrame, error) {
+	if ms, ok := h.store.(*MemoryStore); ok {
+		return ms.frames(dst, pos, topics, limit)
+	}
+	entries, err := h.store.After(ctx, pos, topics, limit)
+	if err != nil {
+		return dst, err
+	}
+	b := (*enc)[:0]
+	ends := make([]int, len(entries))
+	for i := range entries {
+		b = appendValid(b, &entries[i].Event)
+		ends[i] = len(b)
+	}
+	*enc = b
+	start := 0
+	for i, end := range ends {
+		dst = append(dst, pageFrame{seq: entries[i].Seq, b: b[start:end]})
+		start = end
+	}
+	return dst, nil
+}
 
 // appendReset appends the reset event. Its ID is that of the newest event
 // before the stream's live events, so that a client that reconnects resumes

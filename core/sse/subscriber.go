@@ -40,6 +40,10 @@ type subscriber struct {
 	// det, once set, is the detached connection that serves the stream
 	// instead of a goroutine waiting on notify.
 	det   atomic.Pointer[detachedConn]
+	// req, once set, is the per-request stream the subscriber stands for
+	// (Hub.Stream): it has no topics, and its writes come from its
+	// producer, so a wake-up goes to it instead.
+	req   *Stream
 	wrote atomic.Bool // written since the last heartbeat tick
 	beat  atomic.Bool // a heartbeat is due
 
@@ -61,6 +65,10 @@ func newSubscriber(h *Hub, info *StreamInfo) *subscriber {
 func (s *subscriber) wake() {
 	if d := s.det.Load(); d != nil {
 		d.schedule()
+		return
+	}
+	if s.req != nil {
+		s.req.wake()
 		return
 	}
 	select {

@@ -119,3 +119,34 @@ func StreamHeader() http.Header {
 		"X-Accel-Buffering": {"no"},
 	}
 }
+
+// StreamSession is a per-request stream request that AcceptStream has
+// admitted.
+type StreamSession struct {
+	s transport.StreamSession
+}
+
+// AcceptStream admits r for a per-request stream, as Hub.Stream does: it
+// applies the connection caps (and Shutdown), with the principal that
+// r's context carries. It returns the StreamSession to run, or nil and the
+// refusal when it has answered w itself. Call exactly one of Run or
+// Release.
+func AcceptStream(hub *sse.Hub, w http.ResponseWriter, r *http.Request) (*StreamSession, error) {
+	s, err := transport.AcceptStream(hub, w, r)
+	if s == nil {
+		return nil, err
+	}
+	return &StreamSession{s: s}, nil
+}
+
+// Run serves the per-request stream on sw and runs fn with it, as
+// Hub.Stream does: ctx must end when the client leaves. It returns why the
+// stream ended and fn's error.
+func (s *StreamSession) Run(ctx context.Context, sw StreamWriter, fn func(*sse.Stream) error) (sse.EndReason, error) {
+	reason, err := s.s.Run(ctx, sw, fn)
+	return sse.EndReason(reason), err
+}
+
+// Release gives the session up without running it. Run releases it by
+// itself; a second call does nothing.
+func (s *StreamSession) Release() { s.s.Release() }

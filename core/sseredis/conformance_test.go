@@ -34,6 +34,9 @@ func TestConformance(t *testing.T) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/events", h)
+		if route.Stream != nil {
+			mux.HandleFunc("/events/stream", func(w http.ResponseWriter, r *http.Request) { _ = hub.Stream(w, r, route.Stream) })
+		}
 		mux.HandleFunc("POST /events/publish/{topic}", func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
 			id, err := hub.Publish(r.Context(), r.PathValue("topic"), sse.Event{Data: body})

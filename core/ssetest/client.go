@@ -45,11 +45,23 @@ func Connect(ctx context.Context, client *http.Client, url, lastEventID string) 
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Cache-Control", "no-cache")
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
+	return Do(client, req)
+}
+
+// Do sends req, which may be any request (a POST that asks for a stream,
+// say), with Accept: text/event-stream and Cache-Control: no-cache, and
+// checks the response as Connect does. A nil client means
+// http.DefaultClient.
+func Do(client *http.Client, req *http.Request) (*Stream, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	lastEventID := req.Header.Get("Last-Event-ID")
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,12 @@ type Route struct {
 	// read both with the router's own accessors (as an application would:
 	// c.Body() and c.Params("topic") in Fiber), without copying them.
 	Publish bool
+
+	// Stream, when set, asks for a per-request stream route: GET and POST
+	// on the stream route's path followed by "/stream", served with the
+	// adapter's per-request API (Hub.Stream on net/http) running Stream.
+	// The route has no auth.
+	Stream func(*sse.Stream) error
 }
 
 // Run checks that a server built with newServer behaves as ssekit's
@@ -94,6 +100,11 @@ func RunWith(t *testing.T, newServer Server, cfg Config) {
 		{"CORS", checkCORS},
 		{"PreflightThroughAuth", checkPreflightThroughAuth},
 		{"ReusedBuffers", checkReusedBuffers},
+		{"PerRequest", checkPerRequest},
+		{"PerRequestHeartbeat", checkPerRequestHeartbeat},
+		{"PerRequestClientGone", checkPerRequestClientGone},
+		{"PerRequestStalled", checkPerRequestStalled},
+		{"PerRequestShutdown", checkPerRequestShutdown},
 		{"Caps", checkCaps},
 		{"MaxAge", checkMaxAge},
 	}
@@ -714,5 +725,216 @@ func checkMaxAge(t *testing.T, su *suite) {
 	}
 	if strings.Join(got, ",") != strings.Join(ids, ",") {
 		t.Errorf("across %d rotations the client got %d events, want each of %d once, in order", rotations, len(got), len(ids))
+	}
+}
+
+// perRequestKit mounts a per-request stream route running fn.
+func perRequestKit(t *testing.T, su *suite, hopts sse.Options, fn func(*sse.Stream) error) *kit {
+	t.Helper()
+	k := newRouteKit(t, su, hopts, Route{Options: topicT, Stream: fn})
+	k.url += "/stream"
+	return k
+}
+
+// openPerRequest opens the per-request stream of k with method.
+func (k *kit) openPerRequest(method string) *Stream {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	k.t.Cleanup(cancel)
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{"prompt":"hello"}`)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, k.url, body)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	st, err := Do(nil, req)
+	if err != nil {
+		k.t.Fatalf("%s %s: %v", method, k.url, err)
+	}
+	k.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// checkPerRequest: GET and POST open a per-request stream whose head
+// arrives before the producer sends anything, with every field the
+// producer chose, and that ends when the producer returns.
+func checkPerRequest(t *testing.T, su *suite) {
+	release := make(chan struct{})
+	k := perRequestKit(t, su, sse.Options{}, func(s *sse.Stream) error {
+		<-release
+		for _, ev := range []sse.Event{
+			{ID: "job-1", Type: "token", Data: []byte("Hel")},
+			{Data: []byte("lo\nworld")},
+			{Comment: "thinking"},
+			{Flags: sse.EmptyID | sse.NoData},
+			{Type: "done", Data: []byte("{}")},
+		} {
+			if err := s.Send(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		st := k.openPerRequest(method) // returns with the head: nothing sent yet
+		h := st.Response.Header
+		if st.Response.StatusCode != http.StatusOK || h.Get("Cache-Control") != "no-cache" || h.Get("X-Accel-Buffering") != "no" {
+			t.Errorf("%s: status %d, head %v", method, st.Response.StatusCode, h)
+		}
+		release <- struct{}{}
+		want := []Event{
+			{Type: "token", Data: "Hel", LastEventID: "job-1"},
+			{Type: "message", Data: "lo\nworld", LastEventID: "job-1"},
+			{Type: "done", Data: "{}", LastEventID: ""},
+		}
+		for i, w := range want {
+			if ev := k.next(st); ev != w {
+				t.Errorf("%s: event %d is %+v, want %+v", method, i, ev, w)
+			}
+		}
+		if _, err := st.Next(); !errors.Is(err, io.EOF) {
+			t.Errorf("%s: after the producer returned: %v, want the end of the response", method, err)
+		}
+	}
+}
+
+// checkPerRequestHeartbeat: while the producer sends nothing, the stream
+// gets heartbeats.
+func checkPerRequestHeartbeat(t *testing.T, su *suite) {
+	k := perRequestKit(t, su, sse.Options{HeartbeatInterval: 40 * time.Millisecond}, func(s *sse.Stream) error {
+		select {
+		case <-time.After(400 * time.Millisecond):
+		case <-s.Context().Done():
+			return s.Context().Err()
+		}
+		return s.Send(sse.Event{Data: []byte("late")})
+	})
+	st := k.openPerRequest(http.MethodPost)
+	pings := 0
+	st.Parser().OnComment = func(c string) {
+		if c == " ping" {
+			pings++
+		}
+	}
+	if ev := k.next(st); ev.Data != "late" {
+		t.Fatalf("got %+v", ev)
+	}
+	if pings < 3 {
+		t.Errorf("%d heartbeats while the producer took 400ms with a 40ms interval, want several", pings)
+	}
+}
+
+// checkPerRequestClientGone: a client that leaves ends the stream's
+// context within a heartbeat, and Send then fails at once.
+func checkPerRequestClientGone(t *testing.T, su *suite) {
+	done := make(chan time.Time, 1)
+	sendErr := make(chan error, 1)
+	k := perRequestKit(t, su, sse.Options{HeartbeatInterval: shortHeartbeat}, func(s *sse.Stream) error {
+		if err := s.Send(sse.Event{Data: []byte("first")}); err != nil {
+			return err
+		}
+		<-s.Context().Done()
+		done <- time.Now()
+		began := time.Now()
+		err := s.Send(sse.Event{Data: []byte("after")})
+		if time.Since(began) > shortHeartbeat {
+			err = fmt.Errorf("a Send after the end took %v: %w", time.Since(began), err)
+		}
+		sendErr <- err
+		return err
+	})
+	st := k.openPerRequest(http.MethodGet)
+	k.next(st)
+	left := time.Now()
+	st.Close()
+	select {
+	case at := <-done:
+		if d := at.Sub(left); d > 2*shortHeartbeat+time.Second {
+			t.Errorf("the stream's context ended %v after the client left", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream's context did not end after the client left")
+	}
+	if err := <-sendErr; !errors.Is(err, sse.ErrStreamEnded) {
+		t.Errorf("Send after the client left: %v, want ErrStreamEnded", err)
+	}
+	Eventually(t, "the stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+}
+
+// checkPerRequestStalled: a client that stops reading is cut off by the
+// write deadline: Send fails with EndWriteTimeout.
+func checkPerRequestStalled(t *testing.T, su *suite) {
+	result := make(chan error, 1)
+	k := perRequestKit(t, su, sse.Options{WriteTimeout: 300 * time.Millisecond, HeartbeatInterval: time.Hour}, func(s *sse.Stream) error {
+		big := sse.Event{Data: []byte(strings.Repeat("x", 64<<10))}
+		for range 1000 { // 64 MiB: far more than socket buffers hold
+			if err := s.Send(big); err != nil {
+				result <- err
+				return err
+			}
+		}
+		result <- nil
+		return nil
+	})
+	u, err := url.Parse(k.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(stalled, "GET "+u.EscapedPath()+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		var se *sse.StreamEndedError
+		if !errors.As(err, &se) || se.Reason != sse.EndWriteTimeout {
+			t.Errorf("Send to a client that stopped reading: %v, want a StreamEndedError with EndWriteTimeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Send never gave up on a client that stopped reading")
+	}
+	Eventually(t, "the stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+}
+
+// checkPerRequestShutdown: Hub.Shutdown ends per-request streams: the
+// producer's context ends, the client gets a retry hint and a clean end,
+// and Shutdown returns.
+func checkPerRequestShutdown(t *testing.T, su *suite) {
+	returned := make(chan struct{}, 8)
+	k := perRequestKit(t, su, sse.Options{CloseRetry: 100 * time.Millisecond}, func(s *sse.Stream) error {
+		defer func() { returned <- struct{}{} }()
+		if err := s.Send(sse.Event{Data: []byte("working")}); err != nil {
+			return err
+		}
+		<-s.Context().Done()
+		return s.Context().Err()
+	})
+	streams := []*Stream{k.openPerRequest(http.MethodGet), k.openPerRequest(http.MethodPost)}
+	for _, st := range streams {
+		k.next(st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := k.hub.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for i, st := range streams {
+		if _, err := st.Next(); !errors.Is(err, io.EOF) {
+			t.Errorf("stream %d: %v, want a clean end", i, err)
+		}
+		if r, ok := st.Parser().Retry(); !ok || r < 100*time.Millisecond || r > 200*time.Millisecond {
+			t.Errorf("stream %d: retry hint %v (%v), want 100-200ms", i, r, ok)
+		}
+		<-returned
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/gofiber/fiber/v3"
 	"github.com/ssekit/ssekit/core/sse"
-	"github.com/ssekit/ssekit/fibersse"
+	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
 )
 
 func main() {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ssekit/ssekit/bench/serverkit"
 	"github.com/ssekit/ssekit/core/sse"
-	"github.com/ssekit/ssekit/fibersse"
+	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
 )
 
 func main() {

@@ -25,6 +25,13 @@ type Session interface {
 	Release()
 }
 
+// StreamSession is what sseadapter.StreamSession wraps; see there.
+type StreamSession interface {
+	// Run's fn is a func(*sse.Stream) error; it returns an sse.EndReason.
+	Run(ctx context.Context, w StreamWriter, fn any) (int, error)
+	Release()
+}
+
 // ErrCannotStream is sseadapter.ErrCannotStream.
 var ErrCannotStream = errors.New("sse: this response cannot carry an event stream")
 
@@ -34,4 +41,6 @@ var (
 	// Accept returns nil when it answered w itself.
 	Accept       func(hub any, w http.ResponseWriter, r *http.Request, opts any, admitLater bool) Session
 	WriteRefusal func(hub any, w http.ResponseWriter, r *http.Request, err error)
+	// AcceptStream returns nil and the refusal when it answered w.
+	AcceptStream func(hub any, w http.ResponseWriter, r *http.Request) (StreamSession, error)
 )

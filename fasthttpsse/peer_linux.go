@@ -1,4 +1,4 @@
-package fibersse
+package fasthttpsse
 
 import "golang.org/x/sys/unix"
 

@@ -1,6 +1,6 @@
 //go:build darwin || freebsd || netbsd || openbsd || dragonfly
 
-package fibersse
+package fasthttpsse
 
 // hungUp cannot tell on this system whether the peer has shut its end of
 // the socket down while data waits unread.

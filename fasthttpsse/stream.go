@@ -1,4 +1,4 @@
-package fibersse
+package fasthttpsse
 
 import (
 	"context"
@@ -13,26 +13,28 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/sseadapter"
 )
 
 var (
-	errClosed = errors.New("fibersse: the response body was closed")
-	errTaken  = errors.New("fibersse: the event stream is already being read")
+	errClosed = errors.New("fasthttpsse: the response body was closed")
+	errTaken  = errors.New("fasthttpsse: the event stream is already being read")
 	// errReadable says that data waits on the socket (a pipelined request,
 	// a TLS alert), so its readiness no longer tells when the client leaves.
-	errReadable = errors.New("fibersse: data waits on the connection")
+	errReadable = errors.New("fasthttpsse: data waits on the connection")
 )
 
 // errBuffered is the refusal, logged by the hub, when a middleware reads
 // the whole body of a stream.
-var errBuffered = fmt.Errorf("%w: fibersse: a middleware read the whole response body of an event stream "+
-	"(fiber's compress or etag middleware, or a logger with ${resBody}), "+
+var errBuffered = fmt.Errorf("%w: a middleware read the whole response body of an event stream "+
+	"(Fiber's compress or etag middleware, or a logger with ${resBody}), "+
 	"so no event would ever reach the client; the request was answered with 500. "+
-	"Exclude the stream route from that middleware with its Next option, "+
-	`e.g. compress.New(compress.Config{Next: func(c fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})`, sse.ErrCannotStream)
+	"Exclude the stream route from that middleware (Fiber: its Next option, "+
+	`e.g. Next: func(c fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" })`, sseadapter.ErrCannotStream)
 
 // Reader-side states of a stream.
 const (
@@ -42,12 +44,12 @@ const (
 )
 
 // stream is the response body of one event stream, and the
-// sse.StreamWriter its Session is served to.
+// sseadapter.StreamWriter that its Session (a topic stream) or its
+// StreamSession (a per-request stream) is served to.
 //
 // fasthttp reads the body in the connection's goroutine, once the handler
 // chain has returned, and writes what it reads to the connection as a
-// chunk, flushed. The first Read starts Session.Serve in a goroutine of its
-// own; a Write hands its bytes to Read and returns once fasthttp has
+// chunk, flushed. The first Read starts run in a goroutine of its own; a Write hands its bytes to Read and returns once fasthttp has
 // flushed them (it asks for more) or has failed (it then closes the body
 // with the error). Write errors and write timeouts therefore reach the hub
 // at once, as with http.ResponseController.Flush on net/http, and the
@@ -62,18 +64,21 @@ const (
 // the connection ends its stream at once. A Write wakes it with a read
 // deadline in the past.
 //
-// Nothing here touches the fiber.Ctx: the handler captured what the stream
+// Nothing here touches the RequestCtx: Serve captured what the stream
 // needs (the connection, fasthttp's shutdown channel, a copy of the
-// request) before it returned.
+// request) before the handler returned.
 type stream struct {
-	hub    *sse.Hub
-	sess   *sse.Session
-	req    *http.Request      // a copy, for the refusal in WriteTo
-	resp   *fasthttp.Response // only in WriteTo, which runs inside the middleware that reads the body
-	conn   net.Conn           // write deadlines, and read deadlines to wake Read
-	sock   syscall.RawConn    // the socket under conn; nil: unknown
-	ctx    context.Context    // ends when the server shuts down, the client leaves or the body is closed
-	cancel context.CancelFunc
+	hub *sse.Hub
+	// run serves the stream to the stream itself (a StreamWriter) until
+	// it ends; release gives up a stream that is never run.
+	run     func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason
+	release func()
+	req     *http.Request      // a copy, for the refusal in WriteTo
+	resp    *fasthttp.Response // only in WriteTo, which runs inside the middleware that reads the body
+	conn    net.Conn           // write deadlines, and read deadlines to wake Read
+	sock    syscall.RawConn    // the socket under conn; nil: unknown
+	ctx     context.Context    // ends when the server shuts down, the client leaves or the body is closed
+	cancel  context.CancelFunc
 
 	state    atomic.Int32
 	watching atomic.Bool // Read watches sock for the client's departure
@@ -95,11 +100,11 @@ type stream struct {
 	err       error // why the body was closed; set before closed is closed
 }
 
-func newStream(hub *sse.Hub, sess *sse.Session, r *http.Request, fc *fasthttp.RequestCtx, resp *fasthttp.Response) *stream {
+func newStream(hub *sse.Hub, run func(context.Context, sseadapter.StreamWriter) sse.EndReason, release func(), r *http.Request, fc *fasthttp.RequestCtx, resp *fasthttp.Response) *stream {
 	ctx, cancel := context.WithCancel(serverContext(fc.Done()))
 	conn := fc.Conn()
 	st := &stream{
-		hub: hub, sess: sess, req: r, resp: resp, conn: conn,
+		hub: hub, run: run, release: release, req: r, resp: resp, conn: conn,
 		ctx: ctx, cancel: cancel,
 		data:   make(chan []byte, 1),
 		ack:    make(chan struct{}, 1),
@@ -186,7 +191,7 @@ func (s *stream) wake() {
 }
 
 func (s *stream) serve() {
-	reason := s.sess.Serve(s.ctx, s)
+	reason := s.run(s.ctx, s)
 	if s.conn != nil {
 		if reason == sse.EndWriteError || reason == sse.EndWriteTimeout || s.gone.Load() {
 			// The client is gone or the connection broken: make fasthttp's
@@ -222,22 +227,39 @@ func (s *stream) Write(p []byte, timeout time.Duration) error {
 		s.cancel()
 		return nil
 	}
+	deadline := time.Now().Add(timeout)
 	if s.conn != nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+		_ = s.conn.SetWriteDeadline(deadline)
 	}
 	select {
 	case s.data <- p:
 	case <-s.closed:
-		return s.err
+		return s.closeErr(deadline)
 	}
 	s.wake()
 	select {
 	case <-s.ack:
 		return nil
 	case <-s.closed:
-		return s.err
+		return s.closeErr(deadline)
 	}
 }
+
+// closeErr is the error of a Write that the body's closing cut short.
+// fasthttp may close the body without its write error (versions before
+// 1.52 call Close only, later ones Close before CloseWithError): a close
+// past the write's deadline is then taken for the write timeout it most
+// likely was.
+func (s *stream) closeErr(deadline time.Time) error {
+	if s.err == errClosed && !time.Now().Before(deadline) {
+		return fmt.Errorf("%w: %w", errClosed, os.ErrDeadlineExceeded)
+	}
+	return s.err
+}
+
+// Close is called by fasthttp when it is done with the body; see
+// CloseWithError.
+func (s *stream) Close() error { return s.CloseWithError(nil) }
 
 // CloseWithError is called by fasthttp when it is done with the body:
 // with the error that ended its writing, if any. It ends a stream that is
@@ -252,28 +274,58 @@ func (s *stream) CloseWithError(err error) error {
 		s.cancel()
 		s.wake()
 		if s.state.CompareAndSwap(idle, unused) {
-			s.sess.Release()
+			s.release()
 		}
 	})
 	return nil
 }
 
-// WriteTo is how fasthttp's Response.Body reads a whole body stream, as
-// middleware that compresses or hashes bodies does. An event
-// stream has no end: instead of waiting for one, WriteTo answers the
-// request with 500 and logs what to do.
+// WriteTo is how fasthttp's Response reads a body stream into a writer
+// (io.Copy prefers it to Read). When the writer is the response's own
+// body buffer, a middleware is reading the whole body (compression that
+// buffers, ETags, a logger of bodies): an event stream has no end, so
+// instead of waiting for one, WriteTo answers the request with 500 and
+// logs what to do. Any other writer streams the body, as fasthttp's
+// streaming compressor does: it flushes every write, so the stream goes
+// out compressed, event by event.
 func (s *stream) WriteTo(w io.Writer) (int64, error) {
+	if _, buffering := w.(*bytebufferpool.ByteBuffer); !buffering {
+		return s.copyTo(w)
+	}
 	if !s.state.CompareAndSwap(idle, unused) {
 		return 0, errTaken
 	}
-	s.sess.Release()
+	s.release()
 	ans := newAnswer()
-	s.hub.WriteRefusal(ans, s.req, errBuffered)
-	for k := range sse.StreamHeader() {
+	sseadapter.WriteRefusal(s.hub, ans, s.req, errBuffered)
+	for k := range sseadapter.StreamHeader() {
 		s.resp.Header.Del(k)
 	}
 	ans.copyHeader(&s.resp.Header)
 	s.resp.SetStatusCode(ans.status)
 	n, err := w.Write(ans.body)
 	return int64(n), err
+}
+
+// copyTo streams the body into w, a writer that flushes every write: each
+// Read after a write tells the stream that its bytes have left.
+func (s *stream) copyTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 4096)
+	var total int64
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }

@@ -1,0 +1,3 @@
+module github.com/ssekit/ssekit/tools
+
+go 1.26
