@@ -69,8 +69,9 @@ func baseOptionsServer(mw []mwFunc, extra ...chisse.Option) ssetest.Server {
 }
 
 // mount serves the kit's route with h on /api/events, behind mw and the
-// Auth middleware when the kit asks for it, and the publishing route,
-// which reads the topic with chi.URLParam and the body from the request.
+// Auth middleware when the kit asks for it, the publishing route, which
+// reads the topic with chi.URLParam and the body from the request, and the
+// per-request stream route (hub.Stream: chi's handlers are net/http's).
 func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h http.HandlerFunc, mw ...mwFunc) string {
 	r := chi.NewRouter()
 	r.Use(mw...)
@@ -96,6 +97,11 @@ func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h http.HandlerFunc, 
 				}
 				_, _ = io.WriteString(w, id)
 			})
+		}
+		if route.Stream != nil {
+			stream := func(w http.ResponseWriter, r *http.Request) { _ = hub.Stream(w, r, route.Stream) }
+			r.Get("/events/stream", stream)
+			r.Post("/events/stream", stream)
 		}
 	})
 	srv := httptest.NewServer(r)

@@ -13,8 +13,8 @@ import (
 
 // mount serves the kit's route: the stream handler h on /events for GET
 // and OPTIONS (CORS preflights), behind mw and, when the kit asks for it,
-// the Auth middleware; and the publishing route, which reads the topic and
-// the body with gin's own accessors.
+// the Auth middleware; the publishing route, which reads the topic and the
+// body with gin's own accessors; and the per-request stream route.
 func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h gin.HandlerFunc, mw ...gin.HandlerFunc) string {
 	r := gin.New()
 	r.Use(mw...)
@@ -37,6 +37,11 @@ func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h gin.HandlerFunc, m
 			}
 			c.String(http.StatusOK, id)
 		})
+	}
+	if route.Stream != nil {
+		stream := func(c *gin.Context) { _ = ginsse.Stream(hub, c, route.Stream) }
+		r.GET("/events/stream", stream)
+		r.POST("/events/stream", stream)
 	}
 	return serve(t, r) + "/events"
 }

@@ -108,6 +108,34 @@ func Handler(hub *sse.Hub, opts ...Option) gin.HandlerFunc {
 	}
 }
 
+// Stream answers the request of c with a per-request stream that runs fn:
+// one client's own events, such as the tokens of a model's answer, as
+// sse.Hub.Stream does (the head goes out at once; the hub's heartbeats,
+// write deadlines, caps and Shutdown apply; fn's stream ends when the
+// client leaves: s.Context() is done and Send fails). It then aborts the
+// chain, as Handler does, and returns what hub.Stream returned: fn's
+// error, or the refusal it answered (over a cap, after Shutdown, behind
+// middleware that hides the connection).
+//
+//	r.POST("/answer", func(c *gin.Context) {
+//		var q struct{ Prompt string }
+//		if err := c.BindJSON(&q); err != nil {
+//			return
+//		}
+//		_ = ginsse.Stream(hub, c, func(s *sse.Stream) error {
+//			for tok := range model.Generate(s.Context(), q.Prompt) {
+//				if err := s.Send(sse.Event{Type: "token", Data: []byte(tok)}); err != nil {
+//					return err
+//				}
+//			}
+//			return s.Send(sse.Event{Type: "done"})
+//		})
+//	})
+func Stream(hub *sse.Hub, c *gin.Context, fn func(*sse.Stream) error) error {
+	defer c.Abort()
+	return hub.Stream(c.Writer, c.Request, fn)
+}
+
 // canHijack reports whether hijacking w (through http.ResponseController)
 // can work. Gin's writer hijacks by asserting that the writer it wraps is an
 // http.Hijacker, and panics when it is not (under http.TimeoutHandler, or

@@ -88,7 +88,7 @@ func baseOptionsServer(mw []echo.MiddlewareFunc, extra ...echosse.Option) ssetes
 // mount serves the kit's route: h on /events for GET and OPTIONS, behind
 // mw and, when the kit asks for it, the Auth middleware; and the
 // publishing route, which reads the topic with c.Param and the body from
-// c.Request().
+// c.Request(); and the per-request stream route.
 func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) string {
 	e := newEcho()
 	e.Use(mw...)
@@ -109,6 +109,11 @@ func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, h echo.HandlerFunc, 
 			}
 			return c.String(http.StatusOK, id)
 		})
+	}
+	if route.Stream != nil {
+		stream := func(c *echo.Context) error { return echosse.Stream(hub, c, route.Stream) }
+		e.GET("/events/stream", stream)
+		e.POST("/events/stream", stream)
 	}
 	return serve(t, e) + "/events"
 }

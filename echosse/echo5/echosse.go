@@ -117,6 +117,34 @@ func Handler(hub *sse.Hub, opts ...Option) echo.HandlerFunc {
 	}
 }
 
+// Stream answers the request of c with a per-request stream that runs fn:
+// one client's own events, such as the tokens of a model's answer, as
+// sse.Hub.Stream does (the head goes out at once; the hub's heartbeats,
+// write deadlines, caps and Shutdown apply; fn's stream ends when the
+// client leaves: s.Context() is done and Send fails). It answers every
+// request itself, refusals included (over a cap, after Shutdown, behind
+// middleware that hides the connection), and returns nil, so that Echo's
+// HTTPErrorHandler never writes over a stream.
+//
+//	e.POST("/answer", func(c *echo.Context) error {
+//		var q struct{ Prompt string }
+//		if err := c.Bind(&q); err != nil {
+//			return err
+//		}
+//		return echosse.Stream(hub, c, func(s *sse.Stream) error {
+//			for tok := range model.Generate(s.Context(), q.Prompt) {
+//				if err := s.Send(sse.Event{Type: "token", Data: []byte(tok)}); err != nil {
+//					return err
+//				}
+//			}
+//			return s.Send(sse.Event{Type: "done"})
+//		})
+//	})
+func Stream(hub *sse.Hub, c *echo.Context, fn func(*sse.Stream) error) error {
+	_ = hub.Stream(c.Response(), c.Request(), fn)
+	return nil
+}
+
 const warnDeadlineMsg = "echosse: the request context has a deadline (middleware.ContextTimeout?), " +
 	"so streams on this route end at it and clients reconnect: skip the stream route in its Skipper"
 
