@@ -337,7 +337,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 func TestTimeoutMiddleware(t *testing.T) {
 	ssetest.CheckGoroutines(t)
 	const timeout = 150 * time.Millisecond
-	ends := make(chan sse.EndReason, 16)
+	ends := make(chan sse.EndReason, 1024) // never full: a blocked Observer would block the hub
 	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 20 * time.Millisecond, Observer: sse.Observer{StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) {
 		ends <- reason
 	}}})
@@ -350,6 +350,12 @@ func TestTimeoutMiddleware(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
+	// Subscribed before the first publish, so that the client misses
+	// nothing. The deadline starts when the server reads the request,
+	// after the client starts opening: measured from before Open, a stream
+	// can only seem to last longer than it did, never shorter.
+	opened := time.Now()
+	st := ssetest.Open(t, srv.URL+"/events", "", nil)
 	stop := make(chan struct{})
 	published := make(chan []string, 1)
 	go func() {
@@ -370,8 +376,6 @@ func TestTimeoutMiddleware(t *testing.T) {
 	}()
 	var got []string
 	ended := 0
-	st := ssetest.Open(t, srv.URL+"/events", "", nil)
-	opened := time.Now()
 	for deadline := time.Now().Add(20 * time.Second); ended < 3 && time.Now().Before(deadline); {
 		ev, err := st.Next()
 		if err == nil {
@@ -388,16 +392,25 @@ func TestTimeoutMiddleware(t *testing.T) {
 			t.Errorf("the stream ended with the retry hint %v (%v), want CloseRetry to twice that", r, ok)
 		}
 		ended++
-		st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
 		opened = time.Now()
+		st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
 	}
 	close(stop)
 	ids := <-published
 	if ended < 3 {
 		t.Fatalf("%d timeouts before the deadline", ended)
 	}
-	for len(got) < len(ids) {
-		got = append(got, next(t, st).LastEventID)
+	for deadline := time.Now().Add(20 * time.Second); len(got) < len(ids) && time.Now().Before(deadline); {
+		ev, err := st.Next()
+		if errors.Is(err, io.EOF) { // timed out again while draining: resume
+			ended++
+			st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("draining: %v", err)
+		}
+		got = append(got, ev.LastEventID)
 	}
 	if strings.Join(got, ",") != strings.Join(ids, ",") {
 		t.Errorf("across %d timeouts the client got %d events, want each of %d once, in order", ended, len(got), len(ids))
