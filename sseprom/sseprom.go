@@ -13,7 +13,7 @@
 //	events_fanned_out_total              counter: events this instance handed to its streams
 //	                                     (with a shared store: every instance, each event once)
 //	deliveries_total                     counter: events queued for streams
-//	dropped_total                        counter: streams that lost queued events (DropOldest)
+//	dropped_total                        counter: streams that lost queued events (SlowConsumerDropOldest)
 //	evicted_total                        counter: streams ended as slow consumers
 //	replays_total{outcome,reason}        counter: hit, or reset with unknown-id / evicted / ...
 //	replayed_events_total                counter
@@ -80,7 +80,7 @@ func New(reg prometheus.Registerer, opts Options) *Metrics {
 		published:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_events_published_total", Help: "Events this instance published."}, topic),
 		fannedOut:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_events_fanned_out_total", Help: "Events this instance handed to its streams."}, topic),
 		deliveries:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_deliveries_total", Help: "Events queued for streams."}, topic),
-		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_dropped_total", Help: "Streams that lost queued events to make room (DropOldest)."}),
+		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_dropped_total", Help: "Streams that lost queued events to make room (SlowConsumerDropOldest)."}),
 		evicted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_evicted_total", Help: "Streams ended because their queue was full."}),
 		replays:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ssekit_replays_total", Help: "Resumed streams, by outcome."}, []string{"outcome", "reason"}),
 		replayed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ssekit_replayed_events_total", Help: "Events sent by replays."}),
@@ -123,8 +123,8 @@ func (m *Metrics) Observer() sse.Observer {
 			m.dropped.Add(float64(dropped))
 			m.evicted.Add(float64(evicted))
 		},
-		Replayed: func(o sse.ReplayOutcome, events int, reason string) {
-			m.replays.WithLabelValues(o.String(), reason).Inc()
+		Replayed: func(o sse.ReplayOutcome, events int, reason sse.ResetReason) {
+			m.replays.WithLabelValues(o.String(), string(reason)).Inc()
 			m.replayed.Add(float64(events))
 		},
 		BroadcastState: func(err error) {

@@ -343,8 +343,8 @@ func TestAuthorizeGetsPrincipalAndDedupedTopics(t *testing.T) {
 		if c.p.ID != "alice" || c.p.Data != "data of alice" {
 			t.Errorf("Authorize got principal %+v", c.p)
 		}
-		if !slices.Equal(c.topics, []string{"b", "a", "c"}) {
-			t.Errorf("Authorize got topics %q, want [b a c]", c.topics)
+		if !slices.Equal(c.topics, []string{"a", "b", "c"}) {
+			t.Errorf("Authorize got topics %q, want [a b c], deduplicated and sorted", c.topics)
 		}
 		if !c.hasP {
 			t.Errorf("Authorize's context does not carry the principal")

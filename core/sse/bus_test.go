@@ -13,14 +13,18 @@ type memBus struct {
 	*sse.MemoryStore
 
 	mu        sync.Mutex
-	last      uint64
-	log       []sse.Entry // every entry, for listeners that start late
-	listeners map[chan func(sse.Listener)]struct{}
-	listening sync.WaitGroup // running Listen calls
+	listeners map[*busListener]struct{}
+	followed  map[string]uint64 // every topic a hub followed, from where
+}
+
+// busListener is one Listen call: the topics it follows and its queue.
+type busListener struct {
+	follows map[string]bool
+	ch      chan func(sse.Listener)
 }
 
 func newMemBus(store *sse.MemoryStore) *memBus {
-	return &memBus{MemoryStore: store, listeners: make(map[chan func(sse.Listener)]struct{})}
+	return &memBus{MemoryStore: store, listeners: make(map[*busListener]struct{}), followed: make(map[string]uint64)}
 }
 
 var _ sse.Broadcaster = (*memBus)(nil)
@@ -32,40 +36,33 @@ func (b *memBus) Append(ctx context.Context, topic string, ev sse.Event) (sse.En
 	if err != nil {
 		return e, err
 	}
-	b.last = e.Seq
-	b.log = append(b.log, e)
-	for ch := range b.listeners {
-		ch <- func(l sse.Listener) { l.Deliver(e) }
+	for l := range b.listeners {
+		if l.follows[e.Topic] {
+			l.ch <- func(l sse.Listener) { l.Deliver(e) }
+		}
 	}
 	return e, nil
 }
 
-func (b *memBus) Newest(context.Context) (uint64, error) {
+// Listen serves one hub. memBus cannot tell which hub calls Follow, so
+// every Listen follows every topic that any hub followed: a hub ignores
+// entries of topics it has no streams of, and those it has already.
+func (b *memBus) Listen(ctx context.Context, l sse.Listener) error {
+	bl := &busListener{follows: map[string]bool{}, ch: make(chan func(sse.Listener), 1<<16)}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last, nil
-}
-
-func (b *memBus) Listen(ctx context.Context, after uint64, l sse.Listener) error {
-	b.listening.Add(1)
-	defer b.listening.Done()
-	ch := make(chan func(sse.Listener), 1<<16)
-	b.mu.Lock()
-	for _, e := range b.log {
-		if e.Seq > after {
-			ch <- func(l sse.Listener) { l.Deliver(e) }
-		}
+	b.listeners[bl] = struct{}{}
+	for topic, after := range b.followed {
+		b.catchUp(bl, topic, after)
 	}
-	b.listeners[ch] = struct{}{}
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
-		delete(b.listeners, ch)
+		delete(b.listeners, bl)
 		b.mu.Unlock()
 	}()
 	for {
 		select {
-		case f := <-ch:
+		case f := <-bl.ch:
 			f(l)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -73,17 +70,43 @@ func (b *memBus) Listen(ctx context.Context, after uint64, l sse.Listener) error
 	}
 }
 
+func (b *memBus) Follow(topic string, after uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if prev, ok := b.followed[topic]; !ok || after < prev {
+		b.followed[topic] = after
+	}
+	for l := range b.listeners {
+		if !l.follows[topic] {
+			b.catchUp(l, topic, after)
+		}
+	}
+}
+
+// catchUp makes l follow topic from after; b.mu is held.
+func (b *memBus) catchUp(l *busListener, topic string, after uint64) {
+	l.follows[topic] = true
+	entries, _ := b.MemoryStore.After(context.Background(), []string{topic}, []uint64{after}, 1<<20)
+	for _, e := range entries {
+		l.ch <- func(l sse.Listener) { l.Deliver(e) }
+	}
+}
+
+// Unfollow keeps following: memBus cannot tell which hub asks, and a hub
+// ignores entries of topics it has no streams of.
+func (b *memBus) Unfollow(string) {}
+
 func (b *memBus) Signal(_ context.Context, msg []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	msg = append([]byte(nil), msg...)
-	for ch := range b.listeners {
-		ch <- func(l sse.Listener) { l.Signal(msg) }
+	for l := range b.listeners {
+		l.ch <- func(l sse.Listener) { l.Signal(msg) }
 	}
 	return nil
 }
 
-// listeners returns the number of running Listen calls.
+// listenerCount returns the number of running Listen calls.
 func (b *memBus) listenerCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -73,11 +73,13 @@ type detachedConn struct {
 	outBuf   *[]byte   // the pooled buffer out lives in
 	deadline time.Time // when out must be written by
 	timer    *time.Timer
-	rest     []queued // taken frames not yet framed
-	off      int      // bytes of rest[0] already framed
-	reset    string   // a reset event to frame before rest
+	rest     []queued    // taken frames not yet framed
+	off      int         // bytes of rest[0] already framed
+	reset    ResetReason // a reset event to frame before rest
 	ending   EndReason
 	last     []byte // a frame to send before the end (EndStreams)
+	cur      []byte // the frame of rest[0], as this stream sends it
+	own      []byte // the buffer of a frame with this stream's own ID
 	final    bool   // the retry hint and last chunk are framed
 	sent     int
 	done     bool
@@ -408,9 +410,6 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 			h.log.Info("sse: slow client disconnected", "principal", s.info.Principal.ID, "topics", s.topics)
 			batch = nil
 		}
-		for len(batch) > 0 && batch[0].seq <= s.after {
-			batch = batch[1:]
-		}
 		d.rest, d.off, d.reset, d.ending, d.last = batch, 0, reset, ended, last
 	}
 	// The payload goes after room for its length line, which is written
@@ -423,13 +422,25 @@ func (d *detachedConn) frame(buf []byte) (grown, chunk []byte) {
 	}
 	for len(d.rest) > 0 && len(b)-room < writeChunk {
 		q := &d.rest[0]
-		n := min(len(q.f.b)-d.off, writeChunk-(len(b)-room))
-		b = append(b, q.f.b[d.off:d.off+n]...)
+		if d.off == 0 {
+			if q.seq <= s.after[q.ti] { // replayed already
+				d.rest = d.rest[1:]
+				continue
+			}
+			s.after[q.ti] = q.seq
+			d.cur = q.f.b
+			if !h.ordered && len(s.after) > 1 {
+				// The frame goes with this stream's own ID.
+				d.own = h.appendFrame(d.own[:0], q.f.b, s.after)
+				d.cur = d.own
+			}
+		}
+		n := min(len(d.cur)-d.off, writeChunk-(len(b)-room))
+		b = append(b, d.cur[d.off:d.off+n]...)
 		d.off += n
-		if d.off == len(q.f.b) {
-			s.after = q.seq
+		if d.off == len(d.cur) {
 			d.sent++
-			d.rest, d.off = d.rest[1:], 0
+			d.rest, d.off, d.cur = d.rest[1:], 0, nil
 		}
 	}
 	if len(d.rest) == 0 && d.ending != 0 {

@@ -19,7 +19,7 @@
 // writes to a socket: each stream's own handler goroutine takes everything
 // queued for it and sends it in one write and one flush. A queue is bounded
 // in events and bytes; a client that falls that far behind is disconnected
-// (it reconnects and resumes, see below) or, with DropOldest, loses the
+// (it reconnects and resumes, see below) or, with SlowConsumerDropOldest, loses the
 // oldest events and is told so.
 //
 // Every write has a deadline, so a client that stops reading is cut off
@@ -38,9 +38,13 @@
 //
 // # Replay
 //
-// The Store keeps recent events. Its IDs carry an epoch, a name for the
-// Store's lifetime, and a sequence number that orders all events of all
-// topics. A client that reconnects sends the last ID it saw in the
+// The Store keeps recent events, numbering each topic's in order (Seq). An
+// ID names a stream's place in that history: the Store's epoch, a name for
+// its lifetime, and a Seq, as in "3f9a0c1e-42". The MemoryStore numbers all
+// topics in one sequence, so one Seq is a place in every topic; a store
+// that numbers each topic on its own (sseredis) gives a stream of several
+// topics IDs with a Seq per topic, as in "5f0c2a9e81d4-42.7". A client
+// treats IDs as opaque. A client that reconnects sends the last ID it saw in the
 // Last-Event-ID header (or, on its first connection, in the lastEventId
 // query parameter) and gets every event of its topics after that one, then
 // the live events, with no gap and no duplicate, even while events are being

@@ -75,21 +75,19 @@ func (h *Hub) EndStreams(ctx context.Context, m StreamMatch, last *Event) error 
 
 // endLocal ends the streams of this hub that m selects.
 func (h *Hub) endLocal(m StreamMatch, last []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if m.Topic != "" {
-		for _, s := range h.topics[m.Topic] {
+		h.reg.eachOf(m.Topic, func(s *subscriber) {
 			if s.matches(m) {
 				s.endWith(EndRequested, last)
 			}
-		}
+		})
 		return
 	}
-	for s := range h.subs {
+	h.reg.each(func(s *subscriber) {
 		if s.matches(m) {
 			s.endWith(EndRequested, last)
 		}
-	}
+	})
 }
 
 // signal is a message that hubs send each other through a Broadcaster.

@@ -84,7 +84,7 @@ func ExampleHub_Publish() {
 	hub, _ := sse.NewHub(sse.Options{Store: mustStore(sse.NewMemoryStore(sse.MemoryStoreOptions{Epoch: "demo"}))})
 	id, err := hub.Publish(context.Background(), "orders", sse.Event{Type: "created", Data: []byte(`{"id":7}`)})
 	fmt.Println(id, err)
-	entries, _ := hub.Store().After(context.Background(), 0, []string{"orders"}, 10)
+	entries, _ := hub.Store().After(context.Background(), []string{"orders"}, []uint64{0}, 10)
 	fmt.Println(len(entries), entries[0].Event.Type)
 	// Output:
 	// demo-1 <nil>

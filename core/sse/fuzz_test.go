@@ -172,7 +172,7 @@ func FuzzMemoryStoreRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Append(%+v): %v", ev, err)
 		}
-		got, err := s.After(context.Background(), 0, []string{"t"}, 10)
+		got, err := msAfter(context.Background(), s, 0, []string{"t"}, 10)
 		if err != nil || len(got) != 1 {
 			t.Fatalf("After: %d entries, %v", len(got), err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,6 +339,9 @@ func (h *Hub) checkTopics(topics []string) ([]string, error) {
 			out = append(out, strings.Clone(t))
 		}
 	}
+	// Sorted, so that a stream's IDs (a Seq per topic, in this order) name
+	// the same place whatever order a client lists its topics in.
+	slices.Sort(out)
 	return out, nil
 }
 

@@ -249,11 +249,11 @@ func TestResetSignal(t *testing.T) {
 		name, lastID, reason string
 	}{
 		{"evicted", first, "evicted"},
-		{"other epoch", other.ID(3), "unknown-id"},
+		{"other epoch", msID(other, 3), "unknown-id"},
 		{"malformed", "no-such-id", "unknown-id"},
 		{"binary", "\x01\x02\xff", "unknown-id"},
 		{"too long", strings.Repeat("9", 65), "unknown-id"},
-		{"from the future", small.ID(1000), "unknown-id"},
+		{"from the future", msID(small, 1000), "unknown-id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,22 +19,22 @@ import (
 type SlowConsumerPolicy int
 
 const (
-	// Disconnect ends the slow client's stream cleanly. Its EventSource
+	// SlowConsumerDisconnect ends the slow client's stream cleanly. Its EventSource
 	// reconnects with Last-Event-ID and the Store replays what it missed,
 	// so nothing is lost as long as the Store still holds those events.
-	Disconnect SlowConsumerPolicy = iota
+	SlowConsumerDisconnect SlowConsumerPolicy = iota
 
-	// DropOldest drops the oldest queued events to make room and then sends
+	// SlowConsumerDropOldest drops the oldest queued events to make room and then sends
 	// the client the reset event (reason "dropped") so that it knows it
 	// missed some.
-	DropOldest
+	SlowConsumerDropOldest
 )
 
 func (p SlowConsumerPolicy) String() string {
 	switch p {
-	case Disconnect:
+	case SlowConsumerDisconnect:
 		return "disconnect"
-	case DropOldest:
+	case SlowConsumerDropOldest:
 		return "drop oldest"
 	}
 	return "unknown"
@@ -86,12 +86,12 @@ type Options struct {
 	// quarter of MaxQueueBytes (1 MiB at the defaults).
 	MaxEventBytes int
 
-	// SlowConsumer is the policy for full queues. Default Disconnect.
+	// SlowConsumer is the policy for full queues. Default SlowConsumerDisconnect.
 	SlowConsumer SlowConsumerPolicy
 
 	// ResetEventType is the type of the event sent when a client cannot be
 	// given every event it missed: its Last-Event-ID is unknown, from an
-	// earlier process lifetime or evicted from the Store, or DropOldest
+	// earlier process lifetime or evicted from the Store, or SlowConsumerDropOldest
 	// dropped events, or a shared store lost events during an outage. Its
 	// data is JSON: {"reason":"unknown-id"}, {"reason":"evicted"},
 	// {"reason":"dropped"}, {"reason":"replay-limit"} (see MaxReplayEvents)
@@ -217,8 +217,8 @@ func (o *Options) setDefaults() error {
 	if o.MaxStreamAge < 0 || (o.MaxStreamAge > 0 && o.MaxStreamAge < time.Millisecond) {
 		return fmt.Errorf("sse: Options.MaxStreamAge is %v; it must be at least 1ms, or 0 for no limit", o.MaxStreamAge)
 	}
-	if o.SlowConsumer != Disconnect && o.SlowConsumer != DropOldest {
-		return fmt.Errorf("sse: Options.SlowConsumer is %d; use Disconnect or DropOldest", o.SlowConsumer)
+	if o.SlowConsumer != SlowConsumerDisconnect && o.SlowConsumer != SlowConsumerDropOldest {
+		return fmt.Errorf("sse: Options.SlowConsumer is %d; use SlowConsumerDisconnect or SlowConsumerDropOldest", o.SlowConsumer)
 	}
 	if o.ResetEventType == "" {
 		o.ResetEventType = "sse-reset"
@@ -268,11 +268,14 @@ type Hub struct {
 	stopListen context.CancelFunc
 	listening  chan struct{} // closed when Listen has returned
 
+	// reg holds the subscribers; see registry.
+	reg *registry
+
+	// mu guards the caps' counts, shutdown and the heartbeat goroutine. A
+	// fan-out never takes it.
 	mu          sync.Mutex
-	topics      map[string][]*subscriber
-	subs        map[*subscriber]struct{}
-	lastSeq     uint64 // Seq of the newest event delivered
-	active      int    // admitted stream handlers running
+	subCount    int // registered subscribers
+	active      int // admitted stream handlers running
 	byPrincipal map[string]int
 	byIP        map[string]int
 	closing     bool
@@ -286,15 +289,19 @@ type Hub struct {
 	// The writers of per-request streams' heartbeats.
 	beats beaters
 
-	// With a Broadcaster store, guarded by mu: the Seq of the newest entry
-	// this hub published, and whether the store stopped broadcasting.
-	published     uint64
+	// ordered: the store numbers all topics in one sequence and the hub
+	// delivers in it (an OrderedStore that is not a Broadcaster).
+	ordered bool
+
+	// With a Broadcaster store, guarded by mu: for each topic with streams,
+	// the Seq of the newest entry this hub published and has not yet had
+	// back to deliver; and whether the store stopped broadcasting.
+	published     map[string]uint64
 	broadcastDown bool
 
 	// Counters that Stats reads without a lock.
 	streams     atomic.Int64 // registered subscribers
 	detached    atomic.Int64 // of those, on detached connections
-	topicCount  atomic.Int64 // topics with subscribers
 	queuedBytes atomic.Int64 // bytes of the frames that queues hold
 }
 
@@ -312,39 +319,33 @@ func NewHub(opts Options) (*Hub, error) {
 		store:       opts.Store,
 		log:         opts.Logger,
 		tickEvery:   max(tick, 250*time.Microsecond),
-		topics:      make(map[string][]*subscriber),
-		subs:        make(map[*subscriber]struct{}),
+		reg:         newRegistry(),
 		byPrincipal: make(map[string]int),
 		byIP:        make(map[string]int),
 		drained:     make(chan struct{}),
 	}
+	_, h.ordered = opts.Store.(OrderedStore)
 	if b, ok := opts.Store.(Broadcaster); ok {
-		if err := h.listen(b); err != nil {
-			return nil, err
-		}
+		h.ordered = false // a Broadcaster delivers each topic in order, not all topics
+		h.listen(b)
 	}
 	return h, nil
 }
 
-// listen starts delivering what b broadcasts, from its newest entry on.
-func (h *Hub) listen(b Broadcaster) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	newest, err := b.Newest(ctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("sse: NewHub: the store is not reachable: %w", err)
-	}
-	h.lastSeq = newest
-	ctx, h.stopListen = context.WithCancel(context.Background())
+// listen starts delivering what b broadcasts: the entries of the topics
+// the hub's streams follow, which the registry tells b about.
+func (h *Hub) listen(b Broadcaster) {
+	h.reg.follow, h.reg.unfollow = b.Follow, b.Unfollow
+	ctx, stop := context.WithCancel(context.Background())
+	h.stopListen = stop
 	h.listening = make(chan struct{})
 	go func() {
 		defer close(h.listening)
-		err := b.Listen(ctx, newest, (*hubListener)(h))
+		err := b.Listen(ctx, (*hubListener)(h))
 		if ctx.Err() == nil {
 			h.log.Error("sse: the store's Listen returned; this hub gets no more events", "err", err)
 		}
 	}()
-	return nil
 }
 
 // hubListener is the hub as the Listener of its Broadcaster.
@@ -356,13 +357,6 @@ func (l *hubListener) State(err error) {
 	h := (*Hub)(l)
 	h.mu.Lock()
 	h.broadcastDown = err != nil
-	if errors.Is(err, ErrEvicted) {
-		// Events were lost between this hub and the store: every open
-		// stream may have missed some, so each gets a reset.
-		for s := range h.subs {
-			s.owe("evicted")
-		}
-	}
 	h.mu.Unlock()
 	if err != nil {
 		h.log.Warn("sse: the store stopped broadcasting; catching up when it is back", "err", err)
@@ -372,6 +366,12 @@ func (l *hubListener) State(err error) {
 	if f := h.opts.Observer.BroadcastState; f != nil {
 		f(err)
 	}
+}
+
+func (l *hubListener) Lost(topic string) {
+	// Events of topic were lost between this hub and the store: its
+	// streams may have missed some, so each gets a reset.
+	(*Hub)(l).reg.eachOf(topic, func(s *subscriber) { s.owe(ResetEvicted) })
 }
 
 func (l *hubListener) Signal(msg []byte) {
@@ -444,9 +444,14 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		if err != nil {
 			return "", fmt.Errorf("sse: Publish: store: %w", err)
 		}
-		h.mu.Lock()
-		h.published = max(h.published, entry.Seq)
-		h.mu.Unlock()
+		if h.reg.has(entry.Topic) {
+			h.mu.Lock()
+			if h.published == nil {
+				h.published = make(map[string]uint64)
+			}
+			h.published[entry.Topic] = max(h.published[entry.Topic], entry.Seq)
+			h.mu.Unlock()
+		}
 		h.observePublished(entry.Topic)
 		return entry.Event.ID, nil
 	}
@@ -467,6 +472,11 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 
 // deliver fans a broadcast entry out (see fanOut) and tells the Observer.
 func (h *Hub) deliver(entry Entry) {
+	h.mu.Lock()
+	if p, ok := h.published[entry.Topic]; ok && entry.Seq >= p {
+		delete(h.published, entry.Topic)
+	}
+	h.mu.Unlock()
 	if queued, dropped, evicted, fresh := h.fanOut(entry); fresh {
 		h.observeDelivered(entry.Topic, queued, dropped, evicted)
 	}
@@ -477,31 +487,32 @@ func (h *Hub) deliver(entry Entry) {
 // must arrive in Seq order; one already delivered is ignored (fresh is
 // false).
 func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
+	chunks, ok := h.reg.snapshot(entry.Topic, entry.Seq)
+	if !ok {
+		return 0, 0, 0, false
+	}
+	if len(chunks) == 0 {
+		return 0, 0, 0, true
+	}
 	f := &frame{b: entry.frame}
 	if f.b == nil {
 		f.b = appendValid(make([]byte, 0, encodedLen(&entry.Event)), &entry.Event)
 	}
-	f.refs.Store(1) // fanOut's own, so that the count cannot reach 0 before the loop ends
+	f.idStart, f.idEnd = idLine(f.b)
+	// A reference for every slot it may be queued in, and one of fanOut's
+	// own: adding one per queue from several goroutines would make them
+	// fight over the counter's cache line.
+	slots := 0
+	for _, c := range chunks {
+		slots += len(c.subs)
+	}
+	f.refs.Store(int32(slots) + 1)
 	h.queuedBytes.Add(int64(len(f.b)))
-	defer h.releaseFrame(f)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if entry.Seq <= h.lastSeq {
-		return 0, 0, 0, false
+	r := enqueueAll(chunks, entry.Seq, f)
+	if f.refs.Add(-int32(slots-r.queued+1)) == 0 {
+		h.queuedBytes.Add(-int64(len(f.b)))
 	}
-	h.lastSeq = entry.Seq
-	for _, s := range h.topics[entry.Topic] {
-		switch s.enqueue(entry.Seq, f) {
-		case enqueued:
-			queued++
-		case enqueuedDropping:
-			queued++
-			dropped++
-		case enqueueEvicted:
-			evicted++
-		}
-	}
-	return queued, dropped, evicted, true
+	return r.queued, r.dropped, r.evicted, true
 }
 
 // releaseFrame drops one reference to f, which a queue held.
@@ -523,61 +534,80 @@ func (h *Hub) observeDelivered(topic string, queued, dropped, evicted int) {
 	}
 }
 
-// register adds s to the hub. It returns false when the hub is shutting
-// down. s.after is set to the Seq of the newest delivered event: every later
-// event reaches s's queue.
-func (h *Hub) register(s *subscriber) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
-		return false
-	}
-	s.after = h.lastSeq
+// register adds s to the hub: for each of its topics, every event after
+// s.after reaches its queue. It returns false when the hub is shutting
+// down, and the store's error when it could not say where a topic that no
+// other stream follows starts.
+func (h *Hub) register(ctx context.Context, s *subscriber) (bool, error) {
 	if age := h.opts.MaxStreamAge; age > 0 {
 		s.expires = time.Now().Add(age - rand.N(age/10+1))
 	}
-	s.slots = make([]int, len(s.topics))
-	for i, t := range s.topics {
-		s.slots[i] = len(h.topics[t])
-		if s.slots[i] == 0 {
-			h.topicCount.Add(1)
+	// Where a topic that no stream of the hub follows starts: asked of the
+	// store, outside every lock.
+	starts := make([]uint64, len(s.topics))
+	known := make([]bool, len(s.topics))
+	fetch := func(i int) error {
+		n, err := h.store.Newest(ctx, s.topics[i])
+		if err != nil {
+			return fmt.Errorf("sse: the store's newest entry of topic %q: %w", s.topics[i], err)
 		}
-		h.topics[t] = append(h.topics[t], s)
+		starts[i], known[i] = n, true
+		return nil
 	}
-	h.subs[s] = struct{}{}
+	for i, t := range s.topics {
+		if !h.reg.has(t) {
+			if err := fetch(i); err != nil {
+				return false, err
+			}
+		}
+	}
+	// h.mu is held until s is in the registry, so that Shutdown, which
+	// sets closing under it, ends every stream it did not refuse.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false, nil
+	}
+	for i := range s.topics {
+		for !h.reg.join(s, i, starts[i], known[i]) {
+			// The topic's last stream ended since: ask again.
+			h.mu.Unlock()
+			err := fetch(i)
+			h.mu.Lock()
+			if err != nil || h.closing {
+				h.reg.leave(s)
+				return false, err
+			}
+		}
+	}
+	if h.ordered {
+		// Every event up to the newest fanned out is behind the stream:
+		// its place is one Seq for all its topics (see open).
+		g := h.reg.lastSeq.Load()
+		for i := range s.after {
+			s.after[i] = max(s.after[i], g)
+		}
+	}
+	h.reg.enter(s)
 	h.streams.Add(1)
-	if len(h.subs) == 1 {
+	if h.subCount++; h.subCount == 1 {
 		h.stopBeat = make(chan struct{})
 		go h.heartbeat(h.stopBeat)
 	}
-	return true
+	return true, nil
 }
 
 // unregister removes s from the hub.
 func (h *Hub) unregister(s *subscriber) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; !ok {
+	was := h.reg.remove(s)
+	s.discard()
+	if !was {
 		return
 	}
-	for i, t := range s.topics {
-		list := h.topics[t]
-		last := len(list) - 1
-		moved := list[last]
-		list[s.slots[i]] = moved
-		moved.setSlot(t, s.slots[i])
-		list[last] = nil
-		if last == 0 {
-			delete(h.topics, t)
-			h.topicCount.Add(-1)
-		} else {
-			h.topics[t] = list[:last]
-		}
-	}
-	delete(h.subs, s)
 	h.streams.Add(-1)
-	s.discard()
-	if len(h.subs) == 0 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.subCount--; h.subCount == 0 {
 		close(h.stopBeat)
 		h.stopBeat = nil
 	}
@@ -665,18 +695,16 @@ func (h *Hub) heartbeat(stop <-chan struct{}) {
 // tick asks every stream not written to since the previous tick for a
 // heartbeat, and ends streams past their maximum age.
 func (h *Hub) tick(now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs {
+	h.reg.each(func(s *subscriber) {
 		if !s.expires.IsZero() && now.After(s.expires) {
 			s.end(EndMaxAge)
-			continue
+			return
 		}
 		if !s.wrote.Swap(false) {
 			s.beat.Store(true)
 			s.wake()
 		}
-	}
+	})
 }
 
 // Shutdown stops the hub from accepting streams, ends every open stream
@@ -694,9 +722,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	if !h.closing {
 		h.closing = true
-		for s := range h.subs {
-			s.end(EndShutdown)
-		}
+		h.reg.each(func(s *subscriber) { s.end(EndShutdown) })
 		if h.active == 0 {
 			close(h.drained)
 		}
@@ -754,17 +780,13 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Streams:     int(h.streams.Load()),
 		Detached:    int(h.detached.Load()),
-		Topics:      int(h.topicCount.Load()),
+		Topics:      int(h.reg.count.Load()),
 		QueuedBytes: int(h.queuedBytes.Load()),
 	}
 }
 
 // Subscribers returns the number of open streams that follow topic.
-func (h *Hub) Subscribers(topic string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.topics[topic])
-}
+func (h *Hub) Subscribers(topic string) int { return h.reg.countOf(topic) }
 
 // awaitPublished waits until the hub has delivered what it published
 // itself, so that Shutdown ends no stream before an event published just
@@ -773,7 +795,12 @@ func (h *Hub) Subscribers(topic string) int {
 func (h *Hub) awaitPublished(ctx context.Context) {
 	for {
 		h.mu.Lock()
-		done := h.lastSeq >= h.published || h.broadcastDown
+		for t := range h.published {
+			if !h.reg.has(t) {
+				delete(h.published, t) // nobody here waits for it
+			}
+		}
+		done := len(h.published) == 0 || h.broadcastDown
 		h.mu.Unlock()
 		if done {
 			return

@@ -404,7 +404,7 @@ func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
 // TestEventLargerThanQueueBound: an event larger than MaxQueueBytes would
 // count as a full queue for every subscriber; Publish refuses it.
 func TestEventLargerThanQueueBound(t *testing.T) {
-	for _, policy := range []sse.SlowConsumerPolicy{sse.Disconnect, sse.DropOldest} {
+	for _, policy := range []sse.SlowConsumerPolicy{sse.SlowConsumerDisconnect, sse.SlowConsumerDropOldest} {
 		t.Run(fmt.Sprint(policy), func(t *testing.T) {
 			h := ssetest.NewHub(t, sse.Options{MaxQueueBytes: 16 << 10, SlowConsumer: policy})
 			srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})

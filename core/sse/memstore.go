@@ -229,7 +229,7 @@ func (s *MemoryStore) Append(_ context.Context, topic string, ev Event) (Entry, 
 	}
 	s.last++
 	s.lastT = now
-	ev.ID = s.ID(s.last)
+	ev.ID = s.id(s.last)
 	s.scratch = appendValid(s.scratch[:0], &ev)
 	// The frame is the store's one copy of the event. append rounds its
 	// capacity up to the allocation's size class, so cap counts what it
@@ -501,16 +501,17 @@ func (l *tombList) remove(t *topicLog) {
 
 // After implements Store. The events it returns are decoded from the
 // store's copies, with line breaks in Data as LF; they are the caller's.
-// It returns ErrEvicted when an event of one of topics with Seq greater
-// than after was dropped, or may have been (see MemoryStore).
-func (s *MemoryStore) After(_ context.Context, after uint64, topics []string, limit int) ([]Entry, error) {
+// It returns ErrEvicted when an event of one of topics after its position
+// was dropped, or may have been (see MemoryStore). Entries come in Seq
+// order, the store's one order across topics.
+func (s *MemoryStore) After(_ context.Context, topics []string, after []uint64, limit int) ([]Entry, error) {
 	type found struct {
 		topic string
 		r     record
 	}
 	var room [64]found
 	list, size := room[:0], 0
-	err := s.each(after, topics, limit, func(t *topicLog, r *record) {
+	err := s.each(topics, after, limit, func(t *topicLog, r *record) {
 		list = append(list, found{t.name, *r})
 		size += len(r.frame)
 	})
@@ -537,9 +538,9 @@ func (s *MemoryStore) After(_ context.Context, after uint64, topics []string, li
 
 // frames appends to dst the frames of what After would return, for the
 // hub's replay, which sends them as they are.
-func (s *MemoryStore) frames(dst []pageFrame, after uint64, topics []string, limit int) ([]pageFrame, error) {
-	err := s.each(after, topics, limit, func(_ *topicLog, r *record) {
-		dst = append(dst, pageFrame{seq: r.seq, b: r.frame})
+func (s *MemoryStore) frames(dst []pageFrame, topics []string, after []uint64, limit int) ([]pageFrame, error) {
+	err := s.each(topics, after, limit, func(t *topicLog, r *record) {
+		dst = append(dst, pageFrame{topic: t.name, seq: r.seq, b: r.frame})
 	})
 	return dst, err
 }
@@ -552,27 +553,31 @@ type cursor struct {
 }
 
 // each calls f, under s.mu and in Seq order, for what After returns.
-func (s *MemoryStore) each(after uint64, topics []string, limit int, f func(*topicLog, *record)) error {
+func (s *MemoryStore) each(topics []string, after []uint64, limit int, f func(*topicLog, *record)) error {
+	if len(after) != len(topics) {
+		return fmt.Errorf("sse: MemoryStore.After: %d positions for %d topics", len(after), len(topics))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(s.clock())
-	if after > s.last {
-		return ErrUnknownID
-	}
 	var room [32]cursor // Options.MaxTopics by default
 	cs := room[:0]
-	for _, name := range topics {
+	for i, name := range topics {
+		pos := after[i]
+		if pos > s.last {
+			return ErrUnknownID
+		}
 		t := s.topics[name]
 		if t == nil {
-			if after < s.forgotten {
+			if pos < s.forgotten {
 				return ErrEvicted
 			}
 			continue
 		}
-		if after < t.dropped {
+		if pos < t.dropped {
 			return ErrEvicted
 		}
-		if i := t.search(after); i < int(t.n) {
+		if i := t.search(pos); i < int(t.n) {
 			cs = append(cs, cursor{t: t, i: i, seq: t.at(i).seq})
 		}
 	}
@@ -626,27 +631,23 @@ func cursorDown(cs []cursor, i int) {
 	}
 }
 
-// Position implements Store.
-func (s *MemoryStore) Position(ctx context.Context, id string) (uint64, error) {
-	epoch, num, ok := strings.Cut(id, "-")
-	if !ok || epoch != s.epoch || num == "" || num[0] == '+' || (num[0] == '0' && len(num) > 1) {
-		return 0, ErrUnknownID
-	}
-	seq, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return 0, ErrUnknownID
-	}
+// Newest implements Store. The store numbers all topics in one sequence:
+// its newest Seq is a place in every topic's history.
+func (s *MemoryStore) Newest(context.Context, string) (uint64, error) {
 	s.mu.Lock()
-	last := s.last
-	s.mu.Unlock()
-	if seq > last {
-		return 0, ErrUnknownID
-	}
-	return seq, nil
+	defer s.mu.Unlock()
+	return s.last, nil
 }
 
-// ID implements Store.
-func (s *MemoryStore) ID(seq uint64) string {
+// Epoch implements Store.
+func (s *MemoryStore) Epoch() string { return s.epoch }
+
+// Ordered marks the MemoryStore as an OrderedStore: it numbers all topics
+// in one sequence.
+func (s *MemoryStore) Ordered() {}
+
+// id returns the ID of seq, as the hub names a place of one Seq.
+func (s *MemoryStore) id(seq uint64) string {
 	var b [32 + 1 + 20]byte // the longest epoch, "-", the longest Seq
 	return string(strconv.AppendUint(append(append(b[:0], s.epoch...), '-'), seq, 10))
 }

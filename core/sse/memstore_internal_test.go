@@ -73,7 +73,7 @@ func (s *MemoryStore) check(tb testing.TB) {
 			if r.seq <= prev {
 				tb.Fatalf("topic %q: Seq %d after %d (dropped %d)", name, r.seq, prev, t.dropped)
 			}
-			if ev, _ := decodeFrame(string(r.frame), nil); ev.ID != s.ID(r.seq) {
+			if ev, _ := decodeFrame(string(r.frame), nil); ev.ID != msID(s, r.seq) {
 				tb.Fatalf("topic %q: the frame of Seq %d has ID %q", name, r.seq, ev.ID)
 			}
 			prev = r.seq
@@ -250,7 +250,7 @@ func TestMemoryStoreRetention(t *testing.T) {
 				s.check(t)
 			}
 			for _, q := range tt.queries {
-				got, err := s.After(context.Background(), q.after, q.topics, 100)
+				got, err := msAfter(context.Background(), s, q.after, q.topics, 100)
 				if q.evicted {
 					if !errors.Is(err, ErrEvicted) {
 						t.Errorf("After(%d, %q) = %v, %v; want ErrEvicted", q.after, q.topics, seqsOf(got), err)
@@ -331,7 +331,7 @@ func TestMemoryStoreBytes(t *testing.T) {
 			}
 			for topic, upTo := range tt.evicted {
 				for after := uint64(0); after <= upTo; after++ {
-					_, err := s.After(context.Background(), after, []string{topic}, 10)
+					_, err := msAfter(context.Background(), s, after, []string{topic}, 10)
 					if wantEvicted := after < upTo; errors.Is(err, ErrEvicted) != wantEvicted || (!wantEvicted && err != nil) {
 						t.Errorf("After(%d, [%s]): %v; want evicted %v", after, topic, err, wantEvicted)
 					}
@@ -373,7 +373,7 @@ func TestMemoryStoreForgottenTopic(t *testing.T) {
 	}
 	check := func(when string, after uint64, wantEvicted bool) {
 		t.Helper()
-		got, err := s.After(context.Background(), after, []string{"x1"}, 10)
+		got, err := msAfter(context.Background(), s, after, []string{"x1"}, 10)
 		if wantEvicted != errors.Is(err, ErrEvicted) {
 			t.Errorf("%s: After(%d, [x1]) = %v, %v; want evicted %v", when, after, seqsOf(got), err, wantEvicted)
 		}
@@ -382,14 +382,14 @@ func TestMemoryStoreForgottenTopic(t *testing.T) {
 	check("forgotten", forgotten-1, true)
 	check("forgotten", forgotten, false)
 	// Never seen: the store cannot tell it from a forgotten topic.
-	if _, err := s.After(context.Background(), 0, []string{"never"}, 10); !errors.Is(err, ErrEvicted) {
+	if _, err := msAfter(context.Background(), s, 0, []string{"never"}, 10); !errors.Is(err, ErrEvicted) {
 		t.Errorf("After(0, [never]) = %v; want ErrEvicted, as for a forgotten topic", err)
 	}
 	newest := storeAppend(t, s, "x1", "again")
 	s.check(t)
 	check("back", 0, true)
 	check("back", forgotten-1, true)
-	got, err := s.After(context.Background(), forgotten, []string{"x1"}, 10)
+	got, err := msAfter(context.Background(), s, forgotten, []string{"x1"}, 10)
 	if err != nil || !slices.Equal(seqsOf(got), []uint64{newest}) {
 		t.Errorf("back: After(%d, [x1]) = %v, %v; want [%d]", forgotten, seqsOf(got), err, newest)
 	}
@@ -459,7 +459,7 @@ func TestMemoryStoreModel(t *testing.T) {
 					after = uint64(max(0, len(model)-rng.IntN(200)))
 				}
 				limit := 1 + rng.IntN(300)
-				got, err := s.After(context.Background(), after, topics, limit)
+				got, err := msAfter(context.Background(), s, after, topics, limit)
 				var want []uint64
 				lost := false
 				for seq := after + 1; seq <= uint64(len(model)); seq++ {

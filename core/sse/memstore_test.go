@@ -37,10 +37,10 @@ func msAppend(t *testing.T, s sse.Store, topic, data string) sse.Entry {
 	return e
 }
 
-// msAfter calls After or fails the test.
-func msAfter(t *testing.T, s sse.Store, after uint64, topics []string, limit int) []sse.Entry {
+// msMustAfter calls After or fails the test.
+func msMustAfter(t *testing.T, s sse.Store, after uint64, topics []string, limit int) []sse.Entry {
 	t.Helper()
-	got, err := s.After(context.Background(), after, topics, limit)
+	got, err := msAfter(context.Background(), s, after, topics, limit)
 	if err != nil {
 		t.Fatalf("After(%d, %q, %d): %v", after, topics, limit, err)
 	}
@@ -77,19 +77,19 @@ func msFill(t *testing.T, s sse.Store, n int) {
 // by msFill, in order, with their topics, data and IDs intact.
 func msCheckWindow(t *testing.T, s sse.Store, oldest, newest uint64) {
 	t.Helper()
-	got := msAfter(t, s, oldest-1, msTopics, int(newest)+10)
+	got := msMustAfter(t, s, oldest-1, msTopics, int(newest)+10)
 	if want := int(newest - oldest + 1); len(got) != want {
 		t.Fatalf("window %d..%d: After(%d) returned %d entries, want %d", oldest, newest, oldest-1, len(got), want)
 	}
 	for i, e := range got {
 		seq := oldest + uint64(i)
-		if e.Seq != seq || e.Topic != msTopicOf(seq) || string(e.Event.Data) != "ev"+strconv.FormatUint(seq, 10) || e.Event.ID != s.ID(seq) {
+		if e.Seq != seq || e.Topic != msTopicOf(seq) || string(e.Event.Data) != "ev"+strconv.FormatUint(seq, 10) || e.Event.ID != msID(s, seq) {
 			t.Fatalf("window %d..%d: entry %d = {Seq %d, Topic %q, Data %q, ID %q}, want {Seq %d, Topic %q, Data %q, ID %q}",
-				oldest, newest, i, e.Seq, e.Topic, e.Event.Data, e.Event.ID, seq, msTopicOf(seq), "ev"+strconv.FormatUint(seq, 10), s.ID(seq))
+				oldest, newest, i, e.Seq, e.Topic, e.Event.Data, e.Event.ID, seq, msTopicOf(seq), "ev"+strconv.FormatUint(seq, 10), msID(s, seq))
 		}
 	}
 	// One topic alone: same entries, filtered, still oldest first.
-	red := msAfter(t, s, oldest-1, []string{"red"}, int(newest)+10)
+	red := msMustAfter(t, s, oldest-1, []string{"red"}, int(newest)+10)
 	var want []uint64
 	for q := oldest; q <= newest; q++ {
 		if msTopicOf(q) == "red" {
@@ -100,10 +100,10 @@ func msCheckWindow(t *testing.T, s sse.Store, oldest, newest uint64) {
 		t.Fatalf("window %d..%d: After(%d, [red]) = %v, want %v", oldest, newest, oldest-1, msSeqs(red), want)
 	}
 	if oldest > 1 {
-		if _, err := s.After(context.Background(), 0, msTopics, 10); !errors.Is(err, sse.ErrEvicted) {
+		if _, err := msAfter(context.Background(), s, 0, msTopics, 10); !errors.Is(err, sse.ErrEvicted) {
 			t.Fatalf("window %d..%d: After(0) error %v, want ErrEvicted", oldest, newest, err)
 		}
-		if _, err := s.After(context.Background(), oldest-2, msTopics, 10); !errors.Is(err, sse.ErrEvicted) {
+		if _, err := msAfter(context.Background(), s, oldest-2, msTopics, 10); !errors.Is(err, sse.ErrEvicted) {
 			t.Fatalf("window %d..%d: After(%d) error %v, want ErrEvicted", oldest, newest, oldest-2, err)
 		}
 	}
@@ -140,7 +140,7 @@ func TestMemoryStoreAppend(t *testing.T) {
 		if e.Event.ID != wantID {
 			t.Errorf("Append #%d: Event.ID %q, want %q", i, e.Event.ID, wantID)
 		}
-		if got := s.ID(wantSeq); got != wantID {
+		if got := msID(s, wantSeq); got != wantID {
 			t.Errorf("ID(%d) = %q, want %q", wantSeq, got, wantID)
 		}
 		if e.Event.Type != st.ev.Type || string(e.Event.Data) != string(st.ev.Data) || e.Event.Comment != st.ev.Comment {
@@ -153,12 +153,12 @@ func TestMemoryStoreAppend(t *testing.T) {
 			t.Errorf("Append #%d: Time %v before the previous entry's %v", i, e.Time, prev)
 		}
 		prev = e.Time
-		if pos, err := s.Position(context.Background(), e.Event.ID); err != nil || pos != wantSeq {
+		if pos, err := msPosition(s, e.Event.ID); err != nil || pos != wantSeq {
 			t.Errorf("Position(%q) = %d, %v; want %d, nil", e.Event.ID, pos, err, wantSeq)
 		}
 	}
 	// The stored entries are what Append returned.
-	got := msAfter(t, s, 0, []string{"a", "b", "c"}, 100)
+	got := msMustAfter(t, s, 0, []string{"a", "b", "c"}, 100)
 	if !slices.Equal(msSeqs(got), []uint64{1, 2, 3, 4, 5}) {
 		t.Fatalf("After(0) seqs %v, want 1..5", msSeqs(got))
 	}
@@ -186,7 +186,7 @@ func TestMemoryStoreDefaultEpochIDs(t *testing.T) {
 			t.Errorf("ID %q: epoch changed from %q", e.Event.ID, epoch)
 		}
 	}
-	if got := s.ID(0); got != epoch+"-0" {
+	if got := msID(s, 0); got != epoch+"-0" {
 		t.Errorf("ID(0) = %q, want %q", got, epoch+"-0")
 	}
 }
@@ -226,12 +226,12 @@ func TestMemoryStoreAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := msAfter(t, s, tt.after, tt.topics, tt.limit)
+			got := msMustAfter(t, s, tt.after, tt.topics, tt.limit)
 			if !slices.Equal(msSeqs(got), tt.want) {
 				t.Fatalf("After(%d, %q, %d) = %v, want %v", tt.after, tt.topics, tt.limit, msSeqs(got), tt.want)
 			}
 			for _, e := range got {
-				if !slices.Contains(tt.topics, e.Topic) || e.Event.ID != s.ID(e.Seq) || string(e.Event.Data) != e.Topic {
+				if !slices.Contains(tt.topics, e.Topic) || e.Event.ID != msID(s, e.Seq) || string(e.Event.Data) != e.Topic {
 					t.Errorf("entry %+v does not match its topic filter %q or its ID", e, tt.topics)
 				}
 			}
@@ -239,7 +239,7 @@ func TestMemoryStoreAfter(t *testing.T) {
 	}
 
 	for _, after := range []uint64{7, 8, 1 << 40, ^uint64(0)} {
-		if got, err := s.After(context.Background(), after, []string{"a"}, 10); !errors.Is(err, sse.ErrUnknownID) {
+		if got, err := msAfter(context.Background(), s, after, []string{"a"}, 10); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("After(%d) beyond newest = %v, %v; want ErrUnknownID", after, msSeqs(got), err)
 		}
 	}
@@ -247,10 +247,10 @@ func TestMemoryStoreAfter(t *testing.T) {
 
 func TestMemoryStoreAfterEmpty(t *testing.T) {
 	s := msNew(t, sse.MemoryStoreOptions{Epoch: "e1"})
-	if got := msAfter(t, s, 0, []string{"a"}, 10); len(got) != 0 {
+	if got := msMustAfter(t, s, 0, []string{"a"}, 10); len(got) != 0 {
 		t.Errorf("After(0) on an empty store = %v, want none", msSeqs(got))
 	}
-	if _, err := s.After(context.Background(), 1, []string{"a"}, 10); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := msAfter(context.Background(), s, 1, []string{"a"}, 10); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("After(1) on an empty store: %v, want ErrUnknownID", err)
 	}
 }
@@ -314,7 +314,7 @@ func msCheckEvictByCount(t *testing.T, opts sse.MemoryStoreOptions, kept, append
 	}
 	msCheckWindow(t, s, oldest, n)
 	for after := uint64(0); after <= n+1; after++ {
-		got, err := s.After(context.Background(), after, msTopics, kept+10)
+		got, err := msAfter(context.Background(), s, after, msTopics, kept+10)
 		switch {
 		case after > n:
 			if !errors.Is(err, sse.ErrUnknownID) {
@@ -371,7 +371,7 @@ func TestMemoryStoreGrowth(t *testing.T) {
 			}
 			pos, next := oldest-1, oldest
 			for {
-				page := msAfter(t, s, pos, msTopics, 100)
+				page := msMustAfter(t, s, pos, msTopics, 100)
 				for _, e := range page {
 					if e.Seq != next {
 						t.Fatalf("paging: got Seq %d, want %d", e.Seq, next)
@@ -402,7 +402,7 @@ func TestMemoryStoreMaxAge(t *testing.T) {
 		s := msNew(t, sse.MemoryStoreOptions{MaxAge: maxAge, Epoch: "e1"})
 		tA := time.Now()
 		msAppend(t, s, "t", "A")
-		got, err := s.After(ctx, 0, all, 10)
+		got, err := msAfter(ctx, s, 0, all, 10)
 		if time.Since(tA) < maxAge {
 			if err != nil || !slices.Equal(msSeqs(got), []uint64{1}) {
 				t.Fatalf("fresh event: After(0) = %v, %v; want [1]", msSeqs(got), err)
@@ -412,7 +412,7 @@ func TestMemoryStoreMaxAge(t *testing.T) {
 		// Wait for A to expire.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, err = s.After(ctx, 0, all, 10)
+			_, err = msAfter(ctx, s, 0, all, 10)
 			if errors.Is(err, sse.ErrEvicted) {
 				break
 			}
@@ -429,18 +429,18 @@ func TestMemoryStoreMaxAge(t *testing.T) {
 		}
 		// Everything expired: resuming at the newest position is fine and
 		// yields nothing; its ID is still known.
-		if got := msAfter(t, s, 1, all, 10); len(got) != 0 {
+		if got := msMustAfter(t, s, 1, all, 10); len(got) != 0 {
 			t.Fatalf("After(1) with all expired = %v, want none", msSeqs(got))
 		}
-		if pos, err := s.Position(context.Background(), "e1-1"); err != nil || pos != 1 {
+		if pos, err := msPosition(s, "e1-1"); err != nil || pos != 1 {
 			t.Fatalf("Position of an expired event's ID = %d, %v; want 1, nil", pos, err)
 		}
 
 		// A new event is kept while the old one stays evicted.
 		tB := time.Now()
 		msAppend(t, s, "t", "B")
-		got, errB := s.After(ctx, 1, all, 10)
-		_, err0 := s.After(ctx, 0, all, 10)
+		got, errB := msAfter(ctx, s, 1, all, 10)
+		_, err0 := msAfter(ctx, s, 0, all, 10)
 		if time.Since(tB) >= maxAge {
 			if attempt < 3 {
 				t.Logf("attempt %d: too slow (%v) to check the fresh event; retrying", attempt, time.Since(tB))
@@ -467,7 +467,7 @@ func TestMemoryStoreGrowthAfterExpiry(t *testing.T) {
 		msFill(t, s, 10)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if _, err := s.After(context.Background(), 0, msTopics, 1); errors.Is(err, sse.ErrEvicted) {
+			if _, err := msAfter(context.Background(), s, 0, msTopics, 1); errors.Is(err, sse.ErrEvicted) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -484,7 +484,7 @@ func TestMemoryStoreGrowthAfterExpiry(t *testing.T) {
 				t.Fatalf("Seq %d, want %d", e.Seq, seq)
 			}
 		}
-		got, err := s.After(context.Background(), 10, msTopics, 1000)
+		got, err := msAfter(context.Background(), s, 10, msTopics, 1000)
 		if time.Since(start) >= maxAge {
 			if attempt < 3 {
 				continue
@@ -506,10 +506,10 @@ func TestMemoryStoreGrowthAfterExpiry(t *testing.T) {
 
 func TestMemoryStorePosition(t *testing.T) {
 	s := msNew(t, sse.MemoryStoreOptions{Epoch: "e1"})
-	if pos, err := s.Position(context.Background(), s.ID(0)); err != nil || pos != 0 {
-		t.Errorf("empty store: Position(ID(0)=%q) = %d, %v; want 0, nil", s.ID(0), pos, err)
+	if pos, err := msPosition(s, msID(s, 0)); err != nil || pos != 0 {
+		t.Errorf("empty store: Position(ID(0)=%q) = %d, %v; want 0, nil", msID(s, 0), pos, err)
 	}
-	if _, err := s.Position(context.Background(), "e1-1"); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := msPosition(s, "e1-1"); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("empty store: Position(e1-1): %v, want ErrUnknownID", err)
 	}
 	for i := 0; i < 12; i++ {
@@ -517,12 +517,12 @@ func TestMemoryStorePosition(t *testing.T) {
 	}
 
 	for _, seq := range []uint64{0, 1, 2, 10, 12} {
-		id := s.ID(seq)
-		if pos, err := s.Position(context.Background(), id); err != nil || pos != seq {
+		id := msID(s, seq)
+		if pos, err := msPosition(s, id); err != nil || pos != seq {
 			t.Errorf("Position(ID(%d)=%q) = %d, %v; want %d, nil", seq, id, pos, err, seq)
 		}
 	}
-	if id := s.ID(0); id != "e1-0" {
+	if id := msID(s, 0); id != "e1-0" {
 		t.Errorf("ID(0) = %q, want e1-0", id)
 	}
 
@@ -574,7 +574,7 @@ func TestMemoryStorePosition(t *testing.T) {
 		if len(name) > 40 {
 			name = name[:40] + fmt.Sprintf("...(%d bytes)", len(id))
 		}
-		if pos, err := s.Position(context.Background(), id); !errors.Is(err, sse.ErrUnknownID) {
+		if pos, err := msPosition(s, id); !errors.Is(err, sse.ErrUnknownID) {
 			t.Errorf("Position(%q) = %d, %v; want ErrUnknownID", name, pos, err)
 		}
 	}
@@ -616,8 +616,8 @@ func TestMemoryStoreOptions(t *testing.T) {
 				if err != nil || s == nil {
 					t.Fatalf("NewMemoryStore(%+v) = %v, %v; want a store", tt.opts, s, err)
 				}
-				if tt.opts.Epoch != "" && s.ID(7) != tt.opts.Epoch+"-7" {
-					t.Errorf("ID(7) = %q, want %q", s.ID(7), tt.opts.Epoch+"-7")
+				if tt.opts.Epoch != "" && msID(s, 7) != tt.opts.Epoch+"-7" {
+					t.Errorf("ID(7) = %q, want %q", msID(s, 7), tt.opts.Epoch+"-7")
 				}
 				msAppend(t, s, "t", "x") // usable
 				return
@@ -642,15 +642,15 @@ func TestMemoryStoreDefaultEpochsDiffer(t *testing.T) {
 		msAppend(t, s1, "t", "x")
 		msAppend(t, s2, "t", "x")
 	}
-	if s1.ID(1) == s2.ID(1) {
-		t.Fatalf("two stores with default epochs issue the same ID %q", s1.ID(1))
+	if msID(s1, 1) == msID(s2, 1) {
+		t.Fatalf("two stores with default epochs issue the same ID %q", msID(s1, 1))
 	}
 	for seq := uint64(0); seq <= 3; seq++ {
-		if pos, err := s2.Position(context.Background(), s1.ID(seq)); !errors.Is(err, sse.ErrUnknownID) {
-			t.Errorf("store 2 Position(store 1's %q) = %d, %v; want ErrUnknownID", s1.ID(seq), pos, err)
+		if pos, err := msPosition(s2, msID(s1, seq)); !errors.Is(err, sse.ErrUnknownID) {
+			t.Errorf("store 2 Position(store 1's %q) = %d, %v; want ErrUnknownID", msID(s1, seq), pos, err)
 		}
-		if pos, err := s1.Position(context.Background(), s2.ID(seq)); !errors.Is(err, sse.ErrUnknownID) {
-			t.Errorf("store 1 Position(store 2's %q) = %d, %v; want ErrUnknownID", s2.ID(seq), pos, err)
+		if pos, err := msPosition(s1, msID(s2, seq)); !errors.Is(err, sse.ErrUnknownID) {
+			t.Errorf("store 1 Position(store 2's %q) = %d, %v; want ErrUnknownID", msID(s2, seq), pos, err)
 		}
 	}
 	// Same explicit epoch: IDs are interchangeable, by design.
@@ -658,7 +658,7 @@ func TestMemoryStoreDefaultEpochsDiffer(t *testing.T) {
 	b := msNew(t, sse.MemoryStoreOptions{Epoch: "same"})
 	msAppend(t, a, "t", "x")
 	msAppend(t, b, "t", "x")
-	if pos, err := b.Position(context.Background(), a.ID(1)); err != nil || pos != 1 {
+	if pos, err := msPosition(b, msID(a, 1)); err != nil || pos != 1 {
 		t.Errorf("same epoch: Position = %d, %v; want 1, nil", pos, err)
 	}
 }
@@ -682,7 +682,7 @@ func TestMemoryStoreConcurrentAppend(t *testing.T) {
 				return
 			default:
 			}
-			got, err := s.After(ctx, 0, []string{"w0", "w1", "w2", "w3"}, 50)
+			got, err := msAfter(ctx, s, 0, []string{"w0", "w1", "w2", "w3"}, 50)
 			if err != nil {
 				errs <- fmt.Errorf("concurrent After: %w", err)
 				return
@@ -694,7 +694,7 @@ func TestMemoryStoreConcurrentAppend(t *testing.T) {
 				}
 			}
 			if len(got) > 0 {
-				if _, err := s.Position(context.Background(), got[len(got)-1].Event.ID); err != nil {
+				if _, err := msPosition(s, got[len(got)-1].Event.ID); err != nil {
 					errs <- fmt.Errorf("concurrent Position: %w", err)
 					return
 				}
@@ -713,7 +713,7 @@ func TestMemoryStoreConcurrentAppend(t *testing.T) {
 					errs <- err
 					return
 				}
-				if e.Event.ID != s.ID(e.Seq) {
+				if e.Event.ID != msID(s, e.Seq) {
 					errs <- fmt.Errorf("Append: ID %q for Seq %d", e.Event.ID, e.Seq)
 					return
 				}
@@ -748,7 +748,7 @@ func TestMemoryStoreConcurrentAppend(t *testing.T) {
 
 	// The store holds them all in Seq order, each writer's events in the
 	// order it appended them.
-	got := msAfter(t, s, 0, []string{"w0", "w1", "w2", "w3"}, writers*each+1)
+	got := msMustAfter(t, s, 0, []string{"w0", "w1", "w2", "w3"}, writers*each+1)
 	if len(got) != writers*each {
 		t.Fatalf("After(0) returned %d entries, want %d", len(got), writers*each)
 	}
@@ -813,7 +813,7 @@ func TestMemoryStoreAfterMergesTopics(t *testing.T) {
 					want = append(want, seq)
 				}
 			}
-			got := msAfter(t, s, tt.after, tt.topics, tt.limit)
+			got := msMustAfter(t, s, tt.after, tt.topics, tt.limit)
 			if !slices.Equal(msSeqs(got), want) {
 				t.Fatalf("After(%d, %d topics, %d) = %d entries %v..., want %d %v...", tt.after, len(tt.topics), tt.limit,
 					len(got), msSeqs(got)[:min(len(got), 8)], len(want), want[:min(len(want), 8)])
@@ -867,7 +867,7 @@ func TestMemoryStoreConcurrentEviction(t *testing.T) {
 					return
 				default:
 				}
-				got, err := s.After(ctx, after, sub, 64)
+				got, err := msAfter(ctx, s, after, sub, 64)
 				if errors.Is(err, sse.ErrEvicted) {
 					after += 50 // a client would reload and resume later
 					continue

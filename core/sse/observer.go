@@ -11,7 +11,7 @@ type EndReason int
 const (
 	// EndClientGone: the client closed the connection.
 	EndClientGone EndReason = iota + 1
-	// EndSlowConsumer: the stream's queue filled up (policy Disconnect).
+	// EndSlowConsumer: the stream's queue filled up (policy SlowConsumerDisconnect).
 	EndSlowConsumer
 	// EndWriteTimeout: a write did not complete within Options.WriteTimeout.
 	EndWriteTimeout
@@ -95,6 +95,30 @@ func (r RefusalReason) String() string {
 	return "unknown"
 }
 
+// ResetReason says why a stream got the reset event (Options.ResetEventType):
+// the events its client missed cannot all be sent. It is the "reason" of
+// the event's JSON data.
+type ResetReason string
+
+const (
+	// ResetUnknownID: the Last-Event-ID is from an earlier lifetime of the
+	// store or from another store, malformed, too long, or beyond the
+	// newest event.
+	ResetUnknownID ResetReason = "unknown-id"
+	// ResetEvicted: the store has dropped events of the stream's topics
+	// after the Last-Event-ID, or a shared store lost events during an
+	// outage.
+	ResetEvicted ResetReason = "evicted"
+	// ResetDropped: with SlowConsumerDropOldest, the stream's queue
+	// overflowed and older events were dropped.
+	ResetDropped ResetReason = "dropped"
+	// ResetReplayLimit: the client missed more than one replay may send
+	// (Options.MaxReplayEvents, MaxReplayBytes).
+	ResetReplayLimit ResetReason = "replay-limit"
+	// ResetUnavailable: the store failed while the hub read its history.
+	ResetUnavailable ResetReason = "unavailable"
+)
+
 // ReplayOutcome says how a resuming stream's replay went.
 type ReplayOutcome int
 
@@ -145,13 +169,13 @@ type Observer struct {
 	// Delivered runs after an event was handed to this hub's streams: on
 	// every hub that shares a Broadcaster store, once per event. queued is
 	// the number of streams the event was queued for, dropped the number
-	// of streams that lost older events to make room (DropOldest), and
+	// of streams that lost older events to make room (SlowConsumerDropOldest), and
 	// evicted the number of streams ended as slow consumers.
 	Delivered func(topic string, queued, dropped, evicted int)
 	// Replayed runs after a resuming stream's replay with the number of
-	// events sent; for ReplayReset, reason is "unknown-id", "evicted",
-	// "replay-limit" or "unavailable".
-	Replayed func(outcome ReplayOutcome, events int, reason string)
+	// events sent, and for ReplayReset why (ResetUnknownID, ResetEvicted,
+	// ResetReplayLimit or ResetUnavailable; "" for ReplayHit).
+	Replayed func(outcome ReplayOutcome, events int, reason ResetReason)
 	// BroadcastState runs when a Broadcaster store stops delivering (err
 	// says why; events published meanwhile arrive when it catches up) and
 	// when it delivers again (nil).

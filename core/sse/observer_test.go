@@ -39,7 +39,7 @@ type obsDelivered struct {
 type obsReplayed struct {
 	outcome sse.ReplayOutcome
 	events  int
-	reason  string
+	reason  sse.ResetReason
 }
 
 // obsLog records what an Observer is told. Hooks run on many goroutines.
@@ -80,7 +80,7 @@ func (l *obsLog) observer() sse.Observer {
 			defer l.mu.Unlock()
 			l.delivered = append(l.delivered, obsDelivered{topic, queued, dropped, evicted})
 		},
-		Replayed: func(outcome sse.ReplayOutcome, events int, reason string) {
+		Replayed: func(outcome sse.ReplayOutcome, events int, reason sse.ResetReason) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.replayed = append(l.replayed, obsReplayed{outcome, events, reason})
@@ -208,7 +208,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		for _, p := range log.delivered {
 			evictions += p.evicted
 			if p.dropped != 0 || p.queued+p.evicted > 1 {
-				t.Errorf("Published %+v with one subscriber and policy Disconnect", p)
+				t.Errorf("Published %+v with one subscriber and policy SlowConsumerDisconnect", p)
 			}
 		}
 		if evictions != 1 {
@@ -347,7 +347,7 @@ func TestObserverPublished(t *testing.T) {
 
 func TestObserverPublishedDropOldest(t *testing.T) {
 	var log obsLog
-	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, SlowConsumer: sse.DropOldest, WriteTimeout: 2 * time.Second})
+	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, SlowConsumer: sse.SlowConsumerDropOldest, WriteTimeout: 2 * time.Second})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	stalledClient(t, srv, "/")
 	ssetest.WaitStreams(t, h, 1)
@@ -368,11 +368,11 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 	defer log.mu.Unlock()
 	for _, p := range log.delivered {
 		if p.queued != 1 || p.evicted != 0 || p.dropped > 1 {
-			t.Fatalf("Delivered %+v: with DropOldest every event is queued, none evicts", p)
+			t.Fatalf("Delivered %+v: with SlowConsumerDropOldest every event is queued, none evicts", p)
 		}
 	}
 	if h.Stats().Streams != 1 {
-		t.Error("DropOldest ended the stream")
+		t.Error("SlowConsumerDropOldest ended the stream")
 	}
 }
 
@@ -539,7 +539,7 @@ func TestReplayOutcomeString(t *testing.T) {
 
 // TestObserverPublishedOncePerEvent: with a Broadcaster, Published fires on
 // the hub that published only, so that a sum across instances counts each
-// event once; Delivered fires on every hub.
+// event once; Delivered fires on every hub with streams of the topic.
 func TestObserverPublishedOncePerEvent(t *testing.T) {
 	bus := newMemBus(newTestStore(t))
 	logs := make([]*obsLog, 3)
@@ -547,6 +547,9 @@ func TestObserverPublishedOncePerEvent(t *testing.T) {
 	for i := range hubs {
 		logs[i] = &obsLog{}
 		hubs[i] = ssetest.NewHub(t, sse.Options{Store: bus, Observer: logs[i].observer()})
+		// A hub fans out only the topics its streams follow.
+		connect(t, serve(t, hubs[i], sse.HandlerOptions{Topics: sse.Topics("t", "u")}).URL, "")
+		ssetest.WaitStreams(t, hubs[i], 1)
 	}
 	ssetest.Publish(t, hubs[0], "t", "x")
 	ssetest.Publish(t, hubs[2], "u", "y")

@@ -23,11 +23,11 @@ func TestNewHubOptions(t *testing.T) {
 		{"zero value", sse.Options{}, ""},
 		{"all set", sse.Options{
 			HeartbeatInterval: time.Second, WriteTimeout: time.Second, Retry: time.Millisecond,
-			CloseRetry: time.Second, MaxQueueEvents: 1, MaxQueueBytes: 1, SlowConsumer: sse.DropOldest,
+			CloseRetry: time.Second, MaxQueueEvents: 1, MaxQueueBytes: 1, SlowConsumer: sse.SlowConsumerDropOldest,
 			ResetEventType: "reset", MaxTopics: 1, MaxLastEventIDLength: 1,
 		}, ""},
 		{"Retry 1ms", sse.Options{Retry: time.Millisecond}, ""},
-		{"SlowConsumer Disconnect", sse.Options{SlowConsumer: sse.Disconnect}, ""},
+		{"SlowConsumer SlowConsumerDisconnect", sse.Options{SlowConsumer: sse.SlowConsumerDisconnect}, ""},
 		{"ResetEventType non-ASCII", sse.Options{ResetEventType: "réinitialiser"}, ""},
 
 		{"negative HeartbeatInterval", sse.Options{HeartbeatInterval: -time.Second}, "HeartbeatInterval"},
@@ -98,13 +98,13 @@ func TestNewHubUsesGivenStore(t *testing.T) {
 // recorded any event.
 func optCheckNothingRecorded(t *testing.T, h *sse.Hub, topics ...string) {
 	t.Helper()
-	got, err := h.Store().After(context.Background(), 0, topics, 100)
+	got, err := msAfter(context.Background(), h.Store(), 0, topics, 100)
 	if err != nil || len(got) != 0 {
 		t.Errorf("Store().After(0, %q) = %v, %v; want nothing recorded", topics, msSeqs(got), err)
 	}
 	// After(1) is beyond the newest entry only while nothing was appended,
 	// whatever the topic.
-	if _, err := h.Store().After(context.Background(), 1, topics, 100); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := msAfter(context.Background(), h.Store(), 1, topics, 100); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("Store().After(1): %v; want ErrUnknownID as nothing was appended", err)
 	}
 }
@@ -182,7 +182,7 @@ func TestPublishAccepts(t *testing.T) {
 			}
 			// The store gives the event back as a client reads it: line
 			// breaks as LF.
-			got, err := h.Store().After(context.Background(), 0, []string{tt.topic}, 10)
+			got, err := msAfter(context.Background(), h.Store(), 0, []string{tt.topic}, 10)
 			if err != nil || len(got) != 1 || got[0].Event.ID != id || got[0].Topic != tt.topic ||
 				string(got[0].Event.Data) != normalizeNewlines(string(tt.ev.Data)) || got[0].Event.Type != tt.ev.Type {
 				t.Fatalf("Store().After(0) = %+v, %v; want the published event", got, err)
@@ -211,7 +211,7 @@ func TestPublishWithoutSubscribers(t *testing.T) {
 	if ids[0] == ids[1] || ids[1] == ids[2] || ids[0] == ids[2] {
 		t.Fatalf("IDs not distinct: %q", ids)
 	}
-	got, err := h.Store().After(ctx, 0, []string{"a"}, 10)
+	got, err := msAfter(ctx, h.Store(), 0, []string{"a"}, 10)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("Store().After(0, [a]) = %+v, %v; want 2 entries", got, err)
 	}
@@ -220,7 +220,7 @@ func TestPublishWithoutSubscribers(t *testing.T) {
 		if e.Event.ID != want || e.Topic != "a" || string(e.Event.Data) != "data-a" || e.Event.Type != "kind-a" {
 			t.Errorf("entry %d = %+v; want ID %q on topic a", i, e, want)
 		}
-		if pos, err := h.Store().Position(context.Background(), want); err != nil || pos != e.Seq {
+		if pos, err := msPosition(h.Store(), want); err != nil || pos != e.Seq {
 			t.Errorf("Position(%q) = %d, %v; want %d", want, pos, err, e.Seq)
 		}
 	}
@@ -307,7 +307,7 @@ func TestPublishStoreAppendFails(t *testing.T) {
 	if ev.Data != "kept" || ev.LastEventID != id {
 		t.Fatalf("subscriber got %+v, want data kept with ID %s", ev, id)
 	}
-	got, err := h.Store().After(context.Background(), 0, []string{"t"}, 10)
+	got, err := msAfter(context.Background(), h.Store(), 0, []string{"t"}, 10)
 	if err != nil || len(got) != 1 || string(got[0].Event.Data) != "kept" {
 		t.Fatalf("Store().After(0) = %+v, %v; want only the kept event", got, err)
 	}

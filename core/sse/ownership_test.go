@@ -110,7 +110,7 @@ func TestMemoryStoreOwnsWhatItRecords(t *testing.T) {
 		{[]string{"room1", "room2"}, []uint64{1, 2}, []string{"first", "XXXXX"}},
 	}
 	for _, tt := range tests {
-		got := msAfter(t, s, 0, tt.topics, 10)
+		got := msMustAfter(t, s, 0, tt.topics, 10)
 		var data []string
 		for _, e := range got {
 			data = append(data, string(e.Event.Data))
@@ -131,13 +131,13 @@ func TestMemoryStoreAfterReturnsOwnData(t *testing.T) {
 	s := msNew(t, sse.MemoryStoreOptions{Epoch: "e1"})
 	msAppend(t, s, "t", "data")
 	msAppend(t, s, "t", "more")
-	got := msAfter(t, s, 0, []string{"t"}, 10)
+	got := msMustAfter(t, s, 0, []string{"t"}, 10)
 	copy(got[0].Event.Data, "XXXX")
 	_ = append(got[0].Event.Data, "YYYY"...) // must not reach the next event's data
 	if string(got[1].Event.Data) != "more" {
 		t.Fatalf("appending to one returned event's data changed the next one's: %q", got[1].Event.Data)
 	}
-	if again := msAfter(t, s, 0, []string{"t"}, 10); string(again[0].Event.Data) != "data" {
+	if again := msMustAfter(t, s, 0, []string{"t"}, 10); string(again[0].Event.Data) != "data" {
 		t.Fatalf("After after changing a returned event: data %q, want data", again[0].Event.Data)
 	}
 }
@@ -180,12 +180,12 @@ func TestMemoryStoreRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := msAfter(t, s, e.Seq-1, []string{"t"}, 1)
+			got := msMustAfter(t, s, e.Seq-1, []string{"t"}, 1)
 			if len(got) != 1 {
 				t.Fatalf("After returned %d entries, want 1", len(got))
 			}
 			want := tt.want
-			want.ID = s.ID(e.Seq)
+			want.ID = msID(s, e.Seq)
 			if g := got[0].Event; g.ID != want.ID || g.Type != want.Type || g.Comment != want.Comment ||
 				g.Retry != want.Retry || g.Flags != want.Flags || string(g.Data) != string(want.Data) || (g.Data == nil) != (want.Data == nil) {
 				t.Fatalf("After returned %+v (data %q), want %+v (data %q)", g, g.Data, want, want.Data)
@@ -212,7 +212,7 @@ func TestMemoryStoreAppendInvalid(t *testing.T) {
 			t.Errorf("Append(%+v): %v, want ErrInvalidEvent", ev, err)
 		}
 	}
-	if _, err := s.Position(context.Background(), "e1-1"); !errors.Is(err, sse.ErrUnknownID) {
+	if _, err := msPosition(s, "e1-1"); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("a refused event was given a Seq: Position(e1-1) = %v", err)
 	}
 }

@@ -143,7 +143,7 @@ func (h *Hub) runStreamReason(ctx context.Context, r *http.Request, info *Stream
 	if err := st.Start(); err != nil {
 		return &StreamEndedError{Reason: EndWriteError, Err: err}
 	}
-	if !h.register(s.sub) { // Shutdown came after admit
+	if ok, _ := h.register(ctx, s.sub); !ok { // Shutdown came after admit
 		_ = h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 		end = EndShutdown
 		return &StreamEndedError{Reason: EndShutdown}

@@ -10,12 +10,15 @@ import (
 type Entry struct {
 	// Topic is the topic the event was published on.
 	Topic string
-	// Seq is the entry's place in the store's single order across all
-	// topics. Later entries have larger Seq. Seq is never 0.
+	// Seq is the entry's place in its topic's history: later entries of
+	// the topic have larger Seq. Seq is never 0. Whether Seqs of different
+	// topics compare depends on the store: the MemoryStore numbers all
+	// topics in one sequence, others may number each topic on its own.
 	Seq uint64
 	// Time is when the store recorded the entry.
 	Time time.Time
-	// Event is the event, with ID set to the store's name for Seq.
+	// Event is the event, with ID set to its name: the store's epoch and
+	// Seq (see Hub.Publish).
 	Event Event
 
 	// frame, when set, is the event's wire form, ID included, as the
@@ -25,39 +28,54 @@ type Entry struct {
 }
 
 // A Store records published events so that clients that reconnect can be
-// sent what they missed. It assigns every event its ID, and it orders all
-// events of all topics in one sequence, which is what makes the hand-over
-// from replay to live delivery exact for clients of several topics.
+// sent what they missed. It numbers each topic's events in order (Seq);
+// the hub names a stream's place in the history, one Seq per topic of the
+// stream, in the IDs it sends (see the package documentation).
 //
 // The MemoryStore of NewMemoryStore is the default. A Store must be safe
 // for concurrent use.
 type Store interface {
-	// Append records ev on topic and returns the entry, whose Seq is greater
-	// than that of every entry recorded before, and whose Event.ID names
-	// that Seq in the store's present epoch.
+	// Append records ev on topic and returns the entry, whose Seq is
+	// greater than that of every entry recorded on topic before.
 	//
 	// Append must not keep ev.Data or topic beyond the call; copy what it
 	// keeps. The caller may reuse their memory once Append returns (a
 	// server's request buffers, for example).
 	Append(ctx context.Context, topic string, ev Event) (Entry, error)
 
-	// After returns, oldest first, at most limit entries of the given topics
-	// whose Seq is greater than after. It returns ErrEvicted when entries
-	// of those topics with Seq greater than after are no longer kept (the
-	// caller may have missed some), and ErrUnknownID when after is beyond
-	// the newest entry. A store that cannot tell which topics lost entries
-	// may answer ErrEvicted when any did, but never a history with a gap.
-	// after == 0 means from the oldest entry ever recorded.
-	After(ctx context.Context, after uint64, topics []string, limit int) ([]Entry, error)
+	// After returns at most limit entries that follow the positions
+	// after: for each i, the entries of topics[i] whose Seq is greater than
+	// after[i], oldest first; entries of different topics in the store's
+	// order (by Seq, when the store numbers all topics in one sequence).
+	// It returns ErrEvicted when some of those entries are no longer kept
+	// (a store that cannot tell which topics lost entries may answer
+	// ErrEvicted when any did, but never a history with a gap), and
+	// ErrUnknownID when a position is beyond the newest Seq the store may
+	// have issued for its topic. A position of 0 is before the topic's
+	// first entry.
+	After(ctx context.Context, topics []string, after []uint64, limit int) ([]Entry, error)
 
-	// Position returns the Seq that id names. It returns ErrUnknownID for
-	// anything that is not an ID of this store's present epoch: malformed
-	// text, an ID from an earlier process lifetime or from another store.
-	Position(ctx context.Context, id string) (uint64, error)
+	// Newest returns the Seq of topic's newest entry, or a position before
+	// its first entry when it has none: a stream that starts there gets
+	// every entry appended later. The hub asks when a stream of a topic
+	// that no other stream of the hub follows opens.
+	Newest(ctx context.Context, topic string) (uint64, error)
 
-	// ID returns the ID that names seq in the present epoch. ID(0) names the
-	// position before the first entry.
-	ID(seq uint64) string
+	// Epoch names the store's present lifetime. The hub puts it in every
+	// ID, so that IDs of another lifetime (a process restart, for an
+	// in-memory store) or of another store are told apart: a client that
+	// sends one is reset. It is 1 to 32 ASCII letters or digits.
+	Epoch() string
+}
+
+// An OrderedStore numbers the entries of all topics in one sequence, and
+// the hub delivers them in that order: a stream's place in the history is
+// then one Seq, whatever its number of topics, and every ID it is sent is
+// as short as a single topic's. The MemoryStore is one.
+type OrderedStore interface {
+	Store
+	// Ordered marks the store; it does nothing.
+	Ordered()
 }
 
 var (
@@ -66,31 +84,38 @@ var (
 	ErrUnknownID = errors.New("sse: unknown event id")
 
 	// ErrEvicted means that events after the given position were dropped
-	// from the store's window. The hub answers it with a reset event.
+	// from the store's history. The hub answers it with a reset event.
 	ErrEvicted = errors.New("sse: events after this id were evicted")
 )
 
 // A Broadcaster is a Store shared by several processes that also carries
-// what is appended to every hub that uses it: a hub whose Store is a
-// Broadcaster delivers to its clients what Listen hands it, its own
+// what is appended to every hub that follows the topic: a hub whose Store
+// is a Broadcaster delivers to its clients what Listen hands it, its own
 // publishes included, instead of delivering them directly. That is how
-// events published on one instance reach clients on every other, in the
-// same order everywhere (sseredis implements it on Redis). It also carries
-// signals between hubs (Hub.EndStreams ends streams on every instance).
+// events published on one instance reach clients on every other (sseredis
+// implements it on Redis). A hub follows only the topics its streams
+// follow. A Broadcaster also carries signals between hubs
+// (Hub.EndStreams ends streams on every instance).
 type Broadcaster interface {
 	Store
 
-	// Newest returns the Seq of the newest entry; NewHub calls it once, so
-	// an unreachable store is an error at start.
-	Newest(ctx context.Context) (uint64, error)
+	// Listen hands l, until ctx is done, the entries of the topics that
+	// Follow asked for, each topic's in Seq order and without gaps, and
+	// every signal sent; then it returns ctx's error. It rides out outages
+	// of the store itself, catching up from what the store still holds;
+	// l.State is called with a non-nil error when delivery stops and with
+	// nil when it resumes, and l.Lost when entries of a topic can no longer
+	// be delivered. l's methods are never called concurrently. A hub calls
+	// Listen once.
+	Listen(ctx context.Context, l Listener) error
 
-	// Listen hands l every entry appended after Seq after, by any process,
-	// in Seq order and without gaps, and every signal sent, until ctx is
-	// done; then it returns ctx's error. It rides out outages of the store
-	// itself, catching up from what the store still holds; l.State is
-	// called with a non-nil error when delivery stops and with nil when it
-	// resumes. l's methods are never called concurrently.
-	Listen(ctx context.Context, after uint64, l Listener) error
+	// Follow asks Listen for the entries of topic whose Seq is greater
+	// than after: first those the store holds, then those appended later.
+	// Unfollow asks it to stop. Both return at once, without waiting for
+	// the store; a hub calls Follow when a stream of a topic it did not
+	// follow opens, and Unfollow when the topic's last stream ends.
+	Follow(topic string, after uint64)
+	Unfollow(topic string)
 
 	// Signal hands msg to the Listener of every hub that shares the store,
 	// this one included, at most once each. Signals are not recorded: a
@@ -101,11 +126,15 @@ type Broadcaster interface {
 // A Listener receives what a Broadcaster carries. The hub is the Listener
 // of its store; a Broadcaster implementation calls it.
 type Listener interface {
-	// Deliver hands over the next entry.
+	// Deliver hands over the next entry of a followed topic. Entries at or
+	// before what the hub already has are ignored.
 	Deliver(Entry)
-	// State reports that delivery stopped (err says why; an error that
-	// matches ErrEvicted means entries were lost) or resumed (nil).
+	// State reports that delivery stopped (err says why) or resumed (nil).
 	State(err error)
+	// Lost reports that entries of topic were lost between the store and
+	// the hub (an outage longer than the history): the topic's streams are
+	// sent the reset event.
+	Lost(topic string)
 	// Signal hands over a message that a hub sent with
 	// Broadcaster.Signal.
 	Signal(msg []byte)

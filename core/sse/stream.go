@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -85,7 +86,12 @@ func (h *Hub) open(ctx context.Context, st streamWriter, s *subscriber, lastID s
 	if err := st.Start(); err != nil {
 		return true, EndWriteError, err
 	}
-	if !h.register(s) { // Shutdown came after admit
+	if ok, rerr := h.register(ctx, s); !ok {
+		// Shutdown came after admit, or the store could not say where a
+		// topic starts: the client is told to come back.
+		if rerr != nil {
+			h.log.Warn("sse: a stream could not open", "err", rerr)
+		}
 		return false, 0, h.write(st, appendValid(nil, &Event{Retry: h.closeRetry()}))
 	}
 	if f := h.opts.Observer.StreamOpened; f != nil {
@@ -100,24 +106,34 @@ func (h *Hub) open(ctx context.Context, st streamWriter, s *subscriber, lastID s
 	if h.opts.Retry > 0 {
 		buf = appendRetry(buf, h.opts.Retry)
 	}
+	var pos []uint64
 	if lastID == "" {
+		pos = slices.Clone(s.after)
 		buf = append(buf, "id: "...)
-		buf = append(buf, h.store.ID(s.after)...)
+		buf = h.appendID(buf, pos)
 		buf = append(buf, '\n')
+	} else if len(lastID) <= h.opts.MaxLastEventIDLength {
+		pos, _ = parseID(lastID, h.store.Epoch(), len(s.topics))
 	}
 	buf = append(buf, '\n')
 	err = h.write(st, buf)
 	if err == nil {
 		s.wrote.Store(true)
-		if lastID != "" {
-			err = h.replay(ctx, st, s, lastID, buf[:0], sent)
-		}
+		// A new stream replays too: what was published while its topics
+		// were joined may have reached neither the store's newest nor the
+		// live queue.
+		err = h.replay(ctx, st, s, pos, lastID != "", buf[:0], sent)
 	}
 	if err != nil {
 		h.unregister(s)
 		return true, writeErrorReason(err), err
 	}
 	return true, 0, nil
+}
+
+// appendID appends the ID of the place pos in the store's history.
+func (h *Hub) appendID(dst []byte, pos []uint64) []byte {
+	return appendID(dst, h.store.Epoch(), pos, h.ordered)
 }
 
 func writeErrorReason(err error) EndReason {
@@ -129,37 +145,52 @@ func writeErrorReason(err error) EndReason {
 
 // replay sends the events after lastID, then leaves s.after at the newest
 // event sent so that the live queue skips them.
-func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID string, buf []byte, sent *int) error {
+func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, pos []uint64, report bool, buf []byte, sent *int) error {
 	const page = 256
-	var reason string
-	pos, err := uint64(0), ErrUnknownID
-	if len(lastID) <= h.opts.MaxLastEventIDLength {
-		pos, err = h.store.Position(ctx, lastID)
+	var reason ResetReason
+	err := ErrUnknownID
+	if pos != nil {
+		err = nil
 	}
-	var written uint64    // Seq of the newest event sent
-	events, bytes := 0, 0 // replayed so far, bounded by MaxReplayEvents and MaxReplayBytes
+	// With an OrderedStore, events after the newest fanned out when the
+	// stream registered reach it live, in order: the replay stops before
+	// them, so that the stream sends every event in the store's order.
+	var bound uint64
+	if h.ordered {
+		bound = slices.Max(s.after)
+	}
+	events, bytes := 0, 0            // replayed so far, bounded by MaxReplayEvents and MaxReplayBytes
+	written := slices.Clone(s.after) // the place the frames sent reach
 	var frames []pageFrame
 	var enc []byte // other stores' events, encoded
 	for err == nil {
-		frames, err = h.replayPage(ctx, frames[:0], &enc, pos, s.topics, min(page, h.opts.MaxReplayEvents-events+1))
+		frames, err = h.replayPage(ctx, frames[:0], &enc, s.topics, pos, min(page, h.opts.MaxReplayEvents-events+1))
 		if err != nil {
 			break
 		}
 		buf = buf[:0]
-		n := 0
+		n, done := 0, len(frames) < page
 		for _, f := range frames {
-			if events+n+1 > h.opts.MaxReplayEvents || bytes+len(buf)+len(f.b) > h.opts.MaxReplayBytes {
+			if h.ordered && f.seq > bound {
+				done = true
+				break
+			}
+			size := len(buf)
+			ti := slices.Index(s.topics, f.topic)
+			if ti < 0 || f.seq <= pos[ti] {
+				continue // a topic named twice by the store: sent once
+			}
+			pos[ti] = f.seq
+			buf = h.appendFrame(buf, f.b, pos)
+			if events+n+1 > h.opts.MaxReplayEvents || bytes+len(buf) > h.opts.MaxReplayBytes {
+				buf = buf[:size]
 				err = errReplayLimit
 				break
 			}
-			buf = append(buf, f.b...)
-			pos = f.seq
+			written[ti] = max(written[ti], f.seq)
 			n++
 		}
 		clear(frames) // let the page's frames go
-		if n > 0 {
-			written = pos
-		}
 		if len(buf) > 0 {
 			if werr := h.write(st, buf); werr != nil {
 				return werr
@@ -169,9 +200,11 @@ func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID
 			events += n
 			bytes += len(buf)
 		}
-		if err == nil && len(frames) < page {
-			s.after = max(s.after, pos)
-			if f := h.opts.Observer.Replayed; f != nil {
+		if err == nil && done {
+			for i := range s.after {
+				s.after[i] = max(s.after[i], pos[i])
+			}
+			if f := h.opts.Observer.Replayed; f != nil && report {
 				f(ReplayHit, *sent, "")
 			}
 			return nil
@@ -179,44 +212,63 @@ func (h *Hub) replay(ctx context.Context, st streamWriter, s *subscriber, lastID
 	}
 	switch {
 	case errors.Is(err, ErrUnknownID):
-		reason = "unknown-id"
+		reason = ResetUnknownID
 	case errors.Is(err, ErrEvicted):
-		reason = "evicted"
+		reason = ResetEvicted
 	case err == errReplayLimit:
-		reason = "replay-limit"
+		reason = ResetReplayLimit
 	default:
 		// The store failed: the client cannot be told what it missed.
 		h.log.Warn("sse: replay failed", "err", err)
-		reason = "unavailable"
+		reason = ResetUnavailable
 	}
 	if f := h.opts.Observer.Replayed; f != nil {
 		f(ReplayReset, *sent, reason)
 	}
 	// Pages sent before the failure may reach past the live queue's start.
-	s.after = max(s.after, written)
+	for i := range s.after {
+		s.after[i] = max(s.after[i], written[i])
+	}
 	return h.write(st, h.appendReset(buf[:0], reason, s.after))
+}
+
+// appendFrame appends an event's frame, as the stream at place pos (which
+// the event has reached) sends it: as it is when its own ID names pos (a
+// stream of one topic, or an OrderedStore's), or with the ID of pos.
+func (h *Hub) appendFrame(dst, frame []byte, pos []uint64) []byte {
+	if h.ordered || len(pos) == 1 {
+		return append(dst, frame...)
+	}
+	start, end := idLine(frame)
+	dst = append(dst, frame[:start]...)
+	dst = append(dst, frame[end:len(frame)-1]...) // without the blank line
+	dst = append(dst, "id: "...)
+	dst = h.appendID(dst, pos)
+	return append(dst, '\n', '\n')
 }
 
 // errReplayLimit ends a replay that would exceed MaxReplayEvents or
 // MaxReplayBytes.
 var errReplayLimit = errors.New("sse: replay limit reached")
 
-// pageFrame is one event of a replayed page: its Seq and its wire form.
+// pageFrame is one event of a replayed page: its topic, its Seq and its
+// wire form.
 type pageFrame struct {
-	seq uint64
-	b   []byte
+	topic string
+	seq   uint64
+	b     []byte
 }
 
-// replayPage appends to dst the frames of at most limit events of topics
-// after Seq pos, oldest first. The MemoryStore hands over the frames it
-// keeps; the events of other stores are encoded into *enc, which is reused
-// from page to page. Only a *MemoryStore itself takes the short way: a
-// type that embeds one may change what After returns.
-func (h *Hub) replayPage(ctx context.Context, dst []pageFrame, enc *[]byte, pos uint64, topics []string, limit int) ([]pageFrame, error) {
+// replayPage appends to dst the frames of at most limit events that follow
+// the place pos of topics, in the store's order. The MemoryStore hands over
+// the frames it keeps; the events of other stores are encoded into *enc,
+// which is reused from page to page. Only a *MemoryStore itself takes the
+// short way: a type that embeds one may change what After returns.
+func (h *Hub) replayPage(ctx context.Context, dst []pageFrame, enc *[]byte, topics []string, pos []uint64, limit int) ([]pageFrame, error) {
 	if ms, ok := h.store.(*MemoryStore); ok {
-		return ms.frames(dst, pos, topics, limit)
+		return ms.frames(dst, topics, pos, limit)
 	}
-	entries, err := h.store.After(ctx, pos, topics, limit)
+	entries, err := h.store.After(ctx, topics, pos, limit)
 	if err != nil {
 		return dst, err
 	}
@@ -229,7 +281,7 @@ func (h *Hub) replayPage(ctx context.Context, dst []pageFrame, enc *[]byte, pos 
 	*enc = b
 	start := 0
 	for i, end := range ends {
-		dst = append(dst, pageFrame{seq: entries[i].Seq, b: b[start:end]})
+		dst = append(dst, pageFrame{topic: entries[i].Topic, seq: entries[i].Seq, b: b[start:end]})
 		start = end
 	}
 	return dst, nil
@@ -238,8 +290,8 @@ func (h *Hub) replayPage(ctx context.Context, dst []pageFrame, enc *[]byte, pos 
 // appendReset appends the reset event. Its ID is that of the newest event
 // before the stream's live events, so that a client that reconnects resumes
 // from there instead of being reset again.
-func (h *Hub) appendReset(buf []byte, reason string, after uint64) []byte {
-	ev := Event{ID: h.store.ID(after), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + reason + `"}`)}
+func (h *Hub) appendReset(buf []byte, reason ResetReason, after []uint64) []byte {
+	ev := Event{ID: string(h.appendID(nil, after)), Type: h.opts.ResetEventType, Data: []byte(`{"reason":"` + string(reason) + `"}`)}
 	return appendValid(buf, &ev)
 }
 
@@ -292,13 +344,13 @@ var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); retu
 // it wrote anything. Small frames are gathered into writes of up to
 // writeChunk bytes; a single frame, or a large one, is written as it is,
 // without a copy.
-func (h *Hub) sendBatch(st streamWriter, s *subscriber, batch []queued, reset string, ending bool, last []byte) (n int, wrote bool, err error) {
+func (h *Hub) sendBatch(st streamWriter, s *subscriber, batch []queued, reset ResetReason, ending bool, last []byte) (n int, wrote bool, err error) {
 	fresh := batch
-	for len(fresh) > 0 && fresh[0].seq <= s.after {
+	for len(fresh) > 0 && fresh[0].seq <= s.after[fresh[0].ti] {
 		fresh = fresh[1:]
 	}
-	if len(fresh) == 1 && reset == "" && !ending {
-		s.after = fresh[0].seq
+	if len(fresh) == 1 && reset == "" && !ending && (h.ordered || len(s.after) == 1) {
+		s.after[fresh[0].ti] = fresh[0].seq
 		return 1, true, h.write(st, fresh[0].f.b)
 	}
 	bp := batchBuffers.Get().(*[]byte)
@@ -321,9 +373,22 @@ func (h *Hub) sendBatch(st streamWriter, s *subscriber, batch []queued, reset st
 	if reset != "" {
 		b = h.appendReset(b, reset, s.after)
 	}
-	for _, q := range fresh { // in Seq order, all after s.after
-		s.after = q.seq
+	for _, q := range fresh {
+		if q.seq <= s.after[q.ti] {
+			continue // replayed already
+		}
+		s.after[q.ti] = q.seq
 		n++
+		if !h.ordered && len(s.after) > 1 {
+			// The frame goes with this stream's own ID.
+			if len(b)+len(q.f.b)+64 > writeChunk {
+				if err := flush(); err != nil {
+					return n, wrote, err
+				}
+			}
+			b = h.appendFrame(b, q.f.b, s.after)
+			continue
+		}
 		if len(q.f.b) >= writeChunk/2 {
 			if err := flush(); err != nil {
 				return n, wrote, err

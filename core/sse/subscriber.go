@@ -11,14 +11,20 @@ import (
 // was queued for; its bytes are never modified.
 type frame struct {
 	b []byte
-	// refs counts the queues that hold the frame, plus one while fanOut
-	// runs: Stats.QueuedBytes counts a frame while refs > 0.
+	// b[idStart:idEnd] is the "id" line: a stream whose IDs name a Seq per
+	// topic sends the frame with its own ID line instead.
+	idStart, idEnd int
+	// refs counts the queues that hold the frame. While fanOut runs it
+	// counts every subscriber of its snapshot, plus one, so that it cannot
+	// reach 0 early; fanOut then takes back what it did not queue.
+	// Stats.QueuedBytes counts a frame while refs > 0.
 	refs atomic.Int32
 }
 
 // queued is one encoded event waiting for a subscriber.
 type queued struct {
 	seq uint64
+	ti  int // the index of the event's topic in the subscriber's topics
 	f   *frame
 }
 
@@ -29,17 +35,19 @@ type subscriber struct {
 	hub     *Hub
 	topics  []string
 	info    *StreamInfo // the Session's
-	expires time.Time   // MaxStreamAge: zero for none; guarded by hub.mu
-	slots   []int       // slots[i]: index of s in hub.topics[topics[i]]; guarded by hub.mu
+	expires time.Time   // MaxStreamAge: zero for none; set before registration
+	id      uint64      // picks the registry shard
+	slots   []slot      // slots[i]: where s sits in topics[i]'s chunks, when it has joined
 
-	// after is the Seq of the newest event the stream has sent or may skip;
-	// used only by the stream goroutine.
-	after uint64
+	// after[i] is the Seq of the newest event of topics[i] that the stream
+	// has sent or may skip: the stream's place in the history. Set by
+	// register, then used only by the stream goroutine.
+	after []uint64
 
 	notify chan struct{} // capacity 1: "something changed"
 	// det, once set, is the detached connection that serves the stream
 	// instead of a goroutine waiting on notify.
-	det   atomic.Pointer[detachedConn]
+	det atomic.Pointer[detachedConn]
 	// req, once set, is the per-request stream the subscriber stands for
 	// (Hub.Stream): it has no topics, and its writes come from its
 	// producer, so a wake-up goes to it instead.
@@ -51,15 +59,19 @@ type subscriber struct {
 	queue []queued
 	spare []queued // the stream goroutine's previous batch, reused
 	bytes int
-	reset string    // reason of a reset event owed to the stream, or ""
-	ended EndReason // 0 while the stream runs
-	last  []byte    // a frame to send before the end (EndStreams), or nil
+	reset ResetReason // reason of a reset event owed to the stream, or ""
+	ended EndReason   // 0 while the stream runs
+	last  []byte      // a frame to send before the end (EndStreams), or nil
 }
 
 // newSubscriber returns a subscriber of the stream info describes; info
 // must outlive it.
 func newSubscriber(h *Hub, info *StreamInfo) *subscriber {
-	return &subscriber{hub: h, topics: info.Topics, info: info, notify: make(chan struct{}, 1)}
+	return &subscriber{
+		hub: h, topics: info.Topics, info: info, id: subscriberIDs.Add(1),
+		after: make([]uint64, len(info.Topics)), slots: make([]slot, len(info.Topics)),
+		notify: make(chan struct{}, 1),
+	}
 }
 
 func (s *subscriber) wake() {
@@ -74,15 +86,6 @@ func (s *subscriber) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
-	}
-}
-
-func (s *subscriber) setSlot(topic string, slot int) {
-	for i, t := range s.topics {
-		if t == topic {
-			s.slots[i] = slot
-			return
-		}
 	}
 }
 
@@ -104,7 +107,7 @@ const (
 // MaxEventBytes, at most MaxQueueBytes, but a frame that another process
 // broadcast may be larger, and one frame alone must not count as a slow
 // consumer.
-func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
+func (s *subscriber) enqueue(seq uint64, ti int, f *frame) enqueueResult {
 	opts := &s.hub.opts
 	s.mu.Lock()
 	if s.ended != 0 {
@@ -117,7 +120,7 @@ func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 	}
 	result := enqueued
 	if full(0) {
-		if opts.SlowConsumer == Disconnect {
+		if opts.SlowConsumer == SlowConsumerDisconnect {
 			s.ended = EndSlowConsumer
 			s.mu.Unlock()
 			s.wake()
@@ -134,11 +137,10 @@ func (s *subscriber) enqueue(seq uint64, f *frame) enqueueResult {
 		clear(s.queue[n:])
 		s.queue = s.queue[:n]
 		if s.reset == "" {
-			s.reset = "dropped"
+			s.reset = ResetDropped
 		}
 	}
-	f.refs.Add(1) // before the stream can see it
-	s.queue = append(s.queue, queued{seq: seq, f: f})
+	s.queue = append(s.queue, queued{seq: seq, ti: ti, f: f}) // fanOut counted the reference
 	s.bytes += len(f.b)
 	first := len(s.queue) == 1
 	s.mu.Unlock()
@@ -166,7 +168,7 @@ func (s *subscriber) endWith(reason EndReason, last []byte) {
 // take returns everything queued, the reason of a reset event owed to the
 // stream ("" if none), whether the stream is to end, and the frame to send
 // before its end. The returned slice is valid until the next take.
-func (s *subscriber) take() (batch []queued, reset string, ended EndReason, last []byte) {
+func (s *subscriber) take() (batch []queued, reset ResetReason, ended EndReason, last []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.spare)
@@ -179,10 +181,14 @@ func (s *subscriber) take() (batch []queued, reset string, ended EndReason, last
 	return batch, reset, s.ended, s.last
 }
 
-// discard empties the queue of a stream that ends.
+// discard empties the queue of a stream that has ended; a fan-out that
+// still holds the stream in its snapshot then queues nothing for it.
 func (s *subscriber) discard() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ended == 0 {
+		s.ended = EndClientGone
+	}
 	for _, q := range s.queue {
 		s.hub.releaseFrame(q.f)
 	}
@@ -192,7 +198,7 @@ func (s *subscriber) discard() {
 
 // owe records that the stream must be sent a reset event with reason
 // before its next events.
-func (s *subscriber) owe(reason string) {
+func (s *subscriber) owe(reason ResetReason) {
 	s.mu.Lock()
 	if s.reset == "" {
 		s.reset = reason

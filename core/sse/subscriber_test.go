@@ -2,8 +2,10 @@ package sse
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,17 +42,17 @@ func TestQueueLimits(t *testing.T) {
 		{"under both bounds", Options{MaxQueueEvents: 5, MaxQueueBytes: 1000}, 5, "1,2,3,4,5", false, 0},
 		{"disconnect on events", Options{MaxQueueEvents: 3}, 5, "1,2,3", false, EndSlowConsumer},
 		{"disconnect on bytes", Options{MaxQueueBytes: 250}, 5, "1,2", false, EndSlowConsumer},
-		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: DropOldest}, 5, "3,4,5", true, 0},
-		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: DropOldest}, 5, "4,5", true, 0},
+		{"drop oldest on events", Options{MaxQueueEvents: 3, SlowConsumer: SlowConsumerDropOldest}, 5, "3,4,5", true, 0},
+		{"drop oldest on bytes", Options{MaxQueueBytes: 250, SlowConsumer: SlowConsumerDropOldest}, 5, "4,5", true, 0},
 		{"frame larger than the byte bound, disconnect", Options{MaxQueueBytes: 50}, 1, "1", false, 0},
-		{"frame larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 1, "1", false, 0},
-		{"frames larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: DropOldest}, 2, "2", true, 0},
+		{"frame larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: SlowConsumerDropOldest}, 1, "1", false, 0},
+		{"frames larger than the byte bound, drop oldest", Options{MaxQueueBytes: 50, SlowConsumer: SlowConsumerDropOldest}, 2, "2", true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSubscriber(newTestHub(t, tt.opts), &StreamInfo{Topics: []string{"t"}})
 			for i := 1; i <= tt.frames; i++ {
-				s.enqueue(uint64(i), &frame{b: data})
+				s.enqueue(uint64(i), 0, &frame{b: data})
 			}
 			batch, reset, ended, _ := s.take()
 			if dropped := reset == "dropped"; seqs(batch) != tt.wantSeqs || dropped != tt.wantDropped || ended != tt.wantEnded {
@@ -58,7 +60,7 @@ func TestQueueLimits(t *testing.T) {
 					seqs(batch), reset, ended, tt.wantSeqs, tt.wantDropped, tt.wantEnded)
 			}
 			if tt.wantEnded == 0 {
-				if s.enqueue(99, &frame{b: data}); s.queuedBytes() != len(data) {
+				if s.enqueue(99, 0, &frame{b: data}); s.queuedBytes() != len(data) {
 					t.Errorf("after take, queue holds %d bytes, want %d", s.queuedBytes(), len(data))
 				}
 			}
@@ -69,7 +71,7 @@ func TestQueueLimits(t *testing.T) {
 func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	s := newSubscriber(newTestHub(t, Options{}), &StreamInfo{Topics: []string{"t"}})
 	for i := range 10 {
-		s.enqueue(uint64(i+1), &frame{b: []byte("x")})
+		s.enqueue(uint64(i+1), 0, &frame{b: []byte("x")})
 	}
 	<-s.notify
 	select {
@@ -78,7 +80,7 @@ func TestEnqueueWakesOncePerBatch(t *testing.T) {
 	default:
 	}
 	s.take()
-	s.enqueue(11, &frame{b: []byte("x")})
+	s.enqueue(11, 0, &frame{b: []byte("x")})
 	select {
 	case <-s.notify:
 	default:
@@ -95,14 +97,14 @@ func (r *recorder) Write(p []byte, _ time.Duration) error {
 	return nil
 }
 
-// TestDropOldestSendsReset checks the bytes a DropOldest stream writes: the
+// TestDropOldestSendsReset checks the bytes a SlowConsumerDropOldest stream writes: the
 // reset event first, then the surviving events.
 func TestDropOldestSendsReset(t *testing.T) {
-	h := newTestHub(t, Options{MaxQueueEvents: 2, SlowConsumer: DropOldest, Store: mustMemoryStore(t, "e")})
+	h := newTestHub(t, Options{MaxQueueEvents: 2, SlowConsumer: SlowConsumerDropOldest, Store: mustMemoryStore(t, "e")})
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-	s.after = 7
+	s.after = []uint64{7}
 	for i := uint64(8); i <= 10; i++ {
-		s.enqueue(i, &frame{b: []byte("data: " + strconv.FormatUint(i, 10) + "\n\n")})
+		s.enqueue(i, 0, &frame{b: []byte("data: " + strconv.FormatUint(i, 10) + "\n\n")})
 	}
 	batch, reset, _, _ := s.take()
 	var rec recorder
@@ -127,8 +129,8 @@ func mustMemoryStore(t *testing.T, epoch string) *MemoryStore {
 func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 	h := newTestHub(t, Options{})
 	active, idle := newSubscriber(h, &StreamInfo{Topics: []string{"t"}}), newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-	h.register(active)
-	h.register(idle)
+	h.register(context.Background(), active)
+	h.register(context.Background(), idle)
 	defer h.unregister(active)
 	defer h.unregister(idle)
 
@@ -151,10 +153,10 @@ func TestHeartbeatSkipsActiveStreams(t *testing.T) {
 func TestSendBatchSkipsReplayedEvents(t *testing.T) {
 	h := newTestHub(t, Options{})
 	s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-	s.after = 5 // replay sent up to 5
-	batch := []queued{{4, &frame{b: []byte("4")}}, {5, &frame{b: []byte("5")}}, {6, &frame{b: []byte("6")}}, {7, &frame{b: []byte("7")}}}
+	s.after = []uint64{5} // replay sent up to 5
+	batch := []queued{{4, 0, &frame{b: []byte("4")}}, {5, 0, &frame{b: []byte("5")}}, {6, 0, &frame{b: []byte("6")}}, {7, 0, &frame{b: []byte("7")}}}
 	var rec recorder
-	if n, _, _ := h.sendBatch(&rec, s, batch, "", false, nil); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after != 7 {
+	if n, _, _ := h.sendBatch(&rec, s, batch, "", false, nil); n != 2 || strings.Join(rec.writes, "|") != "67" || s.after[0] != 7 {
 		t.Errorf("sent %d as %q, after %d; want 2 as \"67\", 7", n, rec.writes, s.after)
 	}
 }
@@ -180,7 +182,7 @@ func TestSendBatchWrites(t *testing.T) {
 			s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
 			var batch []queued
 			for i, f := range tt.frames {
-				batch = append(batch, queued{uint64(i + 1), &frame{b: f}})
+				batch = append(batch, queued{uint64(i + 1), 0, &frame{b: f}})
 			}
 			var rec recorder
 			n, wrote, err := h.sendBatch(&rec, s, batch, "", false, nil)
@@ -211,28 +213,119 @@ func fmtInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-func TestUnregisterKeepsTopicIndex(t *testing.T) {
+// TestRegistry registers and unregisters subscribers of a few topics in
+// random order, enough to span several chunks, and checks the registry's
+// lists against a model after every step.
+func TestRegistry(t *testing.T) {
 	h := newTestHub(t, Options{})
-	var subs []*subscriber
-	for i := range 5 {
-		s := newSubscriber(h, &StreamInfo{Topics: []string{"a", "b" + strconv.Itoa(i%2)}})
-		h.register(s)
-		subs = append(subs, s)
-	}
-	for _, i := range []int{1, 4, 0, 3, 2} {
-		h.unregister(subs[i])
-		for topic, list := range h.topics {
-			for slot, s := range list {
-				for j, t2 := range s.topics {
-					if t2 == topic && s.slots[j] != slot {
-						t.Fatalf("subscriber at %s[%d] thinks it is at %d", topic, slot, s.slots[j])
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[string]map[*subscriber]bool{}
+	var live []*subscriber
+	check := func(step int) {
+		t.Helper()
+		r := h.reg
+		for topic, want := range model {
+			ts := r.topics[topic]
+			if len(want) == 0 {
+				if ts != nil {
+					t.Fatalf("step %d: topic %s has %d subscribers, want none", step, topic, ts.n)
+				}
+				continue
+			}
+			n := 0
+			for ci, c := range *ts.chunks.Load() {
+				if len(c.subs) != chunkSlots(ci) {
+					t.Fatalf("step %d: %s chunk %d has %d slots, want %d", step, topic, ci, len(c.subs), chunkSlots(ci))
+				}
+				for i, m := range c.subs {
+					s := m.s
+					if s == nil {
+						continue
+					}
+					n++
+					if !want[s] {
+						t.Fatalf("step %d: %s lists a subscriber it should not", step, topic)
+					}
+					j := slices.Index(s.topics, topic)
+					if m.ti != j || s.slots[j] != (slot{c, i}) {
+						t.Fatalf("step %d: subscriber at %s[%d][%d] thinks it is elsewhere", step, topic, ci, i)
 					}
 				}
 			}
+			slots := 0
+			for _, c := range *ts.chunks.Load() {
+				slots += len(c.subs)
+			}
+			if n != len(want) || ts.n != n || len(ts.free) != slots-n {
+				t.Fatalf("step %d: %s lists %d (n %d, %d free of %d), want %d", step, topic, n, ts.n, len(ts.free), slots, len(want))
+			}
+		}
+		if st := h.Stats(); st.Streams != len(live) {
+			t.Fatalf("step %d: Stats %+v, want %d streams", step, st, len(live))
 		}
 	}
-	if len(h.topics) != 0 || len(h.subs) != 0 || h.stopBeat != nil {
-		t.Fatalf("hub not empty: %d topics, %d subs, heartbeat running %v", len(h.topics), len(h.subs), h.stopBeat != nil)
+	topics := []string{"hot", "a", "b", "c"}
+	for step := range 3000 {
+		if len(live) == 0 || (rng.IntN(10) < 6 && len(live) < 1500) {
+			ts := []string{"hot", topics[1+rng.IntN(3)]}
+			s := newSubscriber(h, &StreamInfo{Topics: ts})
+			h.register(context.Background(), s)
+			live = append(live, s)
+			for _, t := range ts {
+				if model[t] == nil {
+					model[t] = map[*subscriber]bool{}
+				}
+				model[t][s] = true
+			}
+		} else {
+			i := rng.IntN(len(live))
+			s := live[i]
+			live = slices.Delete(live, i, i+1)
+			h.unregister(s)
+			for _, t := range s.topics {
+				delete(model[t], s)
+			}
+		}
+		check(step)
+	}
+	for _, s := range live {
+		h.unregister(s)
+	}
+	if len(h.reg.topics) != 0 || h.Stats().Streams != 0 || h.Stats().Topics != 0 || h.stopBeat != nil {
+		t.Fatalf("hub not empty: %d topics, Stats %+v, heartbeat running %v", len(h.reg.topics), h.Stats(), h.stopBeat != nil)
+	}
+}
+
+// TestParallelFanOut: a hot topic's fan-out, spread over goroutines,
+// queues every event for every subscriber once, in order.
+func TestParallelFanOut(t *testing.T) {
+	saved := fanOutWorkers
+	fanOutWorkers = func() int { return 3 }
+	t.Cleanup(func() { fanOutWorkers = saved })
+	h := newTestHub(t, Options{Store: mustMemoryStore(t, "e")})
+	const n = 3*parallelFanOut + 17
+	subs := make([]*subscriber, n)
+	for i := range subs {
+		subs[i] = newSubscriber(h, &StreamInfo{Topics: []string{"hot"}})
+		h.register(context.Background(), subs[i])
+	}
+	for i := range 5 {
+		e, err := h.store.Append(context.Background(), "hot", Event{Data: []byte(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, _, _, _ := h.fanOut(e); q != n {
+			t.Fatalf("event %d queued for %d streams, want %d", i, q, n)
+		}
+	}
+	for i, s := range subs {
+		batch, _, _, _ := s.take()
+		if got := seqs(batch); got != "1,2,3,4,5" {
+			t.Fatalf("subscriber %d got [%s]", i, got)
+		}
+	}
+	if got := h.Stats().QueuedBytes; got != 0 {
+		t.Errorf("every queue taken: QueuedBytes %d", got)
 	}
 }
 
@@ -253,7 +346,7 @@ func TestStatsQueuedBytesCountsSharedFramesOnce(t *testing.T) {
 	var subs []*subscriber
 	for range 10 {
 		s := newSubscriber(h, &StreamInfo{Topics: []string{"t"}})
-		h.register(s)
+		h.register(context.Background(), s)
 		defer h.unregister(s)
 		subs = append(subs, s)
 	}

@@ -1,0 +1,82 @@
+package sse_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/ssetest"
+)
+
+// TestPositionPerTopic: with a store that is not ordered (a Broadcaster,
+// which delivers each topic in its own order), a stream of several topics
+// is given IDs that name a Seq per topic, and resumes from one on another
+// hub with exactly the events of each topic that it missed.
+func TestPositionPerTopic(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	a := ssetest.NewHub(t, sse.Options{Store: bus})
+	b := ssetest.NewHub(t, sse.Options{Store: bus})
+	opts := sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}
+	srvA, srvB := serve(t, a, opts), serve(t, b, opts)
+
+	st := connect(t, srvA.URL+"?topic=y&topic=x", "")
+	ssetest.WaitStreams(t, a, 1)
+	want := map[string][]string{}
+	pub := func(topic, data string) {
+		ssetest.Publish(t, b, topic, data)
+		want[topic] = append(want[topic], data)
+	}
+	pub("x", "x1")
+	pub("z", "z1") // no stream follows it
+	pub("y", "y1")
+	var last string
+	for range 2 {
+		ev := next(t, st)
+		last = ev.LastEventID
+		if !strings.Contains(last, ".") {
+			t.Fatalf("a stream of two topics got the ID %q, want one Seq per topic", last)
+		}
+	}
+	st.Close()
+	pub("y", "y2")
+	pub("x", "x2")
+	pub("y", "y3")
+
+	// Resume on the other hub: the events missed, each topic's in order.
+	resumed := connect(t, srvB.URL+"?topic=x&topic=y", last)
+	got := map[string][]string{}
+	for range 3 {
+		ev := next(t, resumed)
+		topic := ev.Data[:1]
+		got[topic] = append(got[topic], ev.Data)
+	}
+	if strings.Join(got["x"], ",") != "x2" || strings.Join(got["y"], ",") != "y2,y3" {
+		t.Fatalf("resumed with %v, want x2 and y2,y3", got)
+	}
+	// Live events follow, without duplicates.
+	pub("x", "x3")
+	if ev := next(t, resumed); ev.Data != "x3" {
+		t.Fatalf("then got %+v, want x3", ev)
+	}
+	// An ID with the wrong number of topics is unknown: the stream is reset.
+	other := connect(t, srvB.URL+"?topic=x&topic=y&topic=z", last)
+	if ev := next(t, other); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
+		t.Fatalf("an ID of two topics for three: %+v, want a reset", ev)
+	}
+}
+
+// TestOrderedStoreIDsAreOneSeq: with the MemoryStore, a stream of several
+// topics is given the events' own IDs, one Seq each.
+func TestOrderedStoreIDsAreOneSeq(t *testing.T) {
+	h := ssetest.NewHub(t, sse.Options{})
+	srv := serve(t, h, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
+	st := connect(t, srv.URL+"?topic=a&topic=b", "")
+	ids := []string{ssetest.Publish(t, h, "b", "1"), ssetest.Publish(t, h, "a", "2")}
+	for _, id := range ids {
+		if ev := next(t, st); ev.LastEventID != id {
+			t.Fatalf("got %+v, want the event's own ID %s", ev, id)
+		}
+	}
+	_ = context.Background
+}
