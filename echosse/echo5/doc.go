@@ -24,6 +24,7 @@
 //	e := echo.New()
 //	e.GET("/rooms/:room/events", echosse.Handler(hub, echosse.TopicsFromParam("room")))
 //	sc := echo.StartConfig{Address: ":8080", BeforeServeFunc: func(s *http.Server) error {
+//		s.ReadHeaderTimeout = 10 * time.Second
 //		s.RegisterOnShutdown(func() { hub.Shutdown(context.Background()) }) // streams end first
 //		return nil
 //	}}
