@@ -1,66 +1,37 @@
 package chisse
 
 import (
-	"errors"
 	"net/http"
-	"net/url"
-	"slices"
-	"strconv"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/sseadapter"
 )
 
-// Option configures Handler.
-type Option func(*config)
-
-// config collects the options. WithHandlerOptions sets base; the other
-// options set the override fields, which win whatever the order.
-type config struct {
-	base   sse.HandlerOptions
-	topics func(*http.Request) ([]string, error)
-	auth   *sse.Auth
-	cors   *sse.CORS
-	detach bool
-}
+// Option configures Handler. Every router adapter of ssekit has the same
+// options, with the same rules: the specific options override the fields
+// of WithHandlerOptions whatever their order, and the last topic option
+// wins. chi's request context is the *http.Request itself.
+type Option = sseadapter.Option[*http.Request]
 
 // Topics subscribes every request of the route to the given topics.
-func Topics(names ...string) Option {
-	return func(c *config) { c.topics = sse.Topics(names...) }
-}
+func Topics(names ...string) Option { return sseadapter.Topics[*http.Request](names...) }
 
 // TopicsFromParam takes the topic from the chi route parameter name, as in
 // r.Get("/rooms/{room}/events", chisse.Handler(hub, chisse.TopicsFromParam("room"))).
 //
 // The value is path-unescaped, so "/rooms/a%2Fb/events" subscribes to the
-// topic "a/b" (chi hands out the escaped form in that case). A request with
-// an empty value is refused with 400. A route without that parameter is a
-// programming error: it is answered with 500 and logged.
+// topic "a/b" (chi hands out the escaped form in that case, and so does
+// r.PathValue). A request where the value is empty, or not a valid
+// escape, is refused with 400, and so is a route without that parameter.
 //
 // It lets a client subscribe to any topic the route matches: restrict it
 // with WithAuth (Auth.Authorize) where topics are private.
-func TopicsFromParam(name string) Option {
-	return func(c *config) {
-		c.topics = func(r *http.Request) ([]string, error) {
-			rctx := chi.RouteContext(r.Context())
-			if rctx == nil || !slices.Contains(rctx.URLParams.Keys, name) {
-				return nil, errors.New("chisse: TopicsFromParam: the route has no parameter " + strconv.Quote(name))
-			}
-			v := rctx.URLParam(name)
-			if r.URL.RawPath != "" {
-				// chi matched the escaped path: the value is escaped too.
-				u, err := url.PathUnescape(v)
-				if err != nil {
-					return nil, sse.Refuse(http.StatusBadRequest, "malformed route parameter "+strconv.Quote(name))
-				}
-				v = u
-			}
-			if v == "" {
-				return nil, sse.Refuse(http.StatusBadRequest, "empty route parameter "+strconv.Quote(name))
-			}
-			return []string{v}, nil
-		}
-	}
+func TopicsFromParam(name string) Option { return sseadapter.TopicsFromParam(name, param) }
+
+// param returns chi's route parameter name, path-unescaped.
+func param(r *http.Request, name string) string {
+	return sseadapter.PathParam(r, chi.URLParam(r, name))
 }
 
 // TopicsFromQuery takes the topics from every value of the query parameter
@@ -69,30 +40,23 @@ func TopicsFromParam(name string) Option {
 //
 // It lets a client subscribe to any topic: restrict it with WithAuth
 // (Auth.Authorize) where topics are private.
-func TopicsFromQuery(name string) Option {
-	return func(c *config) { c.topics = sse.TopicsFromQuery(name) }
-}
+func TopicsFromQuery(name string) Option { return sseadapter.TopicsFromQuery[*http.Request](name) }
 
 // TopicsFunc picks the topics of each request with f. f may refuse the
 // request by returning an error made by sse.Refuse or sse.TryLater; any
 // other error is answered with 500 and logged. Principal(r) gives the
 // authenticated principal, for per-user topics.
-func TopicsFunc(f func(r *http.Request) ([]string, error)) Option {
-	return func(c *config) { c.topics = f }
-}
+func TopicsFunc(f func(r *http.Request) ([]string, error)) Option { return sseadapter.TopicsFunc(f) }
 
 // WithAuth authenticates every stream request with a (unless the Auth
-// middleware already did) and authorizes its topics with a.Authorize. It
-// sets sse.HandlerOptions.Auth.
-func WithAuth(a *sse.Auth) Option {
-	return func(c *config) { c.auth = a }
-}
+// middleware already did) and authorizes its topics with a.Authorize
+// (sse.HandlerOptions.Auth). WithAuth(nil) means no Auth of the route's
+// own.
+func WithAuth(a *sse.Auth) Option { return sseadapter.WithAuth[*http.Request](a) }
 
-// WithCORS serves pages of other origins, as c says. It sets
-// sse.HandlerOptions.CORS.
-func WithCORS(c *sse.CORS) Option {
-	return func(cf *config) { cf.cors = c }
-}
+// WithCORS serves pages of other origins, as c says
+// (sse.HandlerOptions.CORS); nil means none.
+func WithCORS(c *sse.CORS) Option { return sseadapter.WithCORS[*http.Request](c) }
 
 // Detach serves each stream on a detached connection
 // (sse.HandlerOptions.Detach): once the request is accepted, the hub takes
@@ -109,15 +73,13 @@ func WithCORS(c *sse.CORS) Option {
 // deadline in the request context (middleware.Timeout).
 // Call hub.Shutdown before http.Server.Shutdown, which does not see
 // detached connections.
-func Detach() Option {
-	return func(c *config) { c.detach = true }
-}
+func Detach() Option { return sseadapter.Detach[*http.Request]() }
 
 // WithHandlerOptions sets the base options. Topics, TopicsFromParam,
 // TopicsFromQuery, TopicsFunc, WithAuth, WithCORS and Detach override its
 // fields, whatever the order of the options.
 func WithHandlerOptions(o sse.HandlerOptions) Option {
-	return func(c *config) { c.base = o }
+	return sseadapter.WithHandlerOptions[*http.Request](o)
 }
 
 // Handler returns the handler that serves hub's event streams on a chi
@@ -134,29 +96,18 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 // Behind the Auth middleware, topics are authorized with the middleware's
 // sse.Auth unless WithAuth sets another one.
 func Handler(hub *sse.Hub, opts ...Option) http.HandlerFunc {
-	var c config
-	for _, o := range opts {
-		o(&c)
+	cfg := sseadapter.NewConfig(opts...)
+	if o, ok := cfg.Static(); ok {
+		return hub.Handler(o).ServeHTTP
 	}
-	ho := c.base
-	if c.topics != nil {
-		ho.Topics = c.topics
+	return func(w http.ResponseWriter, r *http.Request) {
+		hub.Handler(cfg.For(r, nil)).ServeHTTP(w, r)
 	}
-	if c.auth != nil {
-		ho.Auth = c.auth
-	}
-	if c.cors != nil {
-		ho.CORS = c.cors
-	}
-	if c.detach {
-		ho.Detach = true
-	}
-	return hub.Handler(ho).ServeHTTP
 }
 
 // Auth returns chi middleware that authenticates requests with a: it is
-// sse.AuthMiddleware. A request without a valid token is answered with
-// hub.WriteRefusal (401, or the refusal that a.Authenticate returned) and
+// sse.AuthMiddleware. A request without a valid token is answered
+// through the hub (401, or the refusal that a.Authenticate returned) and
 // goes no further. On success the principal and a travel in the request
 // context, where Principal, sse.PrincipalFrom and Handler find them:
 // Handler does not authenticate again, and authorizes the topics with a

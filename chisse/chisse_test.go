@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,7 @@ import (
 
 func TestTopicsFromParam(t *testing.T) {
 	ssetest.CheckGoroutines(t)
-	var logs logBuffer
-	hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
+	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Get("/rooms/{room}/events", chisse.Handler(hub, chisse.TopicsFromParam("room")))
 	r.Get("/wrong/{room}", chisse.Handler(hub, chisse.TopicsFromParam("roomm")))
@@ -40,9 +40,11 @@ func TestTopicsFromParam(t *testing.T) {
 		st.Close()
 	}
 
-	resp, body := ssetest.Request(t, "GET", srv.URL+"/wrong/x", nil)
-	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(logs.String(), `no parameter \"roomm\"`) {
-		t.Errorf("route without the parameter: %d %q, log %q; want 500 and a log line naming the parameter", resp.StatusCode, body, logs.String())
+	for _, path := range []string{"/wrong/x"} {
+		resp, body := ssetest.Request(t, "GET", srv.URL+path, nil)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "route parameter") {
+			t.Errorf("%s: %d %q; want 400 naming the parameter", path, resp.StatusCode, body)
+		}
 	}
 	ssetest.WaitStreams(t, hub, 0)
 }
@@ -258,5 +260,33 @@ func TestTopicsFuncRefusals(t *testing.T) {
 	}
 	if resp, _ := ssetest.Request(t, "POST", srv.URL+"/events/later", nil); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST on a GET route: %d, want chi's 405", resp.StatusCode)
+	}
+}
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	r := chi.NewRouter()
+	r.Get("/before", chisse.Handler(hub, chisse.WithHandlerOptions(base), chisse.WithAuth(nil), chisse.WithCORS(nil), chisse.Topics("t")))
+	r.Get("/after", chisse.Handler(hub, chisse.WithAuth(nil), chisse.WithCORS(nil), chisse.Topics("t"), chisse.WithHandlerOptions(base)))
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, srv.URL+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, %v", path, ev, err)
+		}
+		st.Close()
 	}
 }

@@ -226,24 +226,67 @@ func TestCompressTransparent(t *testing.T) {
 	ssetest.WaitStreams(t, hub, 0)
 }
 
-// TestConformanceThroughMiddleware runs the kit behind Logger, Recoverer
-// and Compress, first with Compress's default types (the stream is not
-// compressed), then with text/event-stream opted in (Go's client asks for
-// gzip and decodes it, as browsers do): resume, heartbeats, shutdown and
-// the rest, stalled clients included, hold through them.
-func TestConformanceThroughMiddleware(t *testing.T) {
+// TestMiddlewareTable runs each of chi's usual middleware in front of the
+// stream route. An entry that works passes the whole conformance kit
+// through it, attached and detached; an entry that cannot carry a stream
+// is refused, attached and detached, with 500, an explanation and a log
+// line of the hub's, which the test prints (go test -v). Go's client asks for gzip and decodes it,
+// as browsers do, so CompressEventStream streams compressed events.
+// Timeout passes the kit with a deadline longer than the kit's checks; at
+// the deadline it ends the stream (TestTimeoutMiddleware).
+func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
 	for _, c := range []struct {
-		name     string
-		compress func(http.Handler) http.Handler
+		name         string
+		mw           []mwFunc
+		refused      string // "": works; else what the hub's log line says
+		attachedOnly bool   // refused attached only: see the entry
 	}{
-		{"Default", middleware.Compress(5)},
-		{"Gzip", middleware.Compress(5, "text/event-stream")},
+		{name: "Logger", mw: []mwFunc{discardLogger()}},
+		{name: "Recoverer", mw: []mwFunc{middleware.Recoverer}},
+		{name: "Compress", mw: []mwFunc{middleware.Compress(5)}},
+		{name: "CompressEventStream", mw: []mwFunc{middleware.Compress(5, "text/event-stream")}},
+		{name: "Timeout", mw: []mwFunc{middleware.Timeout(time.Minute)}},
+		{name: "TimeoutHandler", mw: []mwFunc{func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") }},
+			refused: "http.TimeoutHandler"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ssetest.Run(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
-				h := chisse.Handler(hub, chisse.WithHandlerOptions(route.Options))
-				return mount(t, hub, route, h, discardLogger(), middleware.Recoverer, c.compress)
-			})
+			if c.refused == "" {
+				t.Run("Attached", func(t *testing.T) { ssetest.Run(t, kitServer(c.mw)) })
+				t.Run("Detached", func(t *testing.T) {
+					ssetest.RunWith(t, kitServer(c.mw, chisse.Detach()), ssetest.Config{Detached: true})
+				})
+				return
+			}
+			for _, m := range []struct {
+				name string
+				opts []chisse.Option
+			}{{"Attached", nil}, {"Detached", []chisse.Option{chisse.Detach()}}} {
+				if m.opts != nil && c.attachedOnly {
+					continue
+				}
+				t.Run(m.name, func(t *testing.T) {
+					ssetest.CheckGoroutines(t)
+					var logs logBuffer
+					hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
+					r := chi.NewRouter()
+					r.Use(c.mw...)
+					r.Get("/events", chisse.Handler(hub, append([]chisse.Option{chisse.Topics("t")}, m.opts...)...))
+					srv := serve(t, r)
+					resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
+					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+						!strings.Contains(body, "cannot stream") {
+						t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
+					}
+					if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, c.refused) {
+						t.Errorf("log %q does not name %q", l, c.refused)
+					}
+					if n := hub.Stats().Streams; n != 0 {
+						t.Errorf("%d streams after the refusal", n)
+					}
+					t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
+				})
+			}
 		})
 	}
 }
@@ -294,7 +337,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 func TestTimeoutMiddleware(t *testing.T) {
 	ssetest.CheckGoroutines(t)
 	const timeout = 150 * time.Millisecond
-	ends := make(chan sse.EndReason, 16)
+	ends := make(chan sse.EndReason, 1024) // never full: a blocked Observer would block the hub
 	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 20 * time.Millisecond, Observer: sse.Observer{StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) {
 		ends <- reason
 	}}})
@@ -307,6 +350,12 @@ func TestTimeoutMiddleware(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
+	// Subscribed before the first publish, so that the client misses
+	// nothing. The deadline starts when the server reads the request,
+	// after the client starts opening: measured from before Open, a stream
+	// can only seem to last longer than it did, never shorter.
+	opened := time.Now()
+	st := ssetest.Open(t, srv.URL+"/events", "", nil)
 	stop := make(chan struct{})
 	published := make(chan []string, 1)
 	go func() {
@@ -327,8 +376,6 @@ func TestTimeoutMiddleware(t *testing.T) {
 	}()
 	var got []string
 	ended := 0
-	st := ssetest.Open(t, srv.URL+"/events", "", nil)
-	opened := time.Now()
 	for deadline := time.Now().Add(20 * time.Second); ended < 3 && time.Now().Before(deadline); {
 		ev, err := st.Next()
 		if err == nil {
@@ -345,16 +392,25 @@ func TestTimeoutMiddleware(t *testing.T) {
 			t.Errorf("the stream ended with the retry hint %v (%v), want CloseRetry to twice that", r, ok)
 		}
 		ended++
-		st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
 		opened = time.Now()
+		st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
 	}
 	close(stop)
 	ids := <-published
 	if ended < 3 {
 		t.Fatalf("%d timeouts before the deadline", ended)
 	}
-	for len(got) < len(ids) {
-		got = append(got, next(t, st).LastEventID)
+	for deadline := time.Now().Add(20 * time.Second); len(got) < len(ids) && time.Now().Before(deadline); {
+		ev, err := st.Next()
+		if errors.Is(err, io.EOF) { // timed out again while draining: resume
+			ended++
+			st = ssetest.Open(t, srv.URL+"/events", st.LastEventID(), nil)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("draining: %v", err)
+		}
+		got = append(got, ev.LastEventID)
 	}
 	if strings.Join(got, ",") != strings.Join(ids, ",") {
 		t.Errorf("across %d timeouts the client got %d events, want each of %d once, in order", ended, len(got), len(ids))
@@ -366,23 +422,5 @@ func TestTimeoutMiddleware(t *testing.T) {
 	}
 	if !strings.Contains(errorLog.String(), "superfluous response.WriteHeader") {
 		t.Errorf("server error log %q: Timeout no longer writes 504 after the stream: update the README", errorLog.String())
-	}
-}
-
-// TestTimeoutHandlerRefused: http.TimeoutHandler buffers the whole response,
-// so the stream handler refuses it with 500 and a log line saying why.
-func TestTimeoutHandlerRefused(t *testing.T) {
-	var logs logBuffer
-	hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
-	r := chi.NewRouter()
-	r.Use(func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") })
-	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
-	srv := serve(t, r)
-	resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
-	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" {
-		t.Errorf("status %d %q, want 500", resp.StatusCode, body)
-	}
-	if !strings.Contains(logs.String(), "TimeoutHandler") {
-		t.Errorf("log does not explain: %q", logs.String())
 	}
 }

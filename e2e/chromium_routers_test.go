@@ -17,10 +17,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
 	"github.com/gofiber/fiber/v3"
+	echo4 "github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v5"
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
-	"github.com/ssekit/ssekit/echosse"
+	echosse4 "github.com/ssekit/ssekit/echosse"
+	echosse "github.com/ssekit/ssekit/echosse/echo5"
 	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
 	"github.com/ssekit/ssekit/ginsse"
 )
@@ -65,6 +67,7 @@ func TestChromiumRouters(t *testing.T) {
 	cases := []routerCase{
 		{name: "gin", serve: serveGin, release: 2 * time.Second},
 		{name: "echo", serve: serveEcho, release: 2 * time.Second},
+		{name: "echo5", serve: serveEcho5, release: 2 * time.Second},
 		{name: "fiber", serve: serveFiber, heartbeat: routerFiberHeartbeat, release: 5 * routerFiberHeartbeat},
 		{name: "chi", serve: serveChi, release: 2 * time.Second},
 		{name: "nethttp", serve: serveNetHTTP, release: 2 * time.Second},
@@ -260,6 +263,16 @@ func serveGin(t *testing.T, s *browserSite, page string) string {
 }
 
 func serveEcho(t *testing.T, s *browserSite, page string) string {
+	e := echo4.New()
+	e.GET("/", func(c echo4.Context) error {
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.HTML(http.StatusOK, page)
+	})
+	e.GET("/rooms/:room/events", echosse4.Handler(s.hub, echosse4.TopicsFromParam("room")))
+	return serveHTTPRouter(t, s, e)
+}
+
+func serveEcho5(t *testing.T, s *browserSite, page string) string {
 	e := echo.New()
 	e.GET("/", func(c *echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "no-store")

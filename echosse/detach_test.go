@@ -2,6 +2,7 @@ package echosse_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v5/middleware"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
@@ -23,7 +24,7 @@ import (
 func TestDetachBehindMiddleware(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	e, logs := loggedEcho()
-	e.Use(middleware.RequestLogger(), middleware.Recover(), middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1}))
+	e.Use(requestLogger(logs), middleware.Recover(), middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1}))
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t"), echosse.Detach()))
 	url, srvLog := serveLogged(t, e)
 
@@ -60,7 +61,7 @@ func TestDetachFallsBack(t *testing.T) {
 	t.Run("HTTP2", func(t *testing.T) {
 		hub := ssetest.NewHub(t, sse.Options{})
 		e := newEcho()
-		e.Use(middleware.RequestLogger(), middleware.Recover())
+		e.Use(requestLogger(io.Discard), middleware.Recover())
 		e.GET("/events", echosse.Handler(hub, echosse.Topics("t"), echosse.Detach()))
 		srv := httptest.NewUnstartedServer(e)
 		srv.EnableHTTP2 = true

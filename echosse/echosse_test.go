@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/labstack/echo/v5"
-	"github.com/labstack/echo/v5/middleware"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
@@ -41,6 +42,21 @@ func TestTopicsFromParam(t *testing.T) {
 		if ev := next(t, st.Parser()); ev.LastEventID != want {
 			t.Fatalf("after resuming got %+v, want id %s", ev, want)
 		}
+	}
+
+	// An escaped parameter is unescaped, as in every adapter.
+	for _, c := range []struct{ path, topic string }{
+		{"/rooms/a%2Fb/events", "a/b"}, // Echo routes on the escaped path
+		{"/rooms/a%2Fb%20c/events", "a/b c"},
+		{"/rooms/a%20b/events", "a b"},
+		{"/rooms/100%25/events", "100%"},
+	} {
+		st := connect(t, url+c.path, "", nil)
+		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		if ev := next(t, st.Parser()); ev.Data != "for "+c.topic || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
+		}
+		st.Close()
 	}
 
 	// A route without the parameter is a mistake that the client is told of.
@@ -115,7 +131,7 @@ func bearer(user string) http.Header {
 func TestPrincipalPerUserTopic(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
-	perUser := echosse.TopicsFunc(func(c *echo.Context) ([]string, error) {
+	perUser := echosse.TopicsFunc(func(c echo.Context) ([]string, error) {
 		p, ok := echosse.Principal(c)
 		if !ok || p.ID == "" {
 			return nil, errors.New("no principal")
@@ -124,7 +140,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	})
 	e.GET("/middleware", echosse.Handler(hub, perUser), echosse.Auth(hub, testAuth))
 	e.GET("/handler", echosse.Handler(hub, perUser, echosse.WithAuth(testAuth)))
-	e.GET("/me", func(c *echo.Context) error {
+	e.GET("/me", func(c echo.Context) error {
 		p, _ := echosse.Principal(c)
 		return c.String(http.StatusOK, p.ID)
 	}, echosse.Auth(hub, testAuth))
@@ -202,5 +218,33 @@ func TestAuthMiddlewareAndCORS(t *testing.T) {
 	resp, _ := get(t, url+"/echo-cors/events", http.Header{"Origin": {origin}})
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Access-Control-Allow-Origin") != origin {
 		t.Errorf("refusal behind Echo's CORS: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	e := newEcho()
+	e.GET("/before", echosse.Handler(hub, echosse.WithHandlerOptions(base), echosse.WithAuth(nil), echosse.WithCORS(nil), echosse.Topics("t")))
+	e.GET("/after", echosse.Handler(hub, echosse.WithAuth(nil), echosse.WithCORS(nil), echosse.Topics("t"), echosse.WithHandlerOptions(base)))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, srv.URL+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, %v", path, ev, err)
+		}
+		st.Close()
 	}
 }

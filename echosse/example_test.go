@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v4"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
@@ -56,7 +56,7 @@ func ExampleAuth() {
 	}
 	e := echo.New()
 	e.GET("/events", echosse.Handler(hub,
-		echosse.TopicsFunc(func(c *echo.Context) ([]string, error) {
+		echosse.TopicsFunc(func(c echo.Context) ([]string, error) {
 			p, _ := echosse.Principal(c)
 			return []string{"user/" + p.ID}, nil
 		}),

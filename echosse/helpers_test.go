@@ -3,9 +3,9 @@ package echosse_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
-	"log"
-	"log/slog"
+	stdlog "log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/labstack/gommon/log"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -36,12 +38,26 @@ func (l *logs) String() string {
 	return l.buf.String()
 }
 
-// loggedEcho returns an Echo whose logger writes to the returned logs.
+// loggedEcho returns an Echo whose logger writes warnings and errors to
+// the returned logs. (echo.New logs errors only.)
 func loggedEcho() (*echo.Echo, *logs) {
 	l := &logs{}
 	e := echo.New()
-	e.Logger = slog.New(slog.NewTextHandler(l, nil))
+	e.Logger.SetOutput(l)
+	e.Logger.SetLevel(log.WARN)
 	return e, l
+}
+
+// requestLogger is Echo's RequestLogger writing "REQUEST uri=... status=..."
+// lines to w. (Its default configuration logs to slog.Default.)
+func requestLogger(w io.Writer) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogURI: true, LogStatus: true,
+		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
+			_, err := fmt.Fprintf(w, "REQUEST uri=%s status=%d\n", v.URI, v.Status)
+			return err
+		},
+	})
 }
 
 // serveLogged starts e on a test server whose own error log (where
@@ -50,7 +66,7 @@ func serveLogged(t *testing.T, h http.Handler) (string, *logs) {
 	t.Helper()
 	l := &logs{}
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(l, "", 0)
+	srv.Config.ErrorLog = stdlog.New(l, "", 0)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL, l

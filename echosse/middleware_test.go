@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v5"
-	"github.com/labstack/echo/v5/middleware"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
@@ -108,7 +108,7 @@ func streamThrough(t *testing.T, hub *sse.Hub, ls *liveStream) {
 func TestRequestLoggerAndRecover(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	e, logs := loggedEcho()
-	e.Use(middleware.RequestLogger(), middleware.Recover())
+	e.Use(requestLogger(logs), middleware.Recover())
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
 	url, srvLog := serveLogged(t, e)
 
@@ -197,7 +197,7 @@ func TestContextTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	hub := ssetest.NewHub(t, sse.Options{})
 	e, logs := loggedEcho()
-	e.Use(middleware.RequestLogger(), middleware.Recover(), middleware.ContextTimeout(timeout))
+	e.Use(requestLogger(logs), middleware.Recover(), middleware.ContextTimeout(timeout))
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
 	url, srvLog := serveLogged(t, e)
 
@@ -244,7 +244,7 @@ func TestContextTimeoutSkipper(t *testing.T) {
 	e, logs := loggedEcho()
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{
 		Timeout: timeout,
-		Skipper: func(c *echo.Context) bool { return c.Path() == "/events" },
+		Skipper: func(c echo.Context) bool { return c.Path() == "/events" },
 	}))
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
 	st := connect(t, serve(t, e)+"/events", "", nil)
@@ -258,8 +258,8 @@ func TestContextTimeoutSkipper(t *testing.T) {
 	}
 }
 
-// Echo behind http.TimeoutHandler (what v4's Timeout middleware did; see
-// labstack/echo#2592): *echo.Response.Flush would panic. The handler
+// Echo behind http.TimeoutHandler (what the Timeout middleware does):
+// *echo.Response.Flush would panic. The handler
 // refuses with 500 and says why in the log instead.
 func TestTimeoutHandlerRefused(t *testing.T) {
 	for _, recover := range []bool{false, true} {
@@ -306,15 +306,15 @@ func TestErrorHandlerLeavesStreamAlone(t *testing.T) {
 			hub := ssetest.NewHub(t, sse.Options{CloseRetry: 10 * time.Millisecond})
 			e := newEcho()
 			handled := make(chan error, 1)
-			e.HTTPErrorHandler = func(c *echo.Context, err error) {
+			e.HTTPErrorHandler = func(err error, c echo.Context) {
 				handled <- err
-				echo.DefaultHTTPErrorHandler(true)(c, err)
+				e.DefaultHTTPErrorHandler(err, c)
 			}
 			if gz {
 				e.Use(middleware.Gzip())
 			}
 			e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-				return func(c *echo.Context) error {
+				return func(c echo.Context) error {
 					_ = next(c)
 					return errors.New("failed after the stream")
 				}
@@ -355,12 +355,91 @@ func TestRecoverBeforeStream(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	e := newEcho()
 	e.Use(middleware.Recover())
-	e.GET("/events", echosse.Handler(hub, echosse.TopicsFunc(func(*echo.Context) ([]string, error) { panic("topics") })))
+	e.GET("/events", echosse.Handler(hub, echosse.TopicsFunc(func(echo.Context) ([]string, error) { panic("topics") })))
 	resp, _ := get(t, serve(t, e)+"/events", nil)
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500", resp.StatusCode)
 	}
 	if s := hub.Stats(); s.Streams != 0 {
 		t.Errorf("stats after the panic: %+v", s)
+	}
+}
+
+// TestMiddlewareTable runs each of Echo's usual middleware in front of the
+// stream route. An entry that works passes the whole conformance kit
+// through it, attached and detached; an entry that cannot carry a stream
+// is refused, attached and detached, with 500, an explanation and a log
+// line of the hub's, which the test prints (go test -v). The kit's client asks for gzip and decodes
+// it, as browsers do. ContextTimeout passes the kit with a deadline longer
+// than the kit's checks; at the deadline it ends the stream
+// (TestContextTimeout). Timeout (deprecated in Echo v4) serves the
+// handler under http.TimeoutHandler, which cannot stream: it is refused,
+// and so is http.TimeoutHandler around Echo.
+func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
+	for _, c := range []struct {
+		name         string
+		mw           []echo.MiddlewareFunc
+		wrap         func(http.Handler) http.Handler // net/http middleware around Echo
+		refused      string                          // "": works; else what the hub's log line says
+		attachedOnly bool                            // refused attached only: see the entry
+	}{
+		//lint:ignore SA1019 deprecated in Echo v4, and still in use
+		{name: "Logger", mw: []echo.MiddlewareFunc{middleware.LoggerWithConfig(middleware.LoggerConfig{Output: io.Discard})}},
+		{name: "RequestLogger", mw: []echo.MiddlewareFunc{requestLogger(io.Discard)}},
+		{name: "Recover", mw: []echo.MiddlewareFunc{middleware.Recover()}},
+		{name: "Gzip", mw: []echo.MiddlewareFunc{middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024})}},
+		{name: "ContextTimeout", mw: []echo.MiddlewareFunc{middleware.ContextTimeout(time.Minute)}},
+		//lint:ignore SA1019 deprecated in Echo v4, and still in use
+		{name: "Timeout", mw: []echo.MiddlewareFunc{middleware.TimeoutWithConfig(middleware.TimeoutConfig{Timeout: time.Minute})},
+			refused: "http.TimeoutHandler"},
+		{name: "TimeoutHandler", wrap: func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") },
+			refused: "http.TimeoutHandler"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.refused == "" {
+				t.Run("Attached", func(t *testing.T) { ssetest.Run(t, kitServer(c.mw)) })
+				t.Run("Detached", func(t *testing.T) {
+					ssetest.RunWith(t, kitServer(c.mw, echosse.Detach()), ssetest.Config{Detached: true})
+				})
+				return
+			}
+			for _, m := range []struct {
+				name string
+				opts []echosse.Option
+			}{{"Attached", nil}, {"Detached", []echosse.Option{echosse.Detach()}}} {
+				if m.opts != nil && c.attachedOnly {
+					continue
+				}
+				t.Run(m.name, func(t *testing.T) {
+					ssetest.CheckGoroutines(t)
+					logs := &logs{}
+					hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+					e := newEcho()
+					e.Use(c.mw...)
+					e.GET("/events", echosse.Handler(hub, append([]echosse.Option{echosse.Topics("t")}, m.opts...)...))
+					var h http.Handler = e
+					if c.wrap != nil {
+						h = c.wrap(h)
+					}
+					url, srvLog := serveLogged(t, h)
+					resp, body := get(t, url+"/events", http.Header{"Accept-Encoding": {"gzip"}})
+					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+						!strings.Contains(body, "cannot stream") {
+						t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
+					}
+					if !contains(logs.String(), "level=ERROR", c.refused) {
+						t.Errorf("log %q does not name %q", logs, c.refused)
+					}
+					if s := srvLog.String(); s != "" {
+						t.Errorf("server log: %s", s)
+					}
+					if n := hub.Stats().Streams; n != 0 {
+						t.Errorf("%d streams after the refusal", n)
+					}
+					t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
+				})
+			}
+		})
 	}
 }

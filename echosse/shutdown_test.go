@@ -9,44 +9,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v5"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
 )
 
-// Echo's graceful shutdown (StartConfig) returns at once with streams open
-// when the hub's Shutdown is registered with the server, as the README
-// shows: streams end with a retry hint, and the server does not wait for
-// its GracefulTimeout.
-func TestStartConfigShutdown(t *testing.T) {
+// The server's graceful shutdown returns at once with streams open when
+// the hub shuts down first, as the README shows: streams end with a retry
+// hint, and the server does not wait for them.
+func TestServerShutdown(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 50 * time.Millisecond})
 	e := newEcho()
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
-
-	addr := make(chan net.Addr, 1)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	sc := echo.StartConfig{
-		Address:          "127.0.0.1:0",
-		HideBanner:       true,
-		HidePort:         true,
-		GracefulTimeout:  20 * time.Second,
-		ListenerAddrFunc: func(a net.Addr) { addr <- a },
-		BeforeServeFunc: func(s *http.Server) error {
-			s.RegisterOnShutdown(func() { _ = hub.Shutdown(context.Background()) })
-			return nil
-		},
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 1)
-	go func() { done <- sc.Start(ctx, e) }()
-	var url string
-	select {
-	case a := <-addr:
-		url = "http://" + a.String() + "/events"
-	case err := <-done:
-		t.Fatalf("Start: %v", err)
-	}
+	go func() { done <- srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String() + "/events"
 
 	var sts []*ssetest.Parser
 	for range 3 {
@@ -54,14 +36,13 @@ func TestStartConfigShutdown(t *testing.T) {
 	}
 	ssetest.Eventually(t, "the streams to open", streams(hub, 3))
 	start := time.Now()
-	stop()
-	select {
-	case err := <-done:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Start: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not shut down")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := errors.Join(hub.Shutdown(ctx), srv.Shutdown(ctx)); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("shutdown took %v", d)

@@ -7,17 +7,21 @@ require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gofiber/fiber/v3 v3.1.0
+	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/echo/v5 v5.4.4
 	github.com/ssekit/ssekit/chisse v0.0.0
 	github.com/ssekit/ssekit/core v0.0.0
 	github.com/ssekit/ssekit/echosse v0.0.0
+	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
 	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
 	github.com/ssekit/ssekit/ginsse v0.0.0
 )
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
+	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 )
 
@@ -43,8 +47,8 @@ require (
 	github.com/klauspost/compress v1.18.4 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
-	github.com/mattn/go-colorable v0.1.14 // indirect
-	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/mattn/go-colorable v0.1.15 // indirect
+	github.com/mattn/go-isatty v0.0.22 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
@@ -60,10 +64,10 @@ require (
 	github.com/valyala/fasthttp v1.69.0 // indirect
 	go.mongodb.org/mongo-driver/v2 v2.5.0 // indirect
 	golang.org/x/arch v0.22.0 // indirect
-	golang.org/x/crypto v0.54.0 // indirect
-	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/text v0.40.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )
 
@@ -71,6 +75,7 @@ replace (
 	github.com/ssekit/ssekit/chisse => ../chisse
 	github.com/ssekit/ssekit/core => ../core
 	github.com/ssekit/ssekit/echosse => ../echosse
+	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
 	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse
 	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse

@@ -2,38 +2,20 @@ package ginsse
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssekit/ssekit/core/sse"
+	"github.com/ssekit/ssekit/core/sseadapter"
 )
 
-// principalKey is the gin context key under which Auth stores the
-// principal: c.Get("ginsse.principal") returns it as an sse.Principal.
-const principalKey = "ginsse.principal"
-
-// Option configures Handler.
-type Option func(*config)
-
-type config struct {
-	base sse.HandlerOptions
-
-	// At most one of topics and topicsC is set: the last topic option wins.
-	topics  func(*http.Request) ([]string, error)
-	topicsC func(*gin.Context) ([]string, error)
-
-	auth    *sse.Auth
-	authSet bool
-	cors    *sse.CORS
-	corsSet bool
-	detach  bool
-}
+// Option configures Handler. Every router adapter of ssekit has the same
+// options, with the same rules: the specific options override the fields
+// of WithHandlerOptions whatever their order, and the last topic option
+// wins.
+type Option = sseadapter.Option[*gin.Context]
 
 // Topics subscribes every request of the route to the given topics.
-func Topics(names ...string) Option {
-	return func(c *config) { c.topics, c.topicsC = sse.Topics(names...), nil }
-}
+func Topics(names ...string) Option { return sseadapter.Topics[*gin.Context](names...) }
 
 // TopicsFromParam takes the topic from the route parameter name, as in
 // r.GET("/rooms/:room/events", ginsse.Handler(hub, ginsse.TopicsFromParam("room"))).
@@ -44,16 +26,7 @@ func Topics(names ...string) Option {
 // It lets a client subscribe to any topic its path names: restrict it
 // (Auth.Authorize) where topics are private.
 func TopicsFromParam(name string) Option {
-	return func(c *config) {
-		c.topics = nil
-		c.topicsC = func(gc *gin.Context) ([]string, error) {
-			v := strings.TrimPrefix(gc.Param(name), "/")
-			if v == "" {
-				return nil, sse.Refuse(http.StatusBadRequest, "missing route parameter "+strconv.Quote(name))
-			}
-			return []string{v}, nil
-		}
-	}
+	return sseadapter.TopicsFromParam(name, (*gin.Context).Param)
 }
 
 // TopicsFromQuery takes the topics from every value of the query parameter
@@ -62,32 +35,26 @@ func TopicsFromParam(name string) Option {
 //
 // It lets a client subscribe to any topic: restrict it (Auth.Authorize)
 // where topics are private.
-func TopicsFromQuery(name string) Option {
-	return func(c *config) { c.topics, c.topicsC = sse.TopicsFromQuery(name), nil }
-}
+func TopicsFromQuery(name string) Option { return sseadapter.TopicsFromQuery[*gin.Context](name) }
 
 // TopicsFunc picks the topics with f, which may use anything the gin
 // context holds: route parameters, Principal(c), values set by earlier
 // middleware. f may refuse the request by returning an error made by
 // sse.Refuse or sse.TryLater; any other error is answered with 500 and
 // logged by the hub.
-func TopicsFunc(f func(c *gin.Context) ([]string, error)) Option {
-	return func(c *config) { c.topics, c.topicsC = nil, f }
-}
+func TopicsFunc(f func(c *gin.Context) ([]string, error)) Option { return sseadapter.TopicsFunc(f) }
 
 // WithAuth authenticates stream requests and authorizes their topics
 // (sse.HandlerOptions.Auth). A request that the Auth middleware has already
-// authenticated is not authenticated again; its topics are authorized.
-func WithAuth(a *sse.Auth) Option {
-	return func(c *config) { c.auth, c.authSet = a, true }
-}
+// authenticated is not authenticated again; its topics are authorized with
+// a. WithAuth(nil) means no Auth of the route's own.
+func WithAuth(a *sse.Auth) Option { return sseadapter.WithAuth[*gin.Context](a) }
 
-// WithCORS serves pages of other origins (sse.HandlerOptions.CORS). Browsers
-// send a preflight OPTIONS request only when a polyfill sets headers: to
-// answer it, register the handler for OPTIONS too.
-func WithCORS(cors *sse.CORS) Option {
-	return func(c *config) { c.cors, c.corsSet = cors, true }
-}
+// WithCORS serves pages of other origins (sse.HandlerOptions.CORS); nil
+// means none. Browsers send a preflight OPTIONS request only when a
+// polyfill sets headers: to answer it, register the handler for OPTIONS
+// too.
+func WithCORS(cors *sse.CORS) Option { return sseadapter.WithCORS[*gin.Context](cors) }
 
 // Detach serves each stream on a detached connection
 // (sse.HandlerOptions.Detach): once the request is accepted, the hub takes
@@ -95,20 +62,19 @@ func WithCORS(cors *sse.CORS) Option {
 // a few shared goroutines write to every stream, so that an idle stream
 // costs a few KiB instead of a goroutine and net/http's buffers.
 //
-// HTTP/2 and TLS requests are served as usual. The handler returns as soon
-// as the stream is handed over: middleware around it (gin.Logger, say)
-// sees the request end then, with status 200, and a timeout in the request
-// context no longer applies to the stream. Call hub.Shutdown before
-// http.Server.Shutdown, which does not see detached connections.
-func Detach() Option {
-	return func(c *config) { c.detach = true }
-}
+// HTTP/2 and TLS requests, and writers that cannot hijack, are served as
+// usual. The handler returns as soon as the stream is handed over:
+// middleware around it (gin.Logger, say) sees the request end then, with
+// status 200, and a timeout in the request context no longer applies to
+// the stream. Call hub.Shutdown before http.Server.Shutdown, which does
+// not see detached connections.
+func Detach() Option { return sseadapter.Detach[*gin.Context]() }
 
 // WithHandlerOptions sets the base options; Topics, TopicsFromParam,
 // TopicsFromQuery, TopicsFunc, WithAuth, WithCORS and Detach override their
 // fields, whatever the order of the options.
 func WithHandlerOptions(o sse.HandlerOptions) Option {
-	return func(c *config) { c.base = o }
+	return sseadapter.WithHandlerOptions[*gin.Context](o)
 }
 
 // Handler returns a gin handler that serves hub's event streams on its
@@ -121,50 +87,53 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 // clients and replaces http.Server.WriteTimeout. Middleware that wraps
 // gin's writer without an Unwrap method (gin-contrib/gzip, body loggers) or
 // a server behind http.TimeoutHandler hides it: Handler then answers 500
-// and logs (slog.Default) what to change, instead of streaming without it.
+// and logs (with the hub's logger) what to change, instead of streaming
+// without it.
 func Handler(hub *sse.Hub, opts ...Option) gin.HandlerFunc {
-	var cfg config
-	for _, o := range opts {
-		o(&cfg)
+	cfg := sseadapter.NewConfig(opts...)
+	if o, ok := cfg.Static(); ok && !o.Detach {
+		h := hub.Handler(o)
+		return func(c *gin.Context) {
+			defer c.Abort()
+			h.ServeHTTP(c.Writer, c.Request)
+		}
 	}
-	ho := cfg.base
-	if cfg.topics != nil {
-		ho.Topics = cfg.topics
-	}
-	if cfg.authSet {
-		ho.Auth = cfg.auth
-	}
-	if cfg.corsSet {
-		ho.CORS = cfg.cors
-	}
-	if cfg.detach {
-		ho.Detach = true
-	}
-	static := hub.Handler(ho)
-	topicsC := cfg.topicsC
 	return func(c *gin.Context) {
 		defer c.Abort()
-		o := ho
-		if o.Detach && !canHijack(c.Writer) {
-			o.Detach = false
-		}
-		if topicsC == nil && o.Detach == ho.Detach {
-			static.ServeHTTP(c.Writer, c.Request)
-			return
-		}
-		if topicsC != nil {
-			o.Topics = func(r *http.Request) ([]string, error) {
-				// The hub hands over the request with the principal it
-				// authenticated (WithAuth): let the gin context see it too.
-				if p, ok := sse.PrincipalFrom(r.Context()); ok {
-					c.Set(principalKey, p)
-				}
-				c.Request = r
-				return topicsC(c)
-			}
-		}
+		o := cfg.For(c, func(r *http.Request) { c.Request = r })
+		// Gin's writer panics in Hijack where the writer it wraps cannot
+		// hijack: serve such a stream attached.
+		o.Detach = o.Detach && canHijack(c.Writer)
 		hub.Handler(o).ServeHTTP(c.Writer, c.Request)
 	}
+}
+
+// Stream answers the request of c with a per-request stream that runs fn:
+// one client's own events, such as the tokens of a model's answer, as
+// sse.Hub.Stream does (the head goes out at once; the hub's heartbeats,
+// write deadlines, caps and Shutdown apply; fn's stream ends when the
+// client leaves: s.Context() is done and Send fails). It then aborts the
+// chain, as Handler does, and returns what hub.Stream returned: fn's
+// error, or the refusal it answered (over a cap, after Shutdown, behind
+// middleware that hides the connection).
+//
+//	r.POST("/answer", func(c *gin.Context) {
+//		var q struct{ Prompt string }
+//		if err := c.BindJSON(&q); err != nil {
+//			return
+//		}
+//		_ = ginsse.Stream(hub, c, func(s *sse.Stream) error {
+//			for tok := range model.Generate(s.Context(), q.Prompt) {
+//				if err := s.Send(sse.Event{Type: "token", Data: []byte(tok)}); err != nil {
+//					return err
+//				}
+//			}
+//			return s.Send(sse.Event{Type: "done"})
+//		})
+//	})
+func Stream(hub *sse.Hub, c *gin.Context, fn func(*sse.Stream) error) error {
+	defer c.Abort()
+	return hub.Stream(c.Writer, c.Request, fn)
 }
 
 // canHijack reports whether hijacking w (through http.ResponseController)
@@ -190,13 +159,13 @@ func canHijack(w http.ResponseWriter) bool {
 	}
 }
 
-// Auth returns gin middleware that authenticates requests with a, as
-// sse.AuthMiddleware does: a refusal is answered with hub.WriteRefusal
-// (401, or what Authenticate returned) and stops the chain. On success it
-// stores the principal with c.Set under the key "ginsse.principal" and in
-// the request context, together with a, where Principal, sse.PrincipalFrom
-// and the stream handler find them: Handler does not authenticate again,
-// and authorizes the topics with a (or with its own WithAuth, if set).
+// Auth returns gin middleware that authenticates requests with a: it is
+// sse.AuthMiddleware in gin's type. A refusal is answered through the hub
+// (401, or what Authenticate returned) and stops the chain. On success the
+// principal and a travel in the request context (c.Request), where
+// Principal, sse.PrincipalFrom and the stream handler find them: Handler
+// does not authenticate again, and authorizes the topics with a (or with
+// its own WithAuth, if set).
 //
 // CORS preflight requests carry no credentials: they pass through
 // unauthenticated, for the handler to answer. The middleware knows nothing
@@ -206,27 +175,19 @@ func canHijack(w http.ResponseWriter) bool {
 func Auth(hub *sse.Hub, a *sse.Auth) gin.HandlerFunc {
 	mw := sse.AuthMiddleware(hub, a)
 	return func(c *gin.Context) {
-		passed := false
-		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-			passed = true
-			c.Request = r
-			if p, ok := sse.PrincipalFrom(r.Context()); ok {
-				c.Set(principalKey, p)
-			}
-		})).ServeHTTP(c.Writer, c.Request)
-		if !passed {
+		var passed *http.Request
+		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { passed = r })).ServeHTTP(c.Writer, c.Request)
+		if passed == nil {
 			c.Abort()
+			return
 		}
+		c.Request = passed
 	}
 }
 
 // Principal returns the principal that Auth (or the handler's WithAuth,
-// during TopicsFunc) stored for this request.
+// inside TopicsFunc) stored in the request context.
 func Principal(c *gin.Context) (sse.Principal, bool) {
-	if v, ok := c.Get(principalKey); ok {
-		p, ok := v.(sse.Principal)
-		return p, ok
-	}
 	if c.Request == nil {
 		return sse.Principal{}, false
 	}

@@ -74,6 +74,30 @@ func TestTopicsFromParam(t *testing.T) {
 	}
 }
 
+// TestTopicsFromParamEscaped: with UseRawPath, gin matches the escaped
+// path and unescapes the parameter itself, so "/rooms/a%2Fb/events" is the
+// topic "a/b", as in every adapter. (Without it, gin routes on the decoded
+// path, where "a/b" is two segments: 404.)
+func TestTopicsFromParamEscaped(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	r := gin.New()
+	r.UseRawPath = true
+	r.GET("/rooms/:room/events", ginsse.Handler(hub, ginsse.TopicsFromParam("room")))
+	base := serve(t, r)
+	for _, c := range []struct{ path, topic string }{
+		{"/rooms/a%2Fb/events", "a/b"},
+		{"/rooms/a%2Fb%20c/events", "a/b c"},
+		{"/rooms/100%25/events", "100%"},
+	} {
+		st := ssetest.Open(t, base+c.path, "", nil)
+		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		if ev := next(t, st); ev.Data != "for "+c.topic || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
+		}
+		st.Close()
+	}
+}
+
 func TestTopicsFromQuery(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{})
 	r := gin.New()
@@ -311,5 +335,33 @@ func TestHTTP2(t *testing.T) {
 	id := ssetest.Publish(t, hub, "t", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
+	}
+}
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	r := gin.New()
+	r.GET("/before", ginsse.Handler(hub, ginsse.WithHandlerOptions(base), ginsse.WithAuth(nil), ginsse.WithCORS(nil), ginsse.Topics("t")))
+	r.GET("/after", ginsse.Handler(hub, ginsse.WithAuth(nil), ginsse.WithCORS(nil), ginsse.Topics("t"), ginsse.WithHandlerOptions(base)))
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, srv.URL+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+			t.Errorf("%s: got %+v, %v", path, ev, err)
+		}
+		st.Close()
 	}
 }

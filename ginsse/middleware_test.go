@@ -4,7 +4,10 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +199,79 @@ func TestLoggerCanRedactTickets(t *testing.T) {
 	ssetest.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if l := logs.String(); strings.Contains(l, ticket) || !strings.Contains(l, "ticket=REDACTED") {
 		t.Errorf("log %q", l)
+	}
+}
+
+// TestMiddlewareTable runs each of gin's usual middleware in front of the
+// stream route. An entry that works passes the whole conformance kit
+// through it, attached and detached; an entry that cannot carry a stream
+// is refused, attached and detached, with 500, an explanation and a log
+// line of the hub's, which the test prints (go test -v).
+//
+// gin-contrib/timeout is not in the table: the module proxy does not
+// serve it. http.TimeoutHandler, which it builds on, is.
+func TestMiddlewareTable(t *testing.T) {
+	ssetest.CheckGoroutines(t)
+	quiet := gin.LoggerWithConfig(gin.LoggerConfig{Output: io.Discard})
+	for _, c := range []struct {
+		name         string
+		mw           []gin.HandlerFunc
+		wrap         func(http.Handler) http.Handler // net/http middleware around the engine
+		refused      string                          // "": works; else what the hub's log line says
+		attachedOnly bool                            // refused attached only: see the entry
+	}{
+		{name: "Logger", mw: []gin.HandlerFunc{quiet}},
+		{name: "Recovery", mw: []gin.HandlerFunc{gin.RecoveryWithWriter(io.Discard)}},
+		// Detached, the hub takes the connection past gzip's writer and
+		// streams uncompressed, but gzip then writes its footer to the
+		// hijacked connection, which net/http logs for every stream: the
+		// route must be excluded either way (README.md).
+		{name: "Gzip", mw: []gin.HandlerFunc{gingzip.Gzip(gingzip.DefaultCompression)}, refused: "compression middleware", attachedOnly: true},
+		{name: "GzipExcluded", mw: []gin.HandlerFunc{gingzip.Gzip(gingzip.DefaultCompression, gingzip.WithExcludedPaths([]string{"/events"}))}},
+		{name: "TimeoutHandler", wrap: func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") }, refused: "http.TimeoutHandler"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.refused == "" {
+				t.Run("Attached", func(t *testing.T) { ssetest.Run(t, kitServer(c.mw)) })
+				t.Run("Detached", func(t *testing.T) {
+					ssetest.RunWith(t, kitServer(c.mw, ginsse.Detach()), ssetest.Config{Detached: true})
+				})
+				return
+			}
+			for _, m := range []struct {
+				name string
+				opts []ginsse.Option
+			}{{"Attached", nil}, {"Detached", []ginsse.Option{ginsse.Detach()}}} {
+				if m.opts != nil && c.attachedOnly {
+					continue
+				}
+				t.Run(m.name, func(t *testing.T) {
+					ssetest.CheckGoroutines(t)
+					var logs syncBuffer
+					hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+					r := gin.New()
+					r.Use(c.mw...)
+					r.GET("/events", ginsse.Handler(hub, append([]ginsse.Option{ginsse.Topics("t")}, m.opts...)...))
+					var h http.Handler = r
+					if c.wrap != nil {
+						h = c.wrap(h)
+					}
+					srv := httptest.NewServer(h)
+					t.Cleanup(srv.Close)
+					resp, body := ssetest.Request(t, "GET", srv.URL+"/events", http.Header{"Accept-Encoding": {"gzip"}})
+					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
+						!strings.Contains(body, "cannot stream") {
+						t.Errorf("got %d %q (%s), want 500 saying the server cannot stream", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+					}
+					if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, c.refused) {
+						t.Errorf("log %q does not name %q", l, c.refused)
+					}
+					if n := hub.Stats().Streams; n != 0 {
+						t.Errorf("%d streams after the refusal", n)
+					}
+					t.Logf("refused: %d %q; log: %s", resp.StatusCode, strings.TrimSpace(body), strings.TrimSpace(logs.String()))
+				})
+			}
+		})
 	}
 }

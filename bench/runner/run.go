@@ -142,7 +142,7 @@ const SkipNotSelected = "left out by the scenario selection"
 // serverOrder puts the known servers first, in the report's order, and
 // any new one after them.
 func serverOrder(names []string) []string {
-	known := []string{"ssekit", "ssekit-detached", "ginsse", "echosse", "chisse", "fibersse", "naive", "r3labs", "gosse", "gin", "bare"}
+	known := []string{"ssekit", "ssekit-detached", "ginsse", "echosse-v4", "echosse-v5", "chisse", "fibersse", "naive", "r3labs", "gosse", "gin", "bare"}
 	var out []string
 	for _, k := range known {
 		if slices.Contains(names, k) {

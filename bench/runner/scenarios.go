@@ -57,8 +57,8 @@ type Plan struct {
 	ServerScenarios map[string][]string `json:"server_scenarios,omitempty"`
 }
 
-// adapterScenarios is what the router adapters (ginsse, echosse, chisse,
-// fibersse) run: they serve the same Hub as the ssekit server, so the
+// adapterScenarios is what the router adapters (ginsse, echosse-v4,
+// echosse-v5, chisse, fibersse) run: they serve the same Hub as the ssekit server, so the
 // scenarios that measure the hub itself (maximum rate, stalled clients,
 // connect storm, resume) would repeat ssekit's numbers at a cost of
 // minutes. Idle memory, fan-out and the steady rate show what each router
@@ -67,7 +67,7 @@ var adapterScenarios = []string{ScIdle, ScFanout, ScSteady}
 
 func adapterSelection() map[string][]string {
 	m := make(map[string][]string)
-	for _, a := range []string{"ginsse", "echosse", "chisse", "fibersse"} {
+	for _, a := range []string{"ginsse", "echosse-v4", "echosse-v5", "chisse", "fibersse"} {
 		m[a] = adapterScenarios
 	}
 	return m

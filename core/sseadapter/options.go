@@ -2,6 +2,7 @@ package sseadapter
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -74,6 +75,23 @@ func TopicsFromParam[C any](name string, param func(rc C, name string) string) O
 	})
 }
 
+// PathParam returns v, the value of a route parameter that the router
+// matched in r's path, path-unescaped where the router matched the escaped
+// path: routers that route on r.URL.RawPath when it is set (chi, Echo)
+// hand out "a%2Fb" for "/rooms/a%2Fb/events", where the topic is "a/b". A
+// malformed escape gives "" (refused with 400 by TopicsFromParam). Use it
+// in the param function of TopicsFromParam for such routers.
+func PathParam(r *http.Request, v string) string {
+	if r.URL.RawPath == "" {
+		return v
+	}
+	u, err := url.PathUnescape(v)
+	if err != nil {
+		return ""
+	}
+	return u
+}
+
 // TopicsFunc picks the topics of each request with f, which may use
 // anything the router's context holds. f may refuse the request by
 // returning an error made by sse.Refuse or sse.TryLater; any other error
@@ -127,12 +145,19 @@ func (c *Config[C]) Detached() bool { return c.merged().Detach }
 // principal that WithAuth authenticated, and bind gives it to rc (as
 // c.Request = r does in gin), where the function and the adapter's
 // Principal find it.
+//
+// Where the router's context is the request itself (C is *http.Request,
+// as in chi and net/http's ServeMux), the function gets the request the
+// hub hands over instead of rc, and bind may be nil.
 func (c *Config[C]) For(rc C, bind func(*http.Request)) sse.HandlerOptions {
 	o := c.merged()
 	if f := c.topicsC; f != nil {
 		o.Topics = func(r *http.Request) ([]string, error) {
 			if bind != nil {
 				bind(r)
+			}
+			if hr, ok := any(r).(C); ok {
+				return f(hr)
 			}
 			return f(rc)
 		}

@@ -99,3 +99,42 @@ func TestForBindsTheAuthenticatedRequest(t *testing.T) {
 		t.Errorf("Topics = %q, %v", topics, err)
 	}
 }
+
+// TestForRequestContext: where the router's context is the request itself
+// (chi), a topics function gets the request the hub hands over, with the
+// principal that the handler's Auth stored.
+func TestForRequestContext(t *testing.T) {
+	orig := httptest.NewRequest("GET", "/", nil)
+	cfg := sseadapter.NewConfig(sseadapter.TopicsFunc(func(r *http.Request) ([]string, error) {
+		p, ok := sse.PrincipalFrom(r.Context())
+		if !ok {
+			return nil, errors.New("no principal")
+		}
+		return []string{"user/" + p.ID}, nil
+	}))
+	o := cfg.For(orig, nil)
+	r := orig.WithContext(sse.WithPrincipal(context.Background(), sse.Principal{ID: "ann"}))
+	if topics, err := o.Topics(r); err != nil || !slices.Equal(topics, []string{"user/ann"}) {
+		t.Errorf("Topics = %q, %v", topics, err)
+	}
+}
+
+// TestPathParam: a parameter of a route matched on the escaped path is
+// unescaped; one matched on the decoded path is left alone.
+func TestPathParam(t *testing.T) {
+	for _, c := range []struct {
+		path, value, want string
+	}{
+		{"/rooms/lobby/events", "lobby", "lobby"},
+		{"/rooms/a%2Fb/events", "a%2Fb", "a/b"}, // RawPath set: the router matched the escaped path
+		{"/rooms/a%2Fb%20c/events", "a%2Fb%20c", "a/b c"},
+		{"/rooms/a%20b/events", "a b", "a b"},    // no RawPath: the value is decoded already
+		{"/rooms/100%25/events", "100%", "100%"}, // and must not be decoded twice
+		{"/rooms/a%2Fb/events", "a%2", ""},       // malformed
+	} {
+		r := httptest.NewRequest("GET", c.path, nil)
+		if got := sseadapter.PathParam(r, c.value); got != c.want {
+			t.Errorf("%s: PathParam(%q) = %q, want %q", c.path, c.value, got, c.want)
+		}
+	}
+}

@@ -1,8 +1,9 @@
-// Command chi serves ssekit event streams from a chi router.
+// Command chi serves ssekit event streams from a chi router: one
+// stream per room, for signed-in users.
 //
 //	go run ./examples/chi
-//	curl -N 'http://127.0.0.1:8080/events?topic=news'          # a tick every second
-//	curl -X POST 'http://127.0.0.1:8080/publish?topic=news&data=hello'
+//	curl -N -b session=demo-session http://127.0.0.1:8080/rooms/lobby/events
+//	curl -b session=demo-session -d hello http://127.0.0.1:8080/rooms/lobby/messages
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -33,11 +35,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("listening on http://%s/events?topic=news\n", ln.Addr())
+	fmt.Printf("listening on http://%s/rooms/lobby/events\n", ln.Addr())
 	if err := run(ctx, ln); err != nil {
 		log.Fatal(err)
 	}
 }
+
+// sessions stands for the application's session store.
+var sessions = map[string]string{"demo-session": "ann"}
 
 // run serves on ln until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, ln net.Listener) error {
@@ -45,30 +50,33 @@ func run(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	auth := &sse.Auth{
+		CookieName: "session", // EventSource sends the page's cookies
+		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
+			user, ok := sessions[token]
+			if !ok {
+				return sse.Principal{}, errors.New("unknown session")
+			}
+			return sse.Principal{ID: user}, nil
+		},
+	}
+
 	r := chi.NewRouter()
 	r.Use(middleware.Logger) // it logs a stream's request when the stream ends
-	r.Get("/events", chisse.Handler(hub, chisse.TopicsFromQuery("topic")))
-	r.Post("/publish", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		id, err := hub.Publish(r.Context(), q.Get("topic"), sse.Event{Data: []byte(q.Get("data"))})
+	r.Get("/rooms/{room}/events", chisse.Handler(hub, chisse.TopicsFromParam("room"), chisse.WithAuth(auth)))
+	r.With(chisse.Auth(hub, auth)).Post("/rooms/{room}/messages", func(w http.ResponseWriter, r *http.Request) {
+		text, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		id, err := hub.Publish(r.Context(), chi.URLParam(r, "room"), sse.Event{Data: text})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		fmt.Fprintln(w, id)
 	})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				_, _ = hub.Publish(ctx, "news", sse.Event{Data: []byte(now.Format(time.TimeOnly))})
-			}
-		}
-	}()
 
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)

@@ -1,14 +1,17 @@
-// Command echo serves ssekit event streams from an Echo (v5) router.
+// Command echo serves ssekit event streams from an Echo v4 router: one
+// stream per room, for signed-in users.
 //
 //	go run ./examples/echo
-//	curl -N 'http://127.0.0.1:8080/events?topic=news'          # a tick every second
-//	curl -X POST 'http://127.0.0.1:8080/publish?topic=news&data=hello'
+//	curl -N -b session=demo-session http://127.0.0.1:8080/rooms/lobby/events
+//	curl -b session=demo-session -d hello http://127.0.0.1:8080/rooms/lobby/messages
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -17,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v4"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/echosse"
 )
@@ -31,11 +34,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("listening on http://%s/events?topic=news\n", ln.Addr())
+	fmt.Printf("listening on http://%s/rooms/lobby/events\n", ln.Addr())
 	if err := run(ctx, ln); err != nil {
 		log.Fatal(err)
 	}
 }
+
+// sessions stands for the application's session store.
+var sessions = map[string]string{"demo-session": "ann"}
 
 // run serves on ln until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, ln net.Listener) error {
@@ -43,38 +49,41 @@ func run(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	auth := &sse.Auth{
+		CookieName: "session", // EventSource sends the page's cookies
+		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
+			user, ok := sessions[token]
+			if !ok {
+				return sse.Principal{}, errors.New("unknown session")
+			}
+			return sse.Principal{ID: user}, nil
+		},
+	}
+
 	e := echo.New()
-	e.GET("/events", echosse.Handler(hub, echosse.TopicsFromQuery("topic")))
-	e.POST("/publish", func(c *echo.Context) error {
-		id, err := hub.Publish(c.Request().Context(), c.QueryParam("topic"), sse.Event{Data: []byte(c.QueryParam("data"))})
+	e.GET("/rooms/:room/events", echosse.Handler(hub, echosse.TopicsFromParam("room"), echosse.WithAuth(auth)))
+	e.POST("/rooms/:room/messages", func(c echo.Context) error {
+		text, err := io.ReadAll(io.LimitReader(c.Request().Body, 4096))
 		if err != nil {
-			return c.String(http.StatusBadRequest, err.Error()+"\n")
+			return err
+		}
+		id, err := hub.Publish(c.Request().Context(), c.Param("room"), sse.Event{Data: text})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 		}
 		return c.String(http.StatusOK, id+"\n")
-	})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				_, _ = hub.Publish(ctx, "news", sse.Event{Data: []byte(now.Format(time.TimeOnly))})
-			}
-		}
-	}()
+	}, echosse.Auth(hub, auth))
 
-	// Start serves until ctx is done, then shuts the server down. Its first
-	// step ends the streams, which the server's shutdown would wait for.
-	sc := echo.StartConfig{Listener: ln, HideBanner: true, HidePort: true, GracefulTimeout: 5 * time.Second,
-		BeforeServeFunc: func(s *http.Server) error {
-			s.RegisterOnShutdown(func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = hub.Shutdown(sctx)
-			})
-			return nil
-		}}
-	return sc.Start(ctx, e)
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The hub first: it ends the streams, which srv.Shutdown would wait for.
+	return errors.Join(hub.Shutdown(sctx), srv.Shutdown(sctx))
 }

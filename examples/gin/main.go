@@ -1,8 +1,9 @@
-// Command gin serves ssekit event streams from a Gin router.
+// Command gin serves ssekit event streams from a Gin router: one
+// stream per room, for signed-in users.
 //
 //	go run ./examples/gin
-//	curl -N 'http://127.0.0.1:8080/events?topic=news'          # a tick every second
-//	curl -X POST 'http://127.0.0.1:8080/publish?topic=news&data=hello'
+//	curl -N -b session=demo-session http://127.0.0.1:8080/rooms/lobby/events
+//	curl -b session=demo-session -d hello http://127.0.0.1:8080/rooms/lobby/messages
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -32,11 +34,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("listening on http://%s/events?topic=news\n", ln.Addr())
+	fmt.Printf("listening on http://%s/rooms/lobby/events\n", ln.Addr())
 	if err := run(ctx, ln); err != nil {
 		log.Fatal(err)
 	}
 }
+
+// sessions stands for the application's session store.
+var sessions = map[string]string{"demo-session": "ann"}
 
 // run serves on ln until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, ln net.Listener) error {
@@ -44,28 +49,32 @@ func run(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	r := gin.Default()
-	r.GET("/events", ginsse.Handler(hub, ginsse.TopicsFromQuery("topic")))
-	r.POST("/publish", func(c *gin.Context) {
-		id, err := hub.Publish(c.Request.Context(), c.Query("topic"), sse.Event{Data: []byte(c.Query("data"))})
+	auth := &sse.Auth{
+		CookieName: "session", // EventSource sends the page's cookies
+		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
+			user, ok := sessions[token]
+			if !ok {
+				return sse.Principal{}, errors.New("unknown session")
+			}
+			return sse.Principal{ID: user}, nil
+		},
+	}
+
+	r := gin.Default() // Logger and Recovery: both fine for streams
+	r.GET("/rooms/:room/events", ginsse.Handler(hub, ginsse.TopicsFromParam("room"), ginsse.WithAuth(auth)))
+	r.POST("/rooms/:room/messages", ginsse.Auth(hub, auth), func(c *gin.Context) {
+		text, err := io.ReadAll(io.LimitReader(c.Request.Body, 4096))
+		if err != nil {
+			c.String(http.StatusBadRequest, "%v\n", err)
+			return
+		}
+		id, err := hub.Publish(c.Request.Context(), c.Param("room"), sse.Event{Data: text})
 		if err != nil {
 			c.String(http.StatusBadRequest, "%v\n", err)
 			return
 		}
 		c.String(http.StatusOK, "%s\n", id)
 	})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				_, _ = hub.Publish(ctx, "news", sse.Event{Data: []byte(now.Format(time.TimeOnly))})
-			}
-		}
-	}()
 
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,98 @@ func Check(t *testing.T, run func(ctx context.Context, ln net.Listener) error) {
 			t.Error("the stream ended without a retry hint")
 		}
 	}
+}
+
+// CheckRoom starts a room example's run on a loopback listener and uses
+// it as a signed-in user of its README would: a stream of
+// /rooms/{room}/events is refused (401) without the "session" cookie, and
+// with the cookie of Session gets what POST /rooms/{room}/messages
+// publishes to that room, and nothing of another room. Cancelling run's
+// context then ends the streams cleanly, with a retry hint, and makes run
+// return promptly.
+func CheckRoom(t *testing.T, run func(ctx context.Context, ln net.Listener) error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(cctx, http.MethodGet, base+"/rooms/lobby/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a stream without the session cookie: %s, want 401", resp.Status)
+	}
+
+	browser := &http.Client{Transport: cookieTransport(SessionCookie)}
+	lobby, err := ssetest.Connect(cctx, browser, base+"/rooms/lobby/events", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lobby.Close()
+	kitchen, err := ssetest.Connect(cctx, browser, base+"/rooms/kitchen/events", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kitchen.Close()
+	for _, m := range []struct{ room, text string }{{"kitchen", "dinner"}, {"lobby", "hello"}} {
+		req, _ := http.NewRequestWithContext(cctx, http.MethodPost, base+"/rooms/"+m.room+"/messages", strings.NewReader(m.text))
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /rooms/%s/messages: %s", m.room, resp.Status)
+		}
+	}
+	if ev, err := lobby.Next(); err != nil || ev.Data != "hello" || ev.LastEventID == "" {
+		t.Fatalf("lobby: got %+v, %v; want the lobby's message", ev, err)
+	}
+	if ev, err := kitchen.Next(); err != nil || ev.Data != "dinner" {
+		t.Fatalf("kitchen: got %+v, %v; want the kitchen's message", ev, err)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("run did not return within 3s of its context's end")
+	}
+	for _, st := range []*ssetest.Stream{lobby, kitchen} {
+		if err := drain(st); !errors.Is(err, io.EOF) {
+			t.Errorf("stream: %v, want a clean end (io.EOF)", err)
+		}
+		if _, ok := st.Parser().Retry(); !ok {
+			t.Error("the stream ended without a retry hint")
+		}
+	}
+}
+
+// SessionCookie is the cookie of the session that the room examples know.
+const SessionCookie = "session=demo-session"
+
+// cookieTransport sends a cookie with every request, as a browser does.
+type cookieTransport string
+
+// RoundTrip sends r with the cookie, through http.DefaultTransport.
+func (c cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Cookie", string(c))
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // drain reads st to its end and returns why it ended.

@@ -1,6 +1,7 @@
-// Command echosse serves the bench contract with ssekit's Echo adapter
-// (echosse.Handler) on an Echo v5 router: the same Hub, with the same
-// default options, as the ssekit server.
+// Command echosse-v4 serves the bench contract with ssekit's Echo v4
+// adapter (echosse.Handler of github.com/ssekit/ssekit/echosse) on an Echo
+// v4 router: the same Hub, with the same default options, as the ssekit
+// server.
 package main
 
 import (
@@ -9,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v4"
 
 	"github.com/ssekit/ssekit/bench/serverkit"
 	"github.com/ssekit/ssekit/core/sse"
@@ -30,8 +31,8 @@ func main() {
 	e.POST("/publish", echo.WrapHandler(serverkit.PublishHandler(send)))
 	e.GET("/debug/goroutines", echo.WrapHandler(serverkit.GoroutinesHandler()))
 	e.GET("/debug/info", echo.WrapHandler(serverkit.InfoHandler(serverkit.Info{
-		Name: "echosse", Delivers: true, Resume: true,
-		Notes: "ssekit's Echo adapter on Echo v5.4.4 (echo.New, no middleware), Hub with default options",
+		Name: "echosse-v4", Delivers: true, Resume: true,
+		Notes: "ssekit's Echo v4 adapter (echosse) on Echo v4.16.5 (echo.New, no middleware), Hub with default options",
 	})))
 	srv := &http.Server{Addr: serverkit.Addr(), Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
