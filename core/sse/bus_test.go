@@ -15,6 +15,10 @@ type memBus struct {
 	mu        sync.Mutex
 	listeners map[*busListener]struct{}
 	followed  map[string]uint64 // every topic a hub followed, from where
+
+	// offset is added to every Seq the bus hands out, to stand for a store
+	// whose sequence numbers are long (a global sequence of years).
+	offset uint64
 }
 
 // busListener is one Listen call: the topics it follows and its queue.
@@ -36,6 +40,7 @@ func (b *memBus) Append(ctx context.Context, topic string, ev sse.Event) (sse.En
 	if err != nil {
 		return e, err
 	}
+	e.Seq += b.offset
 	for l := range b.listeners {
 		if l.follows[e.Topic] {
 			l.ch <- func(l sse.Listener) { l.Deliver(e) }
@@ -86,10 +91,27 @@ func (b *memBus) Follow(topic string, after uint64) {
 // catchUp makes l follow topic from after; b.mu is held.
 func (b *memBus) catchUp(l *busListener, topic string, after uint64) {
 	l.follows[topic] = true
-	entries, _ := b.MemoryStore.After(context.Background(), []string{topic}, []uint64{after}, 1<<20)
+	entries, _ := b.After(context.Background(), []string{topic}, []uint64{after}, 1<<20)
 	for _, e := range entries {
 		l.ch <- func(l sse.Listener) { l.Deliver(e) }
 	}
+}
+
+func (b *memBus) After(ctx context.Context, topics []string, after []uint64, limit int) ([]sse.Entry, error) {
+	inner := make([]uint64, len(after))
+	for i, a := range after {
+		inner[i] = a - min(a, b.offset)
+	}
+	entries, err := b.MemoryStore.After(ctx, topics, inner, limit)
+	for i := range entries {
+		entries[i].Seq += b.offset
+	}
+	return entries, err
+}
+
+func (b *memBus) Newest(ctx context.Context, topic string) (uint64, error) {
+	seq, err := b.MemoryStore.Newest(ctx, topic)
+	return seq + b.offset, err
 }
 
 // Unfollow keeps following: memBus cannot tell which hub asks, and a hub

@@ -115,7 +115,11 @@ type Options struct {
 	MaxReplayBytes  int
 
 	// MaxLastEventIDLength bounds the Last-Event-ID a client may send.
-	// A longer one is treated like an unknown ID (reset event). Default 256.
+	// A longer one is treated like an unknown ID (reset event). The
+	// default, 64 + 21 × MaxTopics (736 bytes at the default MaxTopics),
+	// takes back any ID the hub gives: a store that numbers each topic on
+	// its own (a Broadcaster) makes IDs with a Seq per topic, up to 20
+	// digits each. A smaller bound suits streams of few topics.
 	MaxLastEventIDLength int
 
 	// MaxStreamAge, when set, ends each stream after about this long (a
@@ -185,7 +189,7 @@ func (o *Options) setDefaults() error {
 		{"MaxTopics", &o.MaxTopics, 32},
 		{"MaxReplayEvents", &o.MaxReplayEvents, 0}, // below: from the queue bounds
 		{"MaxReplayBytes", &o.MaxReplayBytes, 0},
-		{"MaxLastEventIDLength", &o.MaxLastEventIDLength, 256},
+		{"MaxLastEventIDLength", &o.MaxLastEventIDLength, 0}, // below: from MaxTopics
 		{"MaxStreams", &o.MaxStreams, 0},
 		{"MaxStreamsPerPrincipal", &o.MaxStreamsPerPrincipal, 0},
 		{"MaxStreamsPerIP", &o.MaxStreamsPerIP, 0},
@@ -197,6 +201,9 @@ func (o *Options) setDefaults() error {
 		if *n.v == 0 {
 			*n.v = n.def
 		}
+	}
+	if o.MaxLastEventIDLength == 0 {
+		o.MaxLastEventIDLength = 64 + 21*o.MaxTopics
 	}
 	if o.MaxReplayEvents == 0 {
 		o.MaxReplayEvents = 4 * o.MaxQueueEvents

@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -79,4 +80,32 @@ func TestOrderedStoreIDsAreOneSeq(t *testing.T) {
 		}
 	}
 	_ = context.Background
+}
+
+// TestLongIDsResume: the ID of a stream of as many topics as a stream may
+// have, each at a long Seq, is one the hub takes back by default.
+func TestLongIDsResume(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	bus.offset = 1e15 // 16 digits per topic
+	h := ssetest.NewHub(t, sse.Options{Store: bus})
+	srv := serve(t, h, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
+	const n = 32 // the default MaxTopics
+	url := srv.URL + "?"
+	for i := range n {
+		url += fmt.Sprintf("topic=t%02d&", i)
+	}
+	st := connect(t, url, "")
+	ssetest.WaitStreams(t, h, 1)
+	ssetest.Publish(t, h, "t00", "first")
+	first := next(t, st)
+	if n := strings.Count(first.LastEventID, ".") + 1; n != 32 || len(first.LastEventID) <= 256 {
+		t.Fatalf("got the ID %q, want 32 long positions", first.LastEventID)
+	}
+	st.Close()
+	ssetest.Publish(t, h, "t31", "second")
+
+	resumed := connect(t, url, first.LastEventID)
+	if ev := next(t, resumed); ev.Type != "" && ev.Type != "message" || ev.Data != "second" {
+		t.Fatalf("resumed with %+v, want the event after the ID it was given", ev)
+	}
 }
