@@ -197,6 +197,20 @@ func (g *Gen) CloseConns(idx []int) {
 	}
 }
 
+// Open reports, for each connection idx[k], whether its stream is open:
+// its 200 head came and it is not closed.
+func (g *Gen) Open(idx []int) []bool {
+	conns := g.connsSnapshot()
+	out := make([]bool, len(idx))
+	for k, i := range idx {
+		c := conns[i]
+		c.w.mu.Lock()
+		out[k] = c.state == stOpen && c.headOK
+		c.w.mu.Unlock()
+	}
+	return out
+}
+
 // LastIDs returns, for every connection by index, the last event ID it
 // has received (what Reconnect would send as Last-Event-ID).
 func (g *Gen) LastIDs() []string {

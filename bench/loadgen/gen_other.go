@@ -14,6 +14,7 @@ func (*Gen) Connect(int, func(int) string) int                         { return 
 func (*Gen) ConnectPath(int, func(int) string, func(int) string) int   { return 0 }
 func (*Gen) SetMaxInflight(int)                                        {}
 func (*Gen) CloseConns([]int)                                          {}
+func (*Gen) Open([]int) []bool                                         { return nil }
 func (*Gen) LastIDs() []string                                         { return nil }
 func (*Gen) ReconnectConns([]int, []string)                            {}
 func (*Gen) Got() []int                                                { return nil }
