@@ -85,6 +85,7 @@ type NotifyResult struct {
 	StormClosed      int64          `json:"storm_closed"`       // streams the server closed during the storm
 	StormResets      int64          `json:"storm_resets"`       // reset events during the storm
 	GenCPUPct        float64        `json:"gen_cpu_percent"`    // the generator's, over the storm
+	OtherCPUPct      float64        `json:"other_cpu_percent"`  // every other process's, over the storm
 	RSSKiB           int64          `json:"rss_kib"`            // server RSS after the storm
 	HeapKiB          int64          `json:"heap_kib"`           // server Go heap (HeapAlloc) after the storm
 	BackSeconds      float64        `json:"back_seconds"`       // the IDs are the streams' this long before the end

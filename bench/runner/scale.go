@@ -86,6 +86,7 @@ func notify(ctx context.Context, o *Options, srv *Server) Result {
 	resets0 := sumResets(s.gen.Resets())
 	cpu0, _ := procCPU(s.p.Pid())
 	gcpu0 := selfCPU()
+	busy0 := machineBusy()
 	start := time.Now()
 	d := secs(pl.NotifySeconds)
 	type pubOut struct {
@@ -125,7 +126,9 @@ func notify(ctx context.Context, o *Options, srv *Server) Result {
 	n.StormWallSec = time.Since(start).Seconds()
 	n.StormCPUSec = (cpu1 - cpu0).Seconds()
 	n.StormCPUPct = 100 * n.StormCPUSec / n.StormWallSec
-	n.GenCPUPct = 100 * (selfCPU() - gcpu0).Seconds() / n.StormWallSec
+	genCPU := selfCPU() - gcpu0
+	n.GenCPUPct = 100 * genCPU.Seconds() / n.StormWallSec
+	n.OtherCPUPct = 100 * max(0, (machineBusy()-busy0-(cpu1-cpu0)-genCPU).Seconds()) / n.StormWallSec
 	ph := s.gen.Phase()
 	n.LiveP50Ms, n.LiveP99Ms, n.LiveMaxMs = ms(ph.Latency.Quantile(0.5)), ms(ph.Latency.Quantile(0.99)), ms(ph.Latency.Max())
 	st1 := s.gen.Stats()

@@ -179,6 +179,7 @@ func scaleSection(rep *Report, w func(string, ...any)) {
 			{label: "storm: publisher reached, events/s", val: get(func(n *NotifyResult) float64 { return n.PublishRate }), fmt: num},
 			{label: "storm: server CPU, % of one core", val: get(func(n *NotifyResult) float64 { return n.StormCPUPct }), fmt: pct, ratio: true},
 			{label: "storm: generator CPU, % of one core", val: get(func(n *NotifyResult) float64 { return n.GenCPUPct }), fmt: pct},
+			{label: "storm: other processes' CPU, % of one core", val: get(func(n *NotifyResult) float64 { return n.OtherCPUPct }), fmt: pct},
 			{label: "storm: publish → delivery p50 ms", val: get(func(n *NotifyResult) float64 { return n.LiveP50Ms }), fmt: msf, ratio: true},
 			{label: "storm: publish → delivery p99 ms", val: get(func(n *NotifyResult) float64 { return n.LiveP99Ms }), fmt: msf, ratio: true},
 			{label: "storm: deliveries lost (of owed)", text: func(r *Result) string {
