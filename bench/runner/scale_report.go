@@ -132,7 +132,7 @@ func scaleSection(rep *Report, w func(string, ...any)) {
 	w("The ssekit server (default `Options`, topics from `?topic=`), built twice in the same run: **before**, this bench's\n")
 	w("server code on the core of an earlier commit (`ssekit@<commit>`, built from a temporary `git worktree`; `-before`\n")
 	w("picks the commit), and **after**, on this tree's core. Same machine, same generator, one after the other.\n")
-	w("Ratios are after ÷ before: below 1 is less time, memory or CPU.\n\n")
+	w("Ratios are after ÷ before: below 1 is less time, memory or CPU (and, for kept events, fewer).\n\n")
 
 	pct := func(v float64) string { return fmt.Sprintf("%.0f %%", v) }
 	msf := func(v float64) string { return f1(v) }
@@ -229,7 +229,7 @@ func scaleSection(rep *Report, w func(string, ...any)) {
 		w("### A hot topic under connection churn\n\n")
 		w("%s streams on the topic `hot` receive %g events/s of %d bytes for %g s (%s deliveries/s) while other clients of `hot`\n",
 			num(float64(pl.HotSubs)), pl.HotRate, pl.EventSize, pl.HotSeconds, num(pl.HotRate*float64(pl.HotSubs)))
-		w("connect at %g per second, each disconnecting %g s after its connect: every connect and disconnect registers or\n", pl.HotChurn, pl.HotHoldSeconds)
+		w("connect at %g per second, each disconnecting %g s after its response head: every connect and disconnect registers or\n", pl.HotChurn, pl.HotHoldSeconds)
 		w("unregisters a subscriber of the topic being fanned out. Connect latency is the churning clients' time from\n")
 		w("sending the request to receiving the response head (the hub registers the stream before the head). Every\n")
 		w("50 ms the runner asks the server to time a `Hub.Stats()` call and a `Hub.Subscribers(\"hot\")` call\n")
@@ -295,7 +295,9 @@ func scaleSection(rep *Report, w func(string, ...any)) {
 		w("`ErrEvicted` (both stores drop the oldest events first in these fills). Cases: **events**, 100 000\n")
 		w("notifications (89 bytes of JSON, type `notification`) in 1000 topics; **topics**, 500 000 of them in 100 000\n")
 		w("topics (5 each); **bound**, 2 000 000 events of 1 KiB in 100 000 topics. The default `MaxBytes` is 64 MiB\n")
-		w("(67.1 MB); the store before has no byte bound, only its 4096 events.\n\n")
+		w("(67.1 MB): a heap ÷ 64 MiB above 1 means the store held more than its bound. The store before has no byte\n")
+		w("bound, only its 4096 events. Append times are not like for like: the per-topic store encodes each event's frame\n")
+		w("in `Append` (and keeps that copy), which the hub did before.\n\n")
 		caseVal := func(name string, f func(*StoreCase) float64) func(*Result) (float64, bool) {
 			return func(r *Result) (float64, bool) {
 				if r.Store == nil {
