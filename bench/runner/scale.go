@@ -186,10 +186,12 @@ func notify(ctx context.Context, o *Options, srv *Server) Result {
 		}
 		return v
 	}
+	// Polled every 100 ms: each poll locks every returning connection, and
+	// the latencies come from the generator's own clock anyway.
 	lastChange := waitUntil(ctx, func() bool {
 		expecting, finished, closed := s.gen.ExpectProgress()
 		return finished+closed >= expecting
-	}, progress, 3*time.Second, 90*time.Second)
+	}, progress, 3*time.Second, 90*time.Second, 100*time.Millisecond)
 	cpu1, _ = procCPU(s.p.Pid())
 	n.ResumeWallSec = lastChange.Sub(start).Seconds()
 	n.ResumeCPUSec = (cpu1 - cpu0).Seconds()
@@ -235,12 +237,13 @@ func sumResets(m map[string]int64) int64 {
 
 // waitQuiet waits until value has not changed for quiet, or limit passed.
 func waitQuiet(ctx context.Context, value func() int64, quiet, limit time.Duration) {
-	waitUntil(ctx, func() bool { return false }, value, quiet, limit)
+	waitUntil(ctx, func() bool { return false }, value, quiet, limit, 20*time.Millisecond)
 }
 
 // waitUntil waits until done, or until value has not changed for quiet,
-// or until limit; it returns when value last changed (or when done held).
-func waitUntil(ctx context.Context, done func() bool, value func() int64, quiet, limit time.Duration) time.Time {
+// or until limit, looking every poll; it returns when value last changed
+// (or when done held).
+func waitUntil(ctx context.Context, done func() bool, value func() int64, quiet, limit, poll time.Duration) time.Time {
 	start := time.Now()
 	last, lastChange := value(), start
 	for {
@@ -254,7 +257,7 @@ func waitUntil(ctx context.Context, done func() bool, value func() int64, quiet,
 		if now.Sub(lastChange) > quiet || now.Sub(start) > limit || ctx.Err() != nil {
 			return lastChange
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 
