@@ -132,7 +132,22 @@ func scaleSection(rep *Report, w func(string, ...any)) {
 	w("The ssekit server (default `Options`, topics from `?topic=`), built twice in the same run: **before**, this bench's\n")
 	w("server code on the core of an earlier commit (`ssekit@<commit>`, built from a temporary `git worktree`; `-before`\n")
 	w("picks the commit), and **after**, on this tree's core. Same machine, same generator, one after the other.\n")
-	w("Ratios are after ÷ before: below 1 is less time, memory or CPU (and, for kept events, fewer).\n\n")
+	w("Ratios are after ÷ before: below 1 is less time, memory or CPU (and, for kept events, fewer).\n")
+	busiest := 0.0
+	for _, r := range rep.Results {
+		switch {
+		case r.Notify != nil && slices.Contains(servers, r.Server):
+			busiest = max(busiest, r.Notify.OtherCPUPct)
+		case r.Churn != nil && slices.Contains(servers, r.Server):
+			busiest = max(busiest, r.OtherCPUPercent)
+		}
+	}
+	if busiest > 25 {
+		w("**Other processes used up to %.0f %% of a core during these scenarios** (the \"other\" rows): their latencies,\n", busiest)
+		w("CPU shares and ratios say more about that load than about the builds. The counts (resumed, resets, gaps,\n")
+		w("losses, kept events) and the store's memory do not depend on it.\n")
+	}
+	w("\n")
 
 	pct := func(v float64) string { return fmt.Sprintf("%.0f %%", v) }
 	msf := func(v float64) string { return f1(v) }
