@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,7 +17,7 @@ import (
 type Gen struct {
 	cfg     Config
 	dst     syscall.SockaddrInet4
-	req     string // request without Last-Event-ID and final CRLF
+	reqTail string // the request after its path, without Last-Event-ID and final CRLF
 	workers []*worker
 	wg      sync.WaitGroup
 
@@ -32,14 +33,18 @@ type worker struct {
 	buf  []byte
 	stop atomic.Bool
 
-	mu       sync.Mutex // guards everything below and every conn of this worker
-	byFD     []*conn
-	pending  []*conn // waiting to connect
-	inflight int     // connects not yet answered
-	now      int64   // time of the current read, unix ns
+	mu          sync.Mutex // guards everything below and every conn of this worker
+	byFD        []*conn
+	pending     []*conn // waiting to connect
+	inflight    int     // connects not yet answered
+	maxInflight int     // Config.MaxInflight, or SetMaxInflight's
+	now         int64   // time of the current read, unix ns
 
 	opened, failed, peerClosed int64 // lifetime counters
+	abandoned                  int64 // closed by the generator before a head
 	lastOpenAt                 int64
+	headLat                    Hist             // request sent to response head (see TakeHeadLatency)
+	resets                     map[string]int64 // reset events by reason, lifetime
 
 	// Phase state (see Mark).
 	markAt        int64
@@ -71,9 +76,15 @@ type conn struct {
 	headOK  bool
 	ownStop bool // closed by the generator, not the server
 	src     [4]byte
+	path    string // request path; Config.Path when empty
 	stream  stream
 	lastSeq uint64
 	lastID  string // Last-Event-ID to send on the next connect
+	dialAt  int64  // unix ns of the latest connect
+	sentAt  int64  // and of its request
+	resets  int    // reset events received, lifetime
+
+	exp *expectation // see Gen.Expect
 
 	// Phase (see Mark).
 	marked bool
@@ -91,10 +102,10 @@ func New(cfg Config) (*Gen, error) {
 		return nil, fmt.Errorf("loadgen: Addr %q: want an IPv4 host:port", cfg.Addr)
 	}
 	g := &Gen{cfg: cfg, dst: syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}}
-	g.req = "GET " + cfg.Path + " HTTP/1.1\r\nHost: " + cfg.Addr +
+	g.reqTail = " HTTP/1.1\r\nHost: " + cfg.Addr +
 		"\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: ssekit-bench\r\n"
 	for range cfg.Workers {
-		w := &worker{g: g, dst: g.dst, buf: make([]byte, cfg.ReadBuffer)}
+		w := &worker{g: g, dst: g.dst, buf: make([]byte, cfg.ReadBuffer), maxInflight: cfg.MaxInflight, resets: map[string]int64{}}
 		if w.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 			g.Close()
 			return nil, fmt.Errorf("loadgen: epoll_create: %w", err)
@@ -119,8 +130,17 @@ func New(cfg Config) (*Gen, error) {
 
 // Connect opens n more connections. lastID, when not nil, gives the
 // Last-Event-ID header of the i-th new one (empty: none). It returns at
-// once; watch Stats for the outcome.
-func (g *Gen) Connect(n int, lastID func(i int) string) {
+// once, with the index of the first new connection (connections are
+// numbered from 0 in the order they were created); watch Stats for the
+// outcome.
+func (g *Gen) Connect(n int, lastID func(i int) string) int {
+	return g.ConnectPath(n, nil, lastID)
+}
+
+// ConnectPath is Connect with a request path per connection: path(i),
+// when path is not nil, gives the i-th new one's (such as
+// "/events?topic=a"); Config.Path otherwise.
+func (g *Gen) ConnectPath(n int, path, lastID func(i int) string) int {
 	g.mu.Lock()
 	base := len(g.conns)
 	byWorker := make([][]*conn, len(g.workers))
@@ -129,6 +149,9 @@ func (g *Gen) Connect(n int, lastID func(i int) string) {
 		w := g.workers[idx%len(g.workers)]
 		c := &conn{w: w, idx: idx, fd: -1}
 		c.src = [4]byte{127, 0, 0, byte(1 + idx%g.cfg.SourceAddrs)}
+		if path != nil {
+			c.path = path(i)
+		}
 		if lastID != nil {
 			c.lastID = lastID(i)
 		}
@@ -139,6 +162,129 @@ func (g *Gen) Connect(n int, lastID func(i int) string) {
 	for i, w := range g.workers {
 		w.enqueue(byWorker[i])
 	}
+	return base
+}
+
+// SetMaxInflight changes Config.MaxInflight (0: no bound), for the
+// connects that follow.
+func (g *Gen) SetMaxInflight(n int) {
+	for _, w := range g.workers {
+		w.mu.Lock()
+		w.maxInflight = n
+		w.mu.Unlock()
+	}
+	for _, w := range g.workers {
+		w.poke()
+	}
+}
+
+// CloseConns closes the given connections (by index) from the client side.
+func (g *Gen) CloseConns(idx []int) {
+	conns := g.connsSnapshot()
+	for _, i := range idx {
+		c := conns[i]
+		w := c.w
+		w.mu.Lock()
+		switch c.state {
+		case stIdle: // still waiting to connect: never will
+			w.pending = slices.DeleteFunc(w.pending, func(p *conn) bool { return p == c })
+			c.state = stClosed
+		case stConnecting, stOpen:
+			c.ownStop = true
+			w.closeConn(c)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// Open reports, for each connection idx[k], whether its stream is open:
+// its 200 head came and it is not closed.
+func (g *Gen) Open(idx []int) []bool {
+	conns := g.connsSnapshot()
+	out := make([]bool, len(idx))
+	for k, i := range idx {
+		c := conns[i]
+		c.w.mu.Lock()
+		out[k] = c.state == stOpen && c.headOK
+		c.w.mu.Unlock()
+	}
+	return out
+}
+
+// LastIDs returns, for every connection by index, the last event ID it
+// has received (what Reconnect would send as Last-Event-ID).
+func (g *Gen) LastIDs() []string {
+	conns := g.connsSnapshot()
+	out := make([]string, len(conns))
+	for i, c := range conns {
+		c.w.mu.Lock()
+		out[i] = string(c.stream.id[:c.stream.idLen])
+		c.w.mu.Unlock()
+	}
+	return out
+}
+
+// ReconnectConns opens the given closed connections again (by index),
+// the i-th with lastID[i] as Last-Event-ID ("" for none). A connection
+// that is not closed is left alone.
+func (g *Gen) ReconnectConns(idx []int, lastID []string) {
+	conns := g.connsSnapshot()
+	byWorker := make([][]*conn, len(g.workers))
+	for k, i := range idx {
+		c := conns[i]
+		w := c.w
+		w.mu.Lock()
+		if c.state == stClosed {
+			c.lastID = lastID[k]
+			c.stream = stream{}
+			c.state, c.headOK, c.ownStop = stIdle, false, false
+			byWorker[i%len(g.workers)] = append(byWorker[i%len(g.workers)], c)
+		}
+		w.mu.Unlock()
+	}
+	for i, w := range g.workers {
+		w.enqueue(byWorker[i])
+	}
+}
+
+// Got returns, for every connection by index, how many events of the
+// current phase's range it has received (see Mark).
+func (g *Gen) Got() []int {
+	conns := g.connsSnapshot()
+	out := make([]int, len(conns))
+	for i, c := range conns {
+		c.w.mu.Lock()
+		out[i] = c.got
+		c.w.mu.Unlock()
+	}
+	return out
+}
+
+// TakeHeadLatency returns the times from sending a request to receiving
+// its response head (any status) since the last call, and starts anew.
+func (g *Gen) TakeHeadLatency() Hist {
+	var h Hist
+	for _, w := range g.workers {
+		w.mu.Lock()
+		h.Merge(&w.headLat)
+		w.headLat.Reset()
+		w.mu.Unlock()
+	}
+	return h
+}
+
+// Resets returns the reset events received by all connections so far, by
+// reason.
+func (g *Gen) Resets() map[string]int64 {
+	out := map[string]int64{}
+	for _, w := range g.workers {
+		w.mu.Lock()
+		for r, n := range w.resets {
+			out[r] += n
+		}
+		w.mu.Unlock()
+	}
+	return out
 }
 
 // Reconnect opens every closed connection again (call CloseAll first),
@@ -204,6 +350,7 @@ func (g *Gen) Stats() Stats {
 		w.mu.Lock()
 		s.Opened += w.opened
 		s.Failed += w.failed
+		s.Abandoned += w.abandoned
 		s.PeerClosed += w.peerClosed
 		s.LastOpenAt = max(s.LastOpenAt, w.lastOpenAt)
 		for _, c := range w.byFD {
@@ -361,7 +508,7 @@ func (w *worker) loop() {
 func (w *worker) startPending() {
 	k := 0
 	for ; k < len(w.pending); k++ {
-		if w.g.cfg.MaxInflight > 0 && w.inflight >= w.g.cfg.MaxInflight {
+		if w.maxInflight > 0 && w.inflight >= w.maxInflight {
 			break
 		}
 		w.dial(w.pending[k])
@@ -387,6 +534,7 @@ func (w *worker) dial(c *conn) {
 		}
 	}
 	c.fd, c.state = fd, stConnecting
+	c.dialAt = time.Now().UnixNano()
 	w.setFD(fd, c)
 	w.inflight++
 	err = syscall.Connect(fd, &w.dst)
@@ -413,7 +561,11 @@ func (w *worker) setFD(fd int, c *conn) {
 }
 
 func (w *worker) sendRequest(c *conn) {
-	req := w.g.req
+	path := c.path
+	if path == "" {
+		path = w.g.cfg.Path
+	}
+	req := "GET " + path + w.g.reqTail
 	if c.lastID != "" {
 		req += "Last-Event-ID: " + c.lastID + "\r\n"
 	}
@@ -423,6 +575,7 @@ func (w *worker) sendRequest(c *conn) {
 		return
 	}
 	c.state = stOpen
+	c.sentAt = time.Now().UnixNano()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(c.fd)}
 	op := syscall.EPOLL_CTL_MOD
 	if err := syscall.EpollCtl(w.epfd, op, c.fd, &ev); errors.Is(err, syscall.ENOENT) {
@@ -479,7 +632,11 @@ func (w *worker) closeConn(c *conn) {
 		w.peerClosed++
 	case c.state == stConnecting || (c.state == stOpen && !c.headOK):
 		w.inflight--
-		w.failed++
+		if c.ownStop {
+			w.abandoned++
+		} else {
+			w.failed++
+		}
 	}
 	if c.marked && !c.done {
 		w.markedClosed++
@@ -490,6 +647,9 @@ func (w *worker) closeConn(c *conn) {
 
 func (c *conn) onHead(status int) {
 	w := c.w
+	if c.sentAt > 0 {
+		w.headLat.Record(w.now - c.sentAt)
+	}
 	if status != 200 {
 		return
 	}
@@ -497,6 +657,20 @@ func (c *conn) onHead(status int) {
 	w.inflight--
 	w.opened++
 	w.lastOpenAt = w.now
+	if c.exp != nil {
+		c.exp.check(c, 0, false)
+	}
+}
+
+func (c *conn) onReset(reason []byte) {
+	c.resets++
+	c.w.resets[string(reason)]++
+	if c.exp != nil {
+		c.exp.Resets++
+		if c.exp.Reason == "" {
+			c.exp.Reason = string(reason)
+		}
+	}
 }
 
 func (c *conn) onEvent(ts int64, seq uint64, ok bool) {
@@ -504,6 +678,9 @@ func (c *conn) onEvent(ts int64, seq uint64, ok bool) {
 	if !ok {
 		w.other++
 		return
+	}
+	if c.exp != nil {
+		c.exp.check(c, seq, true)
 	}
 	switch {
 	case c.lastSeq == 0 || seq == c.lastSeq+1:

@@ -13,6 +13,8 @@
 // time minus send time) and the time each connection took to complete.
 package loadgen
 
+import "time"
+
 // Config configures a Gen.
 type Config struct {
 	// Addr is the server, an IPv4 host:port (127.0.0.1:PORT).
@@ -51,6 +53,7 @@ type Stats struct {
 	Open       int   // open now, response head received
 	Opened     int64 // ever answered with 200
 	Failed     int64 // connect error, or closed or refused before a 200 head
+	Abandoned  int64 // closed by the generator (CloseConns, CloseAll) before a head
 	PeerClosed int64 // closed by the server after a 200 head
 	LastOpenAt int64 // unix ns of the newest 200 head
 }
@@ -71,4 +74,20 @@ type Phase struct {
 	LastEventAt  int64
 	Latency      Hist // receive minus send time of in-range events
 	Completion   Hist // per marked connection: Mark to its last needed event
+}
+
+// Expectation is what one connection was expected to receive (Gen.Expect)
+// and what it did.
+type Expectation struct {
+	Expected int    // events expected
+	Got      int    // of those, received
+	Skipped  int    // expected events passed over: a later expected one came first
+	Odd      int    // events received that were not expected (or came again)
+	Resets   int    // reset events received
+	Reason   string // the first reset's reason
+	Done     bool   // every expected event was received
+	// Latency is the time from the connect to the last expected event,
+	// when Done.
+	Latency time.Duration
+	Open    bool // the stream is open now
 }

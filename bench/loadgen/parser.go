@@ -5,7 +5,8 @@ import "bytes"
 // stream parses one HTTP/1.1 response that carries an event stream: the
 // response head, chunked transfer coding (or a body delimited by the
 // connection's end) and just enough of SSE to see each event's first data
-// line and the "id" field. It keeps no more than a short prefix of a line
+// line, the "id" field and whether the event is ssekit's reset (type
+// "sse-reset", data {"reason":...}). It keeps no more than a short prefix of a line
 // that spans reads, so a connection costs a few hundred bytes whatever the
 // event size. Lines end at LF (a CR before it is dropped); a lone CR as a
 // line end, which no server under test sends, is not recognised.
@@ -26,6 +27,12 @@ type stream struct {
 	ts      int64
 	seq     uint64
 
+	// The event being read is a reset (its type is ResetType), and the
+	// start of its first data line when that is not "<ts> <seq>".
+	reset  bool
+	odd    [oddCap]byte
+	oddLen int
+
 	id    [idCap]byte // value of the last "id" field (truncated to idCap)
 	idLen int
 }
@@ -33,7 +40,12 @@ type stream struct {
 const (
 	lineCap = 96
 	idCap   = 64
+	oddCap  = 48
 )
+
+// ResetType is the event type of ssekit's reset event (its default
+// Options.ResetEventType); its data is {"reason":"..."}.
+const ResetType = "sse-reset"
 
 const (
 	csSize    = iota // reading the chunk-size line
@@ -46,6 +58,9 @@ const (
 type handler interface {
 	onHead(status int)
 	onEvent(ts int64, seq uint64, ok bool)
+	// onReset comes before the onEvent of a reset event, with the reason
+	// its data gives ("" when it gives none).
+	onReset(reason []byte)
 }
 
 // feed parses the next bytes of the response.
@@ -176,18 +191,42 @@ func (s *stream) eventLine(line []byte, h handler) {
 	switch {
 	case len(line) == 0:
 		if s.hasData {
+			if s.reset {
+				h.onReset(resetReason(s.odd[:s.oddLen]))
+			}
 			h.onEvent(s.ts, s.seq, s.dataOK)
 		}
-		s.hasData, s.dataOK = false, false
+		s.hasData, s.dataOK, s.reset, s.oddLen = false, false, false, 0
 	case line[0] == ':':
 	case bytes.HasPrefix(line, []byte("data:")):
 		if !s.hasData {
 			s.hasData = true
-			s.ts, s.seq, s.dataOK = parseTSSeq(fieldValue(line[5:]))
+			v := fieldValue(line[5:])
+			s.ts, s.seq, s.dataOK = parseTSSeq(v)
+			if !s.dataOK {
+				s.oddLen = copy(s.odd[:], v)
+			}
 		}
 	case bytes.HasPrefix(line, []byte("id:")):
 		s.idLen = copy(s.id[:], fieldValue(line[3:]))
+	case bytes.HasPrefix(line, []byte("event:")):
+		s.reset = string(fieldValue(line[6:])) == ResetType
 	}
+}
+
+// resetReason returns the value of "reason" in a reset event's data
+// ({"reason":"evicted"}), or nil.
+func resetReason(data []byte) []byte {
+	const key = `"reason":"`
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	v := data[i+len(key):]
+	if j := bytes.IndexByte(v, '"'); j >= 0 {
+		return v[:j]
+	}
+	return v
 }
 
 func fieldValue(v []byte) []byte {

@@ -13,7 +13,10 @@ type recorder struct {
 	status int
 	heads  int
 	events []string
+	resets []string
 }
+
+func (r *recorder) onReset(reason []byte) { r.resets = append(r.resets, string(reason)) }
 
 func (r *recorder) onHead(status int) { r.status = status; r.heads++ }
 func (r *recorder) onEvent(ts int64, seq uint64, ok bool) {
@@ -32,6 +35,8 @@ func TestParserEverySplit(t *testing.T) {
 		"id: e-1\ndata: 1700000000000000001 1 " + strings.Repeat("x", 200) + "\n\n" +
 		"event:message\ndata:1700000000000000002 2 xx\r\n\r\n" +
 		"id: e-3\ndata: {\"reason\":\"dropped\"}\n\n" +
+		"event: sse-reset\ndata: {\"reason\":\"evicted\"}\n\n" +
+		"data: {\"reason\":\"replay-limit\"}\nevent:sse-reset\n\n" +
 		"data: 1700000000000000004 4\ndata: second line\n\n" +
 		"retry: 10\n\n"
 	// Chunks that split events and lines anywhere.
@@ -41,7 +46,8 @@ func TestParserEverySplit(t *testing.T) {
 		resp.WriteString(chunk(body[i:min(i+37, len(body))]))
 	}
 	resp.WriteString("0\r\n\r\n")
-	want := "[1700000000000000001/1/true 1700000000000000002/2/true 0/0/false 1700000000000000004/4/true]"
+	want := "[1700000000000000001/1/true 1700000000000000002/2/true 0/0/false 0/0/false 0/0/false 1700000000000000004/4/true]"
+	wantResets := "[evicted replay-limit]"
 	in := resp.String()
 	for cut := 0; cut <= len(in); cut++ {
 		var s stream
@@ -50,6 +56,9 @@ func TestParserEverySplit(t *testing.T) {
 		s.feed([]byte(in[cut:]), r)
 		if got := fmt.Sprint(r.events); got != want || r.status != 200 || r.heads != 1 {
 			t.Fatalf("cut %d: status %d heads %d events %s, want %s", cut, r.status, r.heads, got, want)
+		}
+		if got := fmt.Sprint(r.resets); got != wantResets {
+			t.Fatalf("cut %d: resets %s, want %s", cut, got, wantResets)
 		}
 		if id := string(s.id[:s.idLen]); id != "e-3" {
 			t.Fatalf("cut %d: last id %q", cut, id)

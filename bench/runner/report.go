@@ -260,6 +260,7 @@ func Markdown(rep *Report, links Links) string {
 		notRun(rs)
 	}
 
+	scaleSection(rep, w)
 	adapterSummary(rep, w)
 	if links.Extra != "" {
 		w("%s\n", strings.TrimSpace(links.Extra))
@@ -359,11 +360,21 @@ func serversIn(rep *Report, sc string) []string {
 }
 
 // ranScenarios lists the scenarios a server ran (or tried: errors count),
-// or "all".
+// or "all" for a server the selection left out of none. The scale
+// scenarios, which name their servers in their own section, count only
+// for a server that ran nothing else.
 func ranScenarios(rep *Report, server string) string {
-	var ran []string
+	var ran, scale []string
+	for _, sc := range ScaleScenarios {
+		if slices.ContainsFunc(rep.Results, func(r Result) bool { return r.Server == server && r.Scenario == sc && r.Skipped != SkipNotSelected }) {
+			scale = append(scale, sc)
+		}
+	}
 	all := true
 	for _, sc := range Scenarios {
+		if slices.Contains(ScaleScenarios, sc) {
+			continue
+		}
 		tried, skipped := false, false
 		for _, r := range rep.Results {
 			if r.Server != server || r.Scenario != sc {
@@ -381,6 +392,9 @@ func ranScenarios(rep *Report, server string) string {
 		case skipped:
 			all = false
 		}
+	}
+	if len(ran) == 0 && len(scale) > 0 {
+		return strings.Join(scale, ", ")
 	}
 	if all {
 		return "all"

@@ -30,6 +30,10 @@ type Options struct {
 	SourceAddrs int // spread client connections over 127.0.0.1..127.0.0.N
 	Timeout     time.Duration
 	Log         io.Writer // progress; os.Stderr when nil
+	// Before is the commit whose core the scale scenarios compare this
+	// tree's with: when the runner picks the servers and runs a scale
+	// scenario, it adds "ssekit@<Before>" (see worktree.go). "" for none.
+	Before string
 }
 
 // Run builds the servers and runs the scenarios. Scenarios left when
@@ -55,17 +59,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The plan's per-server scenario selection applies to the servers the
-	// runner picks; servers named explicitly run every scenario asked for.
-	picked := len(o.Servers) == 0
-	if picked {
-		o.Servers = serverOrder(all)
-	}
-	for _, n := range o.Servers {
-		if !slices.Contains(all, n) {
-			return nil, fmt.Errorf("no server %q under servers/ (have %s)", n, strings.Join(all, ", "))
-		}
-	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = Scenarios
 	}
@@ -74,11 +67,39 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("no scenario %q (have %s)", sc, strings.Join(Scenarios, ", "))
 		}
 	}
+	// The plan's per-server scenario selection applies to the servers the
+	// runner picks; servers named explicitly run every scenario asked for.
+	picked := len(o.Servers) == 0
+	if picked {
+		o.Servers = serverOrder(all)
+		scale := slices.ContainsFunc(o.Scenarios, func(sc string) bool { return slices.Contains(ScaleScenarios, sc) })
+		if scale && o.Before != "" {
+			o.Servers = append(o.Servers, "ssekit@"+o.Before)
+		}
+	}
+	for i, n := range o.Servers {
+		canon, _, err := CanonicalName(ctx, o.ModDir, n)
+		if err != nil {
+			return nil, err
+		}
+		o.Servers[i] = canon
+		if base, _, _ := splitAt(canon); !slices.Contains(all, base) {
+			return nil, fmt.Errorf("no server %q under servers/ (have %s)", base, strings.Join(all, ", "))
+		}
+	}
+	o.Servers = serverOrder(o.Servers)
+	if picked {
+		// Build only the servers that run something.
+		o.Servers = slices.DeleteFunc(o.Servers, func(n string) bool {
+			return !slices.ContainsFunc(o.Scenarios, func(sc string) bool { return o.Plan.Runs(n, sc) })
+		})
+	}
 	limit, err := RaiseNoFile()
 	if err != nil {
 		return nil, fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
 	}
-	need := max(o.Plan.IdleConns, o.Plan.StormConns, o.Plan.SteadySubs, slices.Max(append(o.Plan.FanoutSubs, 0))) + 200
+	need := max(o.Plan.IdleConns, o.Plan.StormConns, o.Plan.SteadySubs, slices.Max(append(o.Plan.FanoutSubs, 0)),
+		o.Plan.NotifyStreams, o.Plan.HotSubs+int(o.Plan.HotChurn*o.Plan.HotHoldSeconds)) + 200
 	if limit < uint64(need) {
 		return nil, fmt.Errorf("open-file limit %d is below the %d this plan needs; raise the hard limit (ulimit -Hn)", limit, need)
 	}
@@ -92,13 +113,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer os.RemoveAll(tmp)
 	fmt.Fprintf(o.Log, "building %s\n", strings.Join(o.Servers, ", "))
 	t0 := time.Now()
-	servers, err := Build(ctx, o.ModDir, tmp, o.Servers)
+	servers, err := BuildServers(ctx, o.ModDir, tmp, o.Servers, slices.Contains(o.Scenarios, ScStore))
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(o.Log, "built in %.1fs\n", time.Since(t0).Seconds())
 	for _, s := range servers {
-		rep.Servers = append(rep.Servers, ServerInfo{Name: s.Name, Delivers: s.Info.Delivers, Resume: s.Info.Resume, Notes: s.Info.Notes})
+		rep.Servers = append(rep.Servers, ServerInfo{Name: s.Name, Delivers: s.Info.Delivers, Resume: s.Info.Resume, Notes: s.Info.Notes, Commit: s.Commit})
 	}
 
 	if la, err := strconv.ParseFloat(rep.Env["loadavg_start"], 64); err == nil && la > 1.5 {
@@ -114,7 +135,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, sc := range o.Scenarios {
 		for _, s := range servers {
 			if picked && !o.Plan.Runs(s.Name, sc) {
-				rep.Results = append(rep.Results, Result{Server: s.Name, Scenario: sc, Skipped: SkipNotSelected})
+				// The scale scenarios' servers are named in their own
+				// section; the others' selection is listed per table.
+				_, _, at := splitAt(s.Name)
+				if !at && !slices.Contains(ScaleScenarios, sc) {
+					rep.Results = append(rep.Results, Result{Server: s.Name, Scenario: sc, Skipped: SkipNotSelected})
+				}
 				continue
 			}
 			if runCtx.Err() != nil {
@@ -140,19 +166,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 const SkipNotSelected = "left out by the scenario selection"
 
 // serverOrder puts the known servers first, in the report's order, and
-// any new one after them.
+// any new one after them; a server built at another commit
+// ("ssekit@b78c6c4") comes right before the server it is a build of, so
+// that every scenario runs "before", then "after".
 func serverOrder(names []string) []string {
 	known := []string{"ssekit", "ssekit-detached", "ginsse", "echosse-v4", "echosse-v5", "chisse", "fibersse", "naive", "r3labs", "gosse", "gin", "bare"}
 	var out []string
-	for _, k := range known {
-		if slices.Contains(names, k) {
-			out = append(out, k)
+	add := func(n string) {
+		for _, a := range names {
+			if base, _, at := splitAt(a); at && base == n && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
 		}
-	}
-	for _, n := range names {
-		if !slices.Contains(known, n) {
+		if slices.Contains(names, n) && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
+	}
+	for _, k := range known {
+		add(k)
+	}
+	for _, n := range names {
+		base, _, _ := splitAt(n)
+		add(base)
 	}
 	return out
 }
@@ -201,6 +236,26 @@ func summary(r *Result) string {
 		s = fmt.Sprintf("n=%d sustained %g ev/s (%.0f deliveries/s) stop: %s", r.Conns, r.SustainedRate, r.SustainedDeliv, r.StopReason)
 	case ScResume:
 		s = fmt.Sprintf("n=%d delivered=%d losses=%d dups=%d other=%d catch-up p99=%.0fms", r.Conns, r.Deliveries, r.Losses, r.Dups, r.Other, r.CatchP99)
+	case ScNotify:
+		if n := r.Notify; n != nil {
+			s = fmt.Sprintf("n=%d storm: %d events (%d broadcast) cpu=%.0f%% live p99=%.0fms losses=%d closed=%d; resume: %d of %d without reset, resets=%v silent gaps=%d replayed=%d p50=%.0fms p99=%.0fms cpu=%.2fs (%.1fµs/event)",
+				n.Streams, n.Published, n.Broadcast, n.StormCPUPct, n.LiveP99Ms, n.LiveExpected-n.LiveDelivered, n.StormClosed,
+				n.Resumed, n.Reconnect, n.Resets, n.SilentGaps, n.Replayed, n.ResumeP50Ms, n.ResumeP99Ms, n.ResumeCPUSec, n.ReplayCPUUs)
+		}
+	case ScHotChurn:
+		if c := r.Churn; c != nil {
+			s = fmt.Sprintf("n=%d %g ev/s delivered=%d losses=%d closed=%d p50=%.1fms p99=%.1fms; churn %d connects (%d failed) connect p50=%.2fms p99=%.2fms; Stats p99=%.0fµs cpu=%.0f%%",
+				r.Conns, r.Rate, r.Deliveries, r.Losses, r.Disconnects, r.P50Ms, r.P99Ms, c.Connects, c.Failed, c.ConnectP50Ms, c.ConnectP99Ms, c.StatsP99Us, c.ServerCPUPct)
+		}
+	case ScStore:
+		if st := r.Store; st != nil {
+			for _, c := range st.Cases {
+				s += fmt.Sprintf("%s: %d kept, %.1f MiB, %.0f B/kept; ", c.Case, c.Retained, float64(c.HeapBytes)/(1<<20), c.BytesPerRetained)
+			}
+			if st.CoreNote != "" {
+				s += st.CoreNote
+			}
+		}
 	default:
 		s = fmt.Sprintf("n=%d stalled=%d delivered=%d losses=%d %.0f/s p50=%.1fms p99=%.1fms max=%.1fms cpu/M=%.2fs gen=%.0f%%",
 			r.Conns, r.Stalled, r.Deliveries, r.Losses, r.DeliveriesSec, r.P50Ms, r.P99Ms, r.MaxMs, r.CPUPerMillionSec, r.GenCPUPercent)
@@ -250,4 +305,38 @@ func ReadJSON(path string) (*Report, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &rep, nil
+}
+
+// Merge puts the results of part, a run of some scenarios, into base: they
+// replace base's results of those scenarios, part's servers and its plan
+// of the scale scenarios are added, and part is listed in base.Parts. It
+// is how a run of a few scenarios updates the published report without
+// rerunning the others (cmd/run -merge).
+func Merge(base, part *Report) error {
+	if base.Quick != part.Quick {
+		return fmt.Errorf("cannot merge a quick run and a full one")
+	}
+	var scenarios []string
+	for _, r := range part.Results {
+		if !slices.Contains(scenarios, r.Scenario) {
+			scenarios = append(scenarios, r.Scenario)
+		}
+	}
+	base.Results = slices.DeleteFunc(base.Results, func(r Result) bool { return slices.Contains(scenarios, r.Scenario) })
+	base.Results = append(base.Results, part.Results...)
+	var servers []string
+	for _, s := range part.Servers {
+		servers = append(servers, s.Name)
+		i := slices.IndexFunc(base.Servers, func(b ServerInfo) bool { return b.Name == s.Name })
+		if i < 0 {
+			base.Servers = append(base.Servers, s)
+		}
+	}
+	base.Plan.setScale(&part.Plan)
+	base.Parts = slices.DeleteFunc(base.Parts, func(p Part) bool {
+		return !slices.ContainsFunc(p.Scenarios, func(sc string) bool { return !slices.Contains(scenarios, sc) })
+	})
+	base.Parts = append(base.Parts, Part{Started: part.Started, Quick: part.Quick, Seconds: part.Seconds, Env: part.Env,
+		Scenarios: scenarios, Servers: servers})
+	return nil
 }

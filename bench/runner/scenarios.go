@@ -48,6 +48,36 @@ type Plan struct {
 	ResumeFirst   int `json:"resume_first"` // events before the clients drop
 	ResumeBack    int `json:"resume_back"`  // events published while they are away
 
+	// The scale scenarios (ScaleScenarios) run, when the runner picks the
+	// servers, against ScaleServers and against the servers built at
+	// another commit ("ssekit@b78c6c4"), which run nothing else.
+	ScaleServers []string `json:"scale_servers,omitempty"`
+
+	// notify: NotifyStreams streams, stream i on the topics "user/i" and
+	// "broadcast"; NotifyRate events/s for NotifySeconds, one in
+	// NotifyBroadcastEvery to "broadcast", the others to a user topic
+	// picked by a hash of the event's sequence number; each stream's last
+	// event ID NotifyBackSeconds before the end is kept; then
+	// NotifyReconnect of the streams (every other one) leave and come back
+	// at once with those IDs.
+	NotifyStreams        int     `json:"notify_streams,omitempty"`
+	NotifyRate           float64 `json:"notify_rate,omitempty"`
+	NotifySeconds        float64 `json:"notify_seconds,omitempty"`
+	NotifyBackSeconds    float64 `json:"notify_back_seconds,omitempty"`
+	NotifyReconnect      int     `json:"notify_reconnect,omitempty"`
+	NotifyBroadcastEvery int     `json:"notify_broadcast_every,omitempty"`
+	NotifySize           int     `json:"notify_size,omitempty"`
+
+	// hotchurn: HotSubs streams on the topic "hot", HotRate events/s of
+	// EventSize bytes for HotSeconds, while other clients of "hot" connect
+	// at HotChurn per second, each leaving HotHoldSeconds after it
+	// connected.
+	HotSubs        int     `json:"hot_subs,omitempty"`
+	HotRate        float64 `json:"hot_rate,omitempty"`
+	HotSeconds     float64 `json:"hot_seconds,omitempty"`
+	HotChurn       float64 `json:"hot_churn,omitempty"`
+	HotHoldSeconds float64 `json:"hot_hold_seconds,omitempty"`
+
 	// ServerScenarios limits the servers it names to the scenarios it
 	// lists for them (in the plan's run order, whatever the order here);
 	// servers it does not name run every scenario. It keeps the full run
@@ -76,8 +106,27 @@ func adapterSelection() map[string][]string {
 // Runs reports whether the plan has server run scenario sc (before
 // Options.Servers lifts the selection).
 func (pl *Plan) Runs(server, sc string) bool {
+	_, _, at := splitAt(server)
+	if slices.Contains(ScaleScenarios, sc) {
+		return at || slices.Contains(pl.ScaleServers, server)
+	}
+	if at {
+		return false
+	}
 	only, ok := pl.ServerScenarios[server]
 	return !ok || slices.Contains(only, sc)
+}
+
+// setScale copies the scale scenarios' sizes from o.
+func (pl *Plan) setScale(o *Plan) {
+	pl.ScaleServers = o.ScaleServers
+	pl.NotifyStreams, pl.NotifyRate, pl.NotifySeconds = o.NotifyStreams, o.NotifyRate, o.NotifySeconds
+	pl.NotifyBackSeconds, pl.NotifyReconnect = o.NotifyBackSeconds, o.NotifyReconnect
+	pl.NotifyBroadcastEvery, pl.NotifySize = o.NotifyBroadcastEvery, o.NotifySize
+	pl.HotSubs, pl.HotRate, pl.HotSeconds, pl.HotChurn, pl.HotHoldSeconds = o.HotSubs, o.HotRate, o.HotSeconds, o.HotChurn, o.HotHoldSeconds
+	if pl.EventSize == 0 {
+		pl.EventSize = o.EventSize
+	}
 }
 
 // FullPlan is the published run: under 10 minutes on 2 cores.
@@ -96,6 +145,10 @@ func FullPlan() Plan {
 		StormConns:    10000,
 		ResumeClients: 1000, ResumeFirst: 100, ResumeBack: 300,
 		ServerScenarios: adapterSelection(),
+		ScaleServers:    []string{"ssekit"},
+		NotifyStreams:   10000, NotifyRate: 2000, NotifySeconds: 60, NotifyBackSeconds: 30, NotifyReconnect: 5000,
+		NotifyBroadcastEvery: 200, NotifySize: 200,
+		HotSubs: 10000, HotRate: 20, HotSeconds: 40, HotChurn: 200, HotHoldSeconds: 1,
 	}
 }
 
@@ -115,6 +168,10 @@ func QuickPlan() Plan {
 		StormConns:    1000,
 		ResumeClients: 200, ResumeFirst: 50, ResumeBack: 300,
 		ServerScenarios: adapterSelection(),
+		ScaleServers:    []string{"ssekit"},
+		NotifyStreams:   2000, NotifyRate: 1000, NotifySeconds: 9, NotifyBackSeconds: 6, NotifyReconnect: 1000,
+		NotifyBroadcastEvery: 100, NotifySize: 200,
+		HotSubs: 2000, HotRate: 50, HotSeconds: 8, HotChurn: 200, HotHoldSeconds: 1,
 	}
 }
 
@@ -127,10 +184,21 @@ const (
 	ScStalled = "stalled"
 	ScStorm   = "storm"
 	ScResume  = "resume"
+
+	// The scale scenarios (scale.go).
+	ScNotify   = "notify"
+	ScHotChurn = "hotchurn"
+	ScStore    = "store"
 )
 
 // Scenarios lists every scenario in run order.
-var Scenarios = []string{ScIdle, ScFanout, ScMaxRate, ScSteady, ScStalled, ScStorm, ScResume}
+var Scenarios = []string{ScIdle, ScFanout, ScMaxRate, ScSteady, ScStalled, ScStorm, ScResume, ScNotify, ScHotChurn, ScStore}
+
+// ScaleScenarios are the scenarios of "scale inside one process": a
+// notification feed's resume storm, a hot topic under connection churn,
+// and the store's memory, run against the ssekit server built from this
+// tree and from an earlier commit.
+var ScaleScenarios = []string{ScNotify, ScHotChurn, ScStore}
 
 const (
 	connectTimeout = 30 * time.Second
@@ -164,6 +232,12 @@ func runScenario(ctx context.Context, o *Options, name string, srv *Server) []Re
 		return []Result{storm(ctx, o, srv)}
 	case ScResume:
 		return []Result{resume(ctx, o, srv)}
+	case ScNotify:
+		return []Result{notify(ctx, o, srv)}
+	case ScHotChurn:
+		return []Result{hotChurn(ctx, o, srv)}
+	case ScStore:
+		return []Result{storeMem(ctx, o, srv)}
 	}
 	return []Result{{Server: srv.Name, Scenario: name, Error: "unknown scenario"}}
 }

@@ -24,6 +24,13 @@ type Server struct {
 	Name string
 	Bin  string
 	Info serverkit.Info
+	// Commit is the full hash of the commit whose core a server named
+	// "<server>@<commit>" was built against; "" for this working tree.
+	Commit string
+	// CoreTest is the test binary of the core/sse package the server was
+	// built against (BuildServers with coreTests), or "" when that core has
+	// no BenchmarkMemoryStoreMemory.
+	CoreTest string
 }
 
 // ModuleDir finds the bench module's directory from the working
@@ -68,21 +75,54 @@ func ServerNames(modDir string) ([]string, error) {
 // Build builds the named servers into outDir with one go build, then
 // starts each once to read its /debug/info.
 func Build(ctx context.Context, modDir, outDir string, names []string) ([]*Server, error) {
-	args := []string{"build", "-o", outDir + string(filepath.Separator)}
+	return BuildServers(ctx, modDir, outDir, names, false)
+}
+
+// BuildServers is Build for names that may include servers at another
+// commit ("ssekit@b78c6c4", see buildAt; the name must be canonical, see
+// CanonicalName). With coreTests it also builds the core/sse test binary
+// of every core a server named ssekit is built against (Server.CoreTest),
+// for the store scenario.
+func BuildServers(ctx context.Context, modDir, outDir string, names []string, coreTests bool) ([]*Server, error) {
+	var here []string
 	for _, n := range names {
-		args = append(args, "./servers/"+n)
+		if _, _, at := splitAt(n); !at {
+			here = append(here, n)
+		}
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = modDir
-	// The bench module carries its own replace of core, so it builds the
-	// same with or without a go.work that lists it.
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	if len(here) > 0 {
+		args := []string{"build", "-o", outDir + string(filepath.Separator)}
+		for _, n := range here {
+			args = append(args, "./servers/"+n)
+		}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = modDir
+		// The bench module carries its own replace of core, so it builds the
+		// same with or without a go.work that lists it.
+		cmd.Env = append(os.Environ(), "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		}
 	}
 	var servers []*Server
 	for _, n := range names {
 		s := &Server{Name: n, Bin: filepath.Join(outDir, n)}
+		base, rev, at := splitAt(n)
+		if at {
+			full, _, err := resolveRev(ctx, modDir, rev)
+			if err != nil {
+				return nil, err
+			}
+			s.Commit = full
+			if s.CoreTest, err = buildAt(ctx, modDir, outDir, base, full, s.Bin, coreTests && base == "ssekit"); err != nil {
+				return nil, err
+			}
+		} else if coreTests && n == "ssekit" {
+			s.CoreTest = s.Bin + "-core.test"
+			if err := buildCoreTest(ctx, filepath.Join(repoRoot(modDir), "core"), s.CoreTest); err != nil {
+				return nil, err
+			}
+		}
 		p, err := Start(ctx, s, nil)
 		if err != nil {
 			return nil, err
@@ -92,8 +132,11 @@ func Build(ctx context.Context, modDir, outDir string, names []string) ([]*Serve
 		if err != nil {
 			return nil, fmt.Errorf("%s: /debug/info: %w", n, err)
 		}
-		if s.Info.Name != n {
+		if s.Info.Name != base {
 			return nil, fmt.Errorf("%s: /debug/info names it %q", n, s.Info.Name)
+		}
+		if at {
+			s.Info.Notes += fmt.Sprintf("; this bench's server code on the core of %s", rev)
 		}
 		servers = append(servers, s)
 	}
@@ -231,10 +274,16 @@ var errPublishTimeout = errors.New("publish did not finish in time")
 // Publish asks the server to publish count events of size bytes at rate
 // per second, and waits up to timeout for it to finish.
 func (p *Proc) Publish(count int, rate float64, size int, timeout time.Duration) (serverkit.PublishResult, error) {
+	return p.PublishQuery(count, rate, size, "", timeout)
+}
+
+// PublishQuery is Publish with more of the request's query ("&topic=hot",
+// for a server with topics).
+func (p *Proc) PublishQuery(count int, rate float64, size int, query string, timeout time.Duration) (serverkit.PublishResult, error) {
 	var res serverkit.PublishResult
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	url := fmt.Sprintf("http://%s/publish?count=%d&rate=%g&size=%d", p.Addr, count, rate, size)
+	url := fmt.Sprintf("http://%s/publish?count=%d&rate=%g&size=%d%s", p.Addr, count, rate, size, query)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return res, err

@@ -21,6 +21,12 @@ type session struct {
 	nextSeq uint64 // sequence number of the next event the server builds
 	stalled []net.Conn
 	opts    *Options
+
+	// For a server with topics: the request path of the i-th stream
+	// connect opens (nil: /events), and the query that publishes (the
+	// barrier's, phase's) add ("&topic=hot").
+	connPath func(i int) string
+	pubQuery string
 }
 
 func newSession(ctx context.Context, o *Options, s *Server, env []string, maxInflight int) (*session, error) {
@@ -50,7 +56,7 @@ func (s *session) close() {
 func (s *session) connect(n int, timeout time.Duration) (opened int, elapsed time.Duration, err error) {
 	before := s.gen.Stats()
 	start := time.Now()
-	s.gen.Connect(n, nil)
+	s.gen.ConnectPath(n, s.connPath, nil)
 	deadline := start.Add(timeout)
 	for {
 		st := s.gen.Stats()
@@ -79,7 +85,7 @@ func (s *session) connect(n int, timeout time.Duration) (opened int, elapsed tim
 func (s *session) barrier() error {
 	s.gen.Mark(s.nextSeq, math.MaxUint64, 1)
 	for try := 0; try < 50; try++ {
-		if _, err := s.p.Publish(1, 0, 64, 5*time.Second); err != nil {
+		if _, err := s.p.PublishQuery(1, 0, 64, s.pubQuery, 5*time.Second); err != nil {
 			return fmt.Errorf("barrier publish: %w", err)
 		}
 		s.nextSeq++
@@ -137,7 +143,7 @@ func (s *session) phase(count int, rate float64, size int, pubTimeout, idle, lim
 	}
 	done := make(chan pubOut, 1)
 	go func() {
-		res, err := s.p.Publish(count, rate, size, pubTimeout)
+		res, err := s.p.PublishQuery(count, rate, size, s.pubQuery, pubTimeout)
 		if err == nil && (res.First != lo || res.Last != hi) {
 			err = fmt.Errorf("server published %d..%d, expected %d..%d", res.First, res.Last, lo, hi)
 		}

@@ -2,9 +2,11 @@
 // bench/servers, runs each scenario against each one, and writes
 // results/latest.json, docs/benchmarks.md and docs/benchmarks-latency.png.
 //
-//	cd bench && go run ./cmd/run            # full run, under 10 minutes on 2 cores
-//	cd bench && go run ./cmd/run -quick     # everything, small, under 2 minutes
+//	cd bench && go run ./cmd/run            # full run, under 17 minutes on 2 cores
+//	cd bench && go run ./cmd/run -quick     # everything, small, under 4 minutes
 //	cd bench && go run ./cmd/run -from results/latest.json   # only render the report again
+//	cd bench && go run ./cmd/run -scenarios notify,hotchurn,store -merge   # the scale scenarios, before/after,
+//	                                        # merged into the published results
 //
 // A -quick run writes results/quick.json, results/quick.md and
 // results/quick-latency.png instead, so that a smoke run does not replace the
@@ -13,8 +15,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,7 +38,9 @@ func main() {
 	workers := flag.Int("workers", 2, "load generator epoll goroutines")
 	srcAddrs := flag.Int("src-addrs", 4, "spread client connections over source addresses 127.0.0.1..127.0.0.N")
 	from := flag.String("from", "", "do not run: render the markdown and plot again from this results JSON")
-	timeout := flag.Duration("timeout", 0, "stop starting scenarios after this long (default 12m, or 3m with -quick)")
+	timeout := flag.Duration("timeout", 0, "stop starting scenarios after this long (default 20m, or 5m with -quick)")
+	before := flag.String("before", runner.DefaultBefore, "the scale scenarios also run ssekit built against the core of this commit (ssekit@<commit>); \"\" for none")
+	merge := flag.Bool("merge", false, "merge the results into the existing results file (-out): they replace its results of the scenarios run, and the report is rendered from the whole")
 	flag.Parse()
 
 	modDir, err := runner.ModuleDir()
@@ -44,7 +50,7 @@ func main() {
 	o := runner.Options{
 		ModDir: modDir, Plan: runner.FullPlan(), Quick: *quick,
 		Workers: *workers, SourceAddrs: *srcAddrs, Timeout: *timeout,
-		Servers: split(*servers), Scenarios: split(*scenarios),
+		Servers: split(*servers), Scenarios: split(*scenarios), Before: *before,
 	}
 	name, docs := "latest", filepath.Join(modDir, "..", "docs")
 	mdPath, pngPath := filepath.Join(docs, "benchmarks.md"), filepath.Join(docs, "benchmarks-latency.png")
@@ -55,9 +61,9 @@ func main() {
 		pngPath = filepath.Join(modDir, "results", "quick-latency.png")
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 12 * time.Minute
+		o.Timeout = 20 * time.Minute
 		if *quick {
-			o.Timeout = 3 * time.Minute
+			o.Timeout = 5 * time.Minute
 		}
 	}
 	jsonPath := filepath.Join(modDir, "results", name+".json")
@@ -95,6 +101,19 @@ func main() {
 	} else {
 		if rep, err = runner.Run(ctx, o); err != nil {
 			fail(err)
+		}
+		if *merge {
+			base, err := runner.ReadJSON(jsonPath)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				fail(err)
+			default:
+				if err := runner.Merge(base, rep); err != nil {
+					fail(err)
+				}
+				rep = base
+			}
 		}
 		if err := runner.WriteJSON(jsonPath, rep); err != nil {
 			fail(err)
