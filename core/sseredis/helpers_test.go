@@ -251,43 +251,15 @@ func (n *node) stop(t testing.TB) {
 type stateLog struct {
 	mu     sync.Mutex
 	states []error
-	// then, when set, is called after each state is recorded, on the
-	// hub's listener goroutine.
-	then func(error)
 }
 
 func (l *stateLog) add(err error) {
 	l.mu.Lock()
 	l.states = append(l.states, err)
-	then := l.then
-	l.mu.Unlock()
-	if then != nil {
-		then(err)
-	}
-}
-
-// onState sets then.
-func (l *stateLog) onState(then func(error)) {
-	l.mu.Lock()
-	l.then = then
 	l.mu.Unlock()
 }
 
-// downs and ups count the outages reported and the recoveries.
-func (l *stateLog) counts() (downs, ups int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, err := range l.states {
-		if err != nil {
-			downs++
-		} else {
-			ups++
-		}
-	}
-	return downs, ups
-}
-
-// last reports whether the last state reported is "delivering".
+// delivering reports whether the last state reported is "delivering".
 func (l *stateLog) delivering() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

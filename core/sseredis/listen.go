@@ -621,7 +621,7 @@ func (r *run) catchUp(ctx context.Context, topic string, st *topicState) {
 // readHistory delivers the entries of topic after st.last, to the end of
 // its history.
 func (r *run) readHistory(ctx context.Context, topic string, st *topicState) error {
-	raised := false
+	raised, lost := false, false
 	for {
 		res, err := r.s.read(ctx, topic, st.last, catchUpPage)
 		if err != nil {
@@ -647,11 +647,17 @@ func (r *run) readHistory(ctx context.Context, topic string, st *topicState) err
 			if err := raiseScript.Run(ctx, sh.client, r.s.topicKeys(topic), r.s.ttlMs, st.last).Err(); err != nil {
 				return fmt.Errorf("sseredis: beginning a new history of %q: %w", topic, err)
 			}
-			raised = true
+			raised, lost = true, true
 			r.lost(topic, st, "")
 			continue
 		case readEvicted:
-			r.lost(topic, st, "events after the position are not in the history any more")
+			if !lost {
+				lost = true
+				r.lost(topic, st, "events after the position are not in the history any more")
+			}
+			if len(res.entries) == 0 {
+				st.last = max(st.last, res.newest) // nothing up to the newest is left
+			}
 		}
 		for _, e := range res.entries {
 			if e.Seq > st.last {
