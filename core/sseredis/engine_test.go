@@ -190,8 +190,9 @@ func startServers(t *testing.T, n int) []string {
 	return addrs
 }
 
-// startServer starts one redis-server without persistence in dir.
-func startServer(t *testing.T, bin, dir string) string {
+// startServer starts one redis-server without persistence in dir, with
+// more arguments when given.
+func startServer(t *testing.T, bin, dir string, more ...string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func startServer(t *testing.T, bin, dir string) string {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, more...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -218,4 +219,106 @@ func startServer(t *testing.T, bin, dir string) string {
 		}
 	}
 	return addr
+}
+
+// TestEngineCluster runs the engine suite on a Redis Cluster of three
+// masters, started for the test on ports of its own.
+func TestEngineCluster(t *testing.T) {
+	needRedis(t)
+	nodes := startCluster(t, 3)
+	enginetest.Run(t, enginetest.Engine{NewBus: func(t *testing.T) enginetest.Bus {
+		return &clusterBus{env: newEnv(t), nodes: nodes}
+	}})
+}
+
+// clusterBus is a test's namespace on a Redis Cluster.
+type clusterBus struct {
+	env   *testEnv
+	nodes []string
+	n     int
+}
+
+func (b *clusterBus) NewNode(t *testing.T, history int) enginetest.Node {
+	b.n++
+	n := &redisNode{env: b.env, name: b.env.name + "-c" + strconv.Itoa(b.n)}
+	// Every connection to a cluster node goes through the process's own
+	// proxy of that node.
+	via := map[string]string{}
+	for _, addr := range b.nodes {
+		p := startProxy(t, addr)
+		n.proxies = append(n.proxies, p)
+		via[addr] = p.addr
+		n.admins = append(n.admins, adminOf(t, addr))
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:      b.nodes,
+		ClientName: n.name,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if p, ok := via[addr]; ok {
+				addr = p
+			}
+			return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
+		},
+	})
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := sseredis.New(ctx, sseredis.Options{Client: c, Prefix: b.env.prefix, MaxEventsPerTopic: history, Logger: b.env.log})
+	if err != nil {
+		t.Fatalf("sseredis.New: %v", err)
+	}
+	n.store = s
+	return n
+}
+
+func (b *clusterBus) LoseData(t *testing.T) bool {
+	for _, addr := range b.nodes {
+		a := adminOf(t, addr)
+		keys, err := a.Keys(context.Background(), b.env.prefix+":*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys { // one by one: they are in different slots
+			if err := a.Del(context.Background(), k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return true
+}
+
+// startCluster starts a Redis Cluster of n masters on free loopback ports,
+// stopped at the end of t, and returns their addresses.
+func startCluster(t *testing.T, n int) []string {
+	bin, err := exec.LookPath("redis-server")
+	cli, err2 := exec.LookPath("redis-cli")
+	if err != nil || err2 != nil {
+		msg := fmt.Sprintf("redis-server or redis-cli is not installed: %v, %v", err, err2)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	var addrs []string
+	for i := range n {
+		dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+		addrs = append(addrs, startServer(t, bin, dir, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf")))
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c := redis.NewClient(&redis.Options{Addr: addrs[0]})
+	defer c.Close()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, _ := c.ClusterInfo(context.Background()).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster is not ready: %s", info)
+		}
+	}
+	return addrs
 }

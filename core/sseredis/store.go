@@ -100,7 +100,7 @@ type follow struct {
 type shard struct {
 	index   int
 	client  redis.UniversalClient
-	cluster bool   // a ClusterClient: shard channels, SPUBLISH
+	cluster bool   // a ClusterClient
 	token   string // the shard's epoch token, as last read; guarded by Store.mu
 }
 
@@ -293,14 +293,9 @@ func jump(key uint64, buckets int) int {
 	return int(b)
 }
 
-// publishCommand is how sh publishes: SPUBLISH on a cluster, so that only
-// the node that holds the topic carries it.
-func (sh *shard) publishCommand() string {
-	if sh.cluster {
-		return "SPUBLISH"
-	}
-	return "PUBLISH"
-}
+// publishCommand is how sh publishes. On a cluster, PUBLISH reaches every
+// node, so a process subscribes to any of them.
+func (sh *shard) publishCommand() string { return "PUBLISH" }
 
 // Append implements sse.Store. It records ev and publishes it to every
 // process that follows topic in one step. An error means Redis did not
