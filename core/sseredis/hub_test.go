@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -124,4 +125,122 @@ func openingPosition(t *testing.T, url string) string {
 		t.Fatalf("the opening frame %q gives no position", frame)
 	}
 	return p.LastEventID()
+}
+
+// TestShutdownHandsOver is a rolling deploy: node A shuts down while events
+// are published on B; A's clients are told to come back, reconnect to B,
+// and get every event of their topics exactly once, in order.
+func TestShutdownHandsOver(t *testing.T) {
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{direct: true, hub: sse.Options{CloseRetry: 20 * time.Millisecond}})
+	b := env.node("B", nodeConfig{direct: true})
+	topics := []string{"a", "b"}
+	from := map[string]uint64{}
+	for _, topic := range topics {
+		from[topic], _ = b.store.Newest(context.Background(), topic)
+	}
+	const clients = 10
+	streams := make([]*ssetest.Stream, clients)
+	for i := range streams {
+		streams[i] = connect(t, a.url+"?topic=a&topic=b", "")
+	}
+	waitUntil(t, "A's subscriptions", func() bool { return env.subscribers("a") == 1 && env.subscribers("b") == 1 })
+	stop := make(chan struct{})
+	published := make(chan int)
+	go func() {
+		n := 0
+		for ; ; n++ {
+			select {
+			case <-stop:
+				published <- n
+				return
+			default:
+			}
+			topic := topics[n%2]
+			if _, err := b.hub.Publish(context.Background(), topic, sse.Event{Data: []byte(topic + "|" + strconv.Itoa(n))}); err != nil {
+				t.Error(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	results := make(chan []ssetest.Event, clients)
+	for _, st := range streams {
+		go func() {
+			var got []ssetest.Event
+			for {
+				ev, err := st.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Errorf("the stream on A did not end cleanly: %v", err)
+					}
+					break
+				}
+				got = append(got, ev)
+			}
+			if _, ok := st.Parser().Retry(); !ok {
+				t.Error("the stream on A ended without a retry hint")
+			}
+			onB := connect(t, b.url+"?topic=a&topic=b", st.Parser().LastEventID())
+			for {
+				ev, err := onB.Next()
+				if err != nil {
+					break // closed at the end
+				}
+				got = append(got, ev)
+				if ev.Data == "end" {
+					break
+				}
+			}
+			results <- got
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	a.stop(t)
+	time.Sleep(150 * time.Millisecond)
+	close(stop)
+	n := <-published
+	// The last event, on both topics' streams: "end" on topic b.
+	publish(t, b.hub, "b", "end")
+	var want []string
+	for _, topic := range topics {
+		for pos := from[topic]; ; {
+			entries, err := b.store.After(context.Background(), []string{topic}, []uint64{pos}, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				want = append(want, string(e.Event.Data))
+				pos = e.Seq
+			}
+			if len(entries) < 1000 {
+				break
+			}
+		}
+	}
+	if len(want) < n {
+		t.Fatalf("the histories hold %d events; %d were published", len(want), n+1)
+	}
+	for range clients {
+		got := <-results
+		per := map[string][]string{}
+		for _, ev := range got {
+			topic, _, _ := strings.Cut(ev.Data, "|")
+			if ev.Data == "end" {
+				topic = "b"
+			}
+			per[topic] = append(per[topic], ev.Data)
+		}
+		i := 0
+		for _, topic := range topics {
+			for _, d := range per[topic] {
+				if i >= len(want) || d != want[i] {
+					t.Fatalf("a client of A, then of B, got %q where the history holds %q", d, want[min(i, len(want)-1)])
+				}
+				i++
+			}
+		}
+		if i != len(want) {
+			t.Fatalf("a client of A, then of B, got %d events of %d", i, len(want))
+		}
+	}
 }
