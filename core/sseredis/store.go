@@ -426,7 +426,7 @@ func (s *Store) After(ctx context.Context, topics []string, after []uint64, limi
 	if limit <= 0 {
 		return nil, nil
 	}
-	var out []sse.Entry
+	var lists [][]sse.Entry
 	seen := make(map[string]bool, len(topics))
 	for i, t := range topics {
 		if seen[t] {
@@ -453,15 +453,38 @@ func (s *Store) After(ctx context.Context, topics []string, after []uint64, limi
 		case readEvicted:
 			return nil, sse.ErrEvicted
 		}
-		out = append(out, r.entries...)
+		if len(r.entries) > 0 {
+			lists = append(lists, r.entries)
+		}
 	}
-	if len(topics) > 1 {
-		slices.SortStableFunc(out, func(a, b sse.Entry) int { return a.Time.Compare(b.Time) })
+	if len(lists) == 0 {
+		return nil, nil
 	}
-	if len(out) > limit {
-		out = out[:limit]
+	return merge(lists, limit), nil
+}
+
+// merge returns at most limit entries of lists, each in its topic's
+// order: by the time Redis recorded them, but never out of their list's
+// order, even when Redis's clock went back.
+func merge(lists [][]sse.Entry, limit int) []sse.Entry {
+	if len(lists) == 1 {
+		return lists[0][:min(len(lists[0]), limit)]
 	}
-	return out, nil
+	var out []sse.Entry
+	for len(out) < limit {
+		best := -1
+		for i, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0].Time.Before(lists[best][0].Time)) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out = append(out, lists[best][0])
+		lists[best] = lists[best][1:]
+	}
+	return out
 }
 
 // seqOfID parses the Seq of a stream entry ID ("42-0").

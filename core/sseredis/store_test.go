@@ -368,3 +368,41 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("New took %v to fail", d)
 	}
 }
+
+// TestAfterKeepsEachTopicsOrder: entries of several topics come by the
+// time Redis recorded them, but never out of their topic's order, even
+// when Redis's clock went back (a failover to another machine, an NTP
+// step).
+func TestAfterKeepsEachTopicsOrder(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{})
+	ctx := context.Background()
+	x := appendN(t, s, func(int) string { return "x" }, 3)
+	y := appendN(t, s, func(int) string { return "y" }, 1)
+	// x's last entry recorded with a time before every other.
+	key := env.prefix + ":{x}:s"
+	env.admin.Del(ctx, key)
+	for i, e := range x {
+		ts := e.Time.UnixMicro()
+		if i == 2 {
+			ts = x[0].Time.UnixMicro() - 1e6
+		}
+		id := strconv.FormatUint(e.Seq, 10) + "-0"
+		if err := env.admin.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: id, Values: []any{"ts", strconv.FormatInt(ts, 10), "data", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.After(ctx, []string{"x", "y"}, []uint64{x[0].Seq - 1, y[0].Seq - 1}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xs []uint64
+	for _, e := range got {
+		if e.Topic == "x" {
+			xs = append(xs, e.Seq)
+		}
+	}
+	if len(got) != 4 || len(xs) != 3 || xs[0] != x[0].Seq || xs[1] != x[1].Seq || xs[2] != x[2].Seq {
+		t.Fatalf("After = %s; want x's entries in their order", seqs(got))
+	}
+}
