@@ -98,10 +98,9 @@ type follow struct {
 
 // shard is one Redis: a server, or a cluster.
 type shard struct {
-	index   int
-	client  redis.UniversalClient
-	cluster bool   // a ClusterClient
-	token   string // the shard's epoch token, as last read; guarded by Store.mu
+	index  int
+	client redis.UniversalClient
+	token  string // the shard's epoch token, as last read; guarded by Store.mu
 }
 
 var _ sse.Broadcaster = (*Store)(nil)
@@ -166,8 +165,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		listeners: make(map[*listenState]struct{}),
 	}
 	for i, c := range clients {
-		_, cluster := c.(*redis.ClusterClient)
-		s.shards = append(s.shards, &shard{index: i, client: c, cluster: cluster})
+		s.shards = append(s.shards, &shard{index: i, client: c})
 	}
 	for _, sh := range s.shards {
 		if err := sh.client.Ping(ctx).Err(); err != nil {
@@ -293,10 +291,6 @@ func jump(key uint64, buckets int) int {
 	return int(b)
 }
 
-// publishCommand is how sh publishes. On a cluster, PUBLISH reaches every
-// node, so a process subscribes to any of them.
-func (sh *shard) publishCommand() string { return "PUBLISH" }
-
 // Append implements sse.Store. It records ev and publishes it to every
 // process that follows topic in one step. An error means Redis did not
 // confirm the append: it may not have happened, or (when the connection
@@ -308,7 +302,7 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 	}
 	sh := s.shardOf(topic)
 	res, err := appendScript.Run(ctx, sh.client, s.topicKeys(topic),
-		s.ttlMs, s.maxAgeMs, s.maxEvents, s.maxAgeMs, s.channel(topic), sh.publishCommand(),
+		s.ttlMs, s.maxAgeMs, s.maxEvents, s.maxAgeMs, s.channel(topic), "PUBLISH",
 		ev.Data, ev.Type, retry, ev.Comment).StringSlice()
 	if err != nil {
 		return sse.Entry{}, fmt.Errorf("sseredis: append: %w", err)
