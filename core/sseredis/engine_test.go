@@ -108,7 +108,8 @@ func (n *redisNode) Kill(t *testing.T) {
 		killed += killByName(t, a, n.name)
 	}
 	if killed == 0 {
-		t.Fatalf("node %s has no connection to kill", n.name)
+		// Between two kills, the connections may not be back yet.
+		t.Logf("node %s had no connection to kill", n.name)
 	}
 }
 
