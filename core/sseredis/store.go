@@ -100,6 +100,7 @@ type follow struct {
 type shard struct {
 	index  int
 	client redis.UniversalClient
+	batch  *batcher
 	token  string // the shard's epoch token, as last read; guarded by Store.mu
 }
 
@@ -165,7 +166,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		listeners: make(map[*listenState]struct{}),
 	}
 	for i, c := range clients {
-		s.shards = append(s.shards, &shard{index: i, client: c})
+		s.shards = append(s.shards, &shard{index: i, client: c, batch: &batcher{client: c}})
 	}
 	for _, sh := range s.shards {
 		if err := sh.client.Ping(ctx).Err(); err != nil {
@@ -301,12 +302,15 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 		retry = strconv.FormatInt(int64(ev.Retry), 10)
 	}
 	sh := s.shardOf(topic)
-	res, err := appendScript.Run(ctx, sh.client, s.topicKeys(topic),
+	// The data is copied: the caller may reuse ev.Data once Append returns,
+	// which it does when ctx ends before the pipeline is sent.
+	c := &appendCall{keys: s.topicKeys(topic), args: []any{
 		s.ttlMs, s.maxAgeMs, s.maxEvents, s.maxAgeMs, s.channel(topic), "PUBLISH",
-		ev.Data, ev.Type, retry, ev.Comment).StringSlice()
-	if err != nil {
+		string(ev.Data), ev.Type, retry, ev.Comment}}
+	if err := sh.batch.do(ctx, c); err != nil {
 		return sse.Entry{}, fmt.Errorf("sseredis: append: %w", err)
 	}
+	res := c.res
 	if len(res) != 2 {
 		return sse.Entry{}, fmt.Errorf("sseredis: append: unexpected reply %v", res)
 	}
