@@ -263,22 +263,24 @@ func TestHistoryBounds(t *testing.T) {
 	})
 	env.lose()
 	t.Run("MaxAge", func(t *testing.T) {
-		s := env.store(env.client(""), sseredis.Options{MaxAge: 300 * time.Millisecond})
+		s := env.store(env.client(""), sseredis.Options{MaxAge: 500 * time.Millisecond})
 		old := appendN(t, s, func(int) string { return "t" }, 3)
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
+		mid := appendN(t, s, func(int) string { return "t" }, 1) // the stream lives on
+		time.Sleep(300 * time.Millisecond)
 		// Expired but not yet trimmed: After knows anyway.
 		if _, err := s.After(ctx, []string{"t"}, []uint64{old[0].Seq - 1}, 100); !errors.Is(err, sse.ErrEvicted) {
 			t.Errorf("After over expired entries: %v, want ErrEvicted", err)
 		}
-		fresh := appendN(t, s, func(int) string { return "t" }, 5)
-		if n, _ := env.admin.XLen(ctx, env.prefix+":{t}:s").Result(); n != 5 {
-			t.Errorf("after 5 appends the stream holds %d entries, want the 5 fresh ones", n)
-		}
-		got, err := s.After(ctx, []string{"t"}, []uint64{old[2].Seq}, 100)
-		if err != nil || len(got) != 5 || got[0].Seq != fresh[0].Seq {
+		if got, err := s.After(ctx, []string{"t"}, []uint64{old[2].Seq}, 100); err != nil || len(got) != 1 || got[0].Seq != mid[0].Seq {
 			t.Errorf("After the expired ones: %d entries, %v", len(got), err)
 		}
-		if ttl, _ := env.admin.PTTL(ctx, env.prefix+":{t}:s").Result(); ttl <= 0 || ttl > 300*time.Millisecond {
+		// Every 16th append trims what expired.
+		appendN(t, s, func(int) string { return "t" }, 16)
+		if n, _ := env.admin.XLen(ctx, env.prefix+":{t}:s").Result(); n != 17 {
+			t.Errorf("after 16 appends the stream holds %d entries, want 17 (the expired ones trimmed)", n)
+		}
+		if ttl, _ := env.admin.PTTL(ctx, env.prefix+":{t}:s").Result(); ttl <= 0 || ttl > 500*time.Millisecond {
 			t.Errorf("the stream's TTL is %v, want MaxAge", ttl)
 		}
 	})
