@@ -8,11 +8,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Appends to one Redis are sent in pipelines: while one pipeline is under
-// way, the appends that come wait for the next, which takes them all. One
-// write and one read then carry many scripts, which costs Redis and the
-// process much less than a round trip each, and costs a lone append
-// nothing.
+// Appends to one Redis are sent in pipelines: while one append or
+// pipeline is under way, the appends that come wait for the next
+// pipeline, which takes them all. One write and one read then carry many
+// scripts, which costs Redis and the process much less than a round trip
+// each, and costs a lone append nothing.
 
 // maxBatch bounds the appends of one pipeline.
 const maxBatch = 256
@@ -40,16 +40,27 @@ type appendCall struct {
 	done chan struct{}
 }
 
-// do sends c in a pipeline and waits for its reply, or until ctx is done:
-// then the append may still happen.
+// do sends c and waits for its reply, or until ctx is done: then the
+// append may still happen. When no pipeline is under way, c goes at once,
+// alone, from the caller's goroutine; the appends that come meanwhile
+// wait for the next pipeline, which a goroutine sends once c's reply is in.
 func (b *batcher) do(ctx context.Context, c *appendCall) error {
-	c.done = make(chan struct{})
 	b.mu.Lock()
-	b.pending = append(b.pending, c)
 	if !b.busy {
 		b.busy = true
-		go b.run()
+		b.mu.Unlock()
+		c.res, c.err = appendScript.Run(ctx, b.client, c.keys, c.args...).StringSlice()
+		b.mu.Lock()
+		if len(b.pending) > 0 {
+			go b.run()
+		} else {
+			b.busy = false
+		}
+		b.mu.Unlock()
+		return c.err
 	}
+	c.done = make(chan struct{})
+	b.pending = append(b.pending, c)
 	b.mu.Unlock()
 	select {
 	case <-c.done:
