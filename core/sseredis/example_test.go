@@ -33,3 +33,26 @@ func Example() {
 		log.Print(err) // Redis did not confirm it
 	}
 }
+
+// Topics spread over three Redis servers: each topic lives on one, so
+// publishing scales with them. Every instance lists the same servers in
+// the same order.
+func Example_shards() {
+	ctx := context.Background()
+	store, err := sseredis.New(ctx, sseredis.Options{
+		Shards: []redis.UniversalClient{
+			redis.NewClient(&redis.Options{Addr: "redis-0:6379"}),
+			redis.NewClient(&redis.Options{Addr: "redis-1:6379"}),
+			redis.NewClient(&redis.Options{Addr: "redis-2:6379"}),
+		},
+		Prefix: "myapp:events",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	hub, err := sse.NewHub(sse.Options{Store: store})
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("GET /events", hub.Handler(sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}))
+}
