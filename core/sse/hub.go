@@ -381,6 +381,15 @@ func (l *hubListener) Lost(topic string) {
 	(*Hub)(l).reg.eachOf(topic, func(s *subscriber) { s.owe(ResetEvicted) })
 }
 
+func (l *hubListener) NewEpoch() {
+	h := (*Hub)(l)
+	h.log.Warn("sse: the store began a new lifetime; its history is lost and every stream is reset", "epoch", h.store.Epoch())
+	h.mu.Lock()
+	clear(h.published) // Seqs of the old lifetime: never delivered now
+	h.mu.Unlock()
+	h.reg.rewind(func(s *subscriber) { s.rewind(ResetNewEpoch) })
+}
+
 func (l *hubListener) Signal(msg []byte) {
 	h := (*Hub)(l)
 	var sig signal
