@@ -92,13 +92,13 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 // returned, by fasthttp, while the handler never touches c again.
 //
 // Mount it for GET (and OPTIONS with WithCORS). Call hub.Shutdown before
-// app.Shutdown, for instance in app.Hooks().OnPreShutdown: it ends every
-// stream with a retry hint, so that clients come back after a random
-// delay. An app that shuts down first still ends its streams, without
-// that hint.
+// app.Shutdown (Fiber v2's OnShutdown hooks run after it, too late): it
+// ends every stream with a retry hint, so that clients come back after a
+// random delay. An app that shuts down first still ends its streams,
+// without that hint.
 //
-// A middleware that reads the whole response body (Fiber's compress
-// and etag middleware, a logger with ${resBody}) would wait for the
+// A middleware that reads the whole response body (Fiber v2's etag and
+// cache middleware, a logger with ${resBody}) would wait for the
 // end of a stream that never ends: such a request is answered with 500
 // and a log line that says which route to exclude from it.
 func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
