@@ -59,6 +59,7 @@ func (d *detached) serve(c net.Conn) {
 	// response header, with what middleware and fasthttp added, is still
 	// there.
 	hdr := make(http.Header)
+	//lint:ignore SA1019 All is newer than fasthttp v1.51, which Fiber v2 apps may pin.
 	d.fc.Response.Header.VisitAll(func(k, v []byte) { hdr.Add(string(k), string(v)) })
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn()

@@ -104,12 +104,8 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 	cfg := sseadapter.NewConfig(opts...)
 	return func(c *fiber.Ctx) error {
-		r, err := fasthttpsse.Request(c.Context(), c.UserContext())
-		if err != nil {
-			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-		}
 		o := cfg.For(c, func(r *http.Request) { c.SetUserContext(r.Context()) })
-		fasthttpsse.Serve(hub, c.Context(), r, o, c.App().Server())
+		fasthttpsse.Serve(hub, c.Context(), c.UserContext(), o, c.App().Server())
 		return nil
 	}
 }
@@ -125,14 +121,11 @@ func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 // unauthenticated, for the handler (WithCORS) to answer.
 func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		r, err := fasthttpsse.Request(c.Context(), c.UserContext())
-		if err != nil {
-			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-		}
-		if r = fasthttpsse.Authenticate(hub, a, c.Context(), r); r == nil {
+		ctx, ok := fasthttpsse.Authenticate(hub, a, c.Context(), c.UserContext())
+		if !ok {
 			return nil
 		}
-		c.SetUserContext(r.Context())
+		c.SetUserContext(ctx)
 		return c.Next()
 	}
 }
@@ -166,11 +159,7 @@ func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 // Stream answers every request itself, refusals included (over a cap,
 // after Shutdown), and returns nil.
 func Stream(hub *sse.Hub, c *fiber.Ctx, fn func(*sse.Stream) error) error {
-	r, err := fasthttpsse.Request(c.Context(), c.UserContext())
-	if err != nil {
-		return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-	}
-	_ = fasthttpsse.Stream(hub, c.Context(), r, fn)
+	_ = fasthttpsse.Stream(hub, c.Context(), c.UserContext(), fn)
 	return nil
 }
 
