@@ -38,7 +38,10 @@
 //
 // Middleware that reads the whole response body (compression, ETags, a
 // logger of bodies) would wait forever for the end of a stream: the stream
-// detects it, answers 500 and logs what to do.
+// detects it, answers 500 and logs what to do. A detached stream is
+// refused the same way: its hand-over response is never sent, and
+// middleware that acted on its empty body (a cache) would break later
+// requests without a word.
 package fasthttpsse
 
 import (
@@ -92,7 +95,7 @@ func Serve(hub *sse.Hub, fc *fasthttp.RequestCtx, ctx context.Context, opts sse.
 	setStreamHead(fc, ans)
 	resp := &fc.Response
 	if detach {
-		serveDetached(s, fc)
+		serveDetached(hub, s, fc, r)
 		return
 	}
 	run := func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason { return s.Serve(ctx, sw) }

@@ -75,8 +75,9 @@ func WithCORS(cors *sse.CORS) Option { return sseadapter.WithCORS[fiber.Ctx](cor
 // warning. Streams over TLS are served attached.
 //
 // The handler returns before the stream starts, as it always does on
-// fasthttp; middleware after it sees an empty response, so compress and
-// etag no longer refuse the stream (it goes out uncompressed). app.Shutdown
+// fasthttp; middleware after it sees a response that is never sent: one
+// that reads its whole body (etag, say) is refused as it is attached, and
+// compress leaves it alone (the stream goes out uncompressed). app.Shutdown
 // neither waits for nor ends detached streams: call hub.Shutdown first.
 func Detach() Option { return sseadapter.Detach[fiber.Ctx]() }
 
@@ -97,7 +98,7 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 // delay. An app that shuts down first still ends its streams, without
 // that hint.
 //
-// A middleware that reads the whole response body (Fiber's compress
+// A middleware that reads the whole response body (Fiber v3's compress
 // and etag middleware, a logger with ${resBody}) would wait for the
 // end of a stream that never ends: such a request is answered with 500
 // and a log line that says which route to exclude from it.
