@@ -17,10 +17,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,7 +73,8 @@ func each(p params, send func() error) error {
 	return nil
 }
 
-// A lib is one library's per-request stream handler.
+// A lib is one library's per-request stream handler, made for a test or
+// benchmark tb (nil in a server process).
 type lib struct {
 	name    string
 	handler func(tb testing.TB) http.Handler
@@ -118,9 +122,11 @@ func gosseHandler(testing.TB) http.Handler {
 func ssekitHandler(tb testing.TB) http.Handler {
 	hub, err := sse.NewHub(sse.Options{})
 	if err != nil {
-		tb.Fatal(err)
+		panic(err) // the zero Options are valid
 	}
-	tb.Cleanup(func() { _ = hub.Shutdown(context.Background()) })
+	if tb != nil { // nil in a server process of BenchmarkConcurrent, which exits
+		tb.Cleanup(func() { _ = hub.Shutdown(context.Background()) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = hub.Stream(w, r, func(s *sse.Stream) error {
 			return each(paramsOf(r), func() error {
@@ -147,17 +153,51 @@ func bareHandler(testing.TB) http.Handler {
 	})
 }
 
-// serve serves h on a loopback httptest.Server, taking the params of each
-// request from its query: ?n=&pace=.
+// serve serves h on a loopback httptest.Server (see fromQuery).
 func serve(tb testing.TB, h http.Handler) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(fromQuery(h))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// fromQuery serves h, with the params of each request from its query:
+// ?n=&pace=.
+func fromQuery(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		n, _ := strconv.Atoi(q.Get("n"))
 		pace, _ := time.ParseDuration(q.Get("pace"))
 		h.ServeHTTP(w, withParams(r, params{n: n, pace: pace}))
-	}))
-	tb.Cleanup(srv.Close)
-	return srv
+	})
+}
+
+// serverEnv names the lib that a server process of BenchmarkConcurrent
+// serves: the test binary, started again with it set.
+const serverEnv = "PERREQUEST_SERVE"
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(serverEnv); name != "" {
+		serveProcess(name)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// serveProcess serves the lib called name on a loopback port, which it
+// prints, until its standard input ends; then it exits.
+func serveProcess(name string) {
+	i := slices.IndexFunc(libs, func(l lib) bool { return l.name == name })
+	if i < 0 {
+		log.Fatalf("%s=%s: no such lib", serverEnv, name)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: fromQuery(libs[i].handler(nil))}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Println(ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
 // get reads the stream of url to its end, discarding it, and returns its
@@ -247,59 +287,6 @@ func BenchmarkSend(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			b.ReportAllocs()
 			h.ServeHTTP(&discard{h: http.Header{}}, withParams(req, params{n: b.N, started: b.ResetTimer}))
-		})
-	}
-}
-
-// concurrentStreams and tokensPerStream shape BenchmarkConcurrent.
-const (
-	concurrentStreams = 1000
-	tokensPerStream   = 20
-	tokenPace         = 5 * time.Millisecond
-)
-
-// BenchmarkConcurrent runs 1000 streams at once over loopback, each
-// sending 20 tokens 5ms apart (a model's pace), read by 1000 clients that
-// discard them: one op is the 1000 streams, from their requests to their
-// ends, over connections kept from op to op. It reports the process's CPU
-// time per op (cpu-ms/op: user + system, server and clients together) and
-// per event (cpu-µs/event). Wall time is mostly the pacing.
-func BenchmarkConcurrent(b *testing.B) {
-	for _, l := range libs {
-		b.Run(l.name, func(b *testing.B) {
-			srv := serve(b, l.handler(b))
-			tr := srv.Client().Transport.(*http.Transport).Clone()
-			tr.MaxIdleConnsPerHost = concurrentStreams
-			client := &http.Client{Transport: tr}
-			b.Cleanup(tr.CloseIdleConnections)
-			url := fmt.Sprintf("%s/?n=%d&pace=%s", srv.URL, tokensPerStream, tokenPace)
-			run := func() {
-				var wg sync.WaitGroup
-				errs := make(chan error, concurrentStreams)
-				for range concurrentStreams {
-					wg.Go(func() {
-						if _, err := get(client, url); err != nil {
-							errs <- err
-						}
-					})
-				}
-				wg.Wait()
-				close(errs)
-				if err := <-errs; err != nil {
-					b.Fatal(err)
-				}
-			}
-			run() // open the connections outside the timing
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime()
-			for range b.N {
-				run()
-			}
-			if cpu := cpuTime() - cpu0; cpu > 0 {
-				b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
-				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*concurrentStreams*tokensPerStream), "cpu-µs/event")
-			}
 		})
 	}
 }
