@@ -266,15 +266,17 @@ func BenchmarkStream(b *testing.B) {
 	}
 }
 
-// discard is an http.ResponseWriter that flushes into nothing. It takes
-// write deadlines, as net/http's own does, which ssekit requires.
+// discard is an http.ResponseWriter that flushes into nothing. Like
+// net/http's own, it takes write deadlines (which ssekit requires) and
+// strings (which Gin writes, and which io.WriteString would otherwise copy).
 type discard struct{ h http.Header }
 
-func (d *discard) Header() http.Header              { return d.h }
-func (d *discard) Write(p []byte) (int, error)      { return len(p), nil }
-func (d *discard) WriteHeader(int)                  {}
-func (d *discard) Flush()                           {}
-func (d *discard) SetWriteDeadline(time.Time) error { return nil }
+func (d *discard) Header() http.Header               { return d.h }
+func (d *discard) Write(p []byte) (int, error)       { return len(p), nil }
+func (d *discard) WriteString(s string) (int, error) { return len(s), nil }
+func (d *discard) WriteHeader(int)                   {}
+func (d *discard) Flush()                            {}
+func (d *discard) SetWriteDeadline(time.Time) error  { return nil }
 
 // BenchmarkSend sends b.N events on one stream to an in-memory
 // ResponseWriter that discards them: the library's own cost per event,
