@@ -15,8 +15,9 @@ type Links struct {
 	JSON   string // the results file
 	README string // bench/README.md
 	// Extra is markdown spliced in before the method: the hand-kept results
-	// of the go test benchmarks (bench/micro/results.md), which a run of the
-	// scenarios does not measure but the report should keep.
+	// of the go test benchmarks (bench/micro/results.md and
+	// bench/perrequest/results.md), which a run of the scenarios does not
+	// measure but the report should keep.
 	Extra string
 }
 
