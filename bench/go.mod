@@ -11,8 +11,10 @@ require (
 	github.com/labstack/echo/v5 v5.4.4
 	github.com/launchdarkly/eventsource v1.11.0
 	github.com/r3labs/sse/v2 v2.10.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/ssekit/ssekit/chisse v0.0.0
 	github.com/ssekit/ssekit/core v0.0.0
+	github.com/ssekit/ssekit/core/sseredis v0.0.0
 	github.com/ssekit/ssekit/echosse v0.0.0
 	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
 	github.com/ssekit/ssekit/fibersse v0.0.0
@@ -33,6 +35,7 @@ require (
 	github.com/bytedance/gopkg v0.1.3 // indirect
 	github.com/bytedance/sonic v1.15.0 // indirect
 	github.com/bytedance/sonic/loader v0.5.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cloudwego/base64x v0.1.6 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/gin-contrib/sse v1.1.0 // indirect
@@ -68,6 +71,7 @@ require (
 	github.com/valyala/fasthttp v1.69.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.mongodb.org/mongo-driver/v2 v2.5.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/arch v0.22.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/image v0.30.0 // indirect
@@ -80,6 +84,7 @@ require (
 replace (
 	github.com/ssekit/ssekit/chisse => ../chisse
 	github.com/ssekit/ssekit/core => ../core
+	github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
 	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse

@@ -811,9 +811,11 @@ func (h *Hub) Subscribers(topic string) int { return h.reg.countOf(topic) }
 func (h *Hub) awaitPublished(ctx context.Context) {
 	for {
 		h.mu.Lock()
-		for t := range h.published {
-			if !h.reg.has(t) {
-				delete(h.published, t) // nobody here waits for it
+		for t, p := range h.published {
+			// Nobody here waits for it, or it came back already (perhaps
+			// before Publish recorded it).
+			if seq, ok := h.reg.seqOf(t); !ok || seq >= p {
+				delete(h.published, t)
 			}
 		}
 		done := len(h.published) == 0 || h.broadcastDown

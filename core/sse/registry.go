@@ -269,6 +269,16 @@ func (r *registry) subscribers(topic string) *topicSubs {
 	return r.topics[topic]
 }
 
+// seqOf returns the Seq of the newest event of topic fanned out (or being
+// fanned out); ok is false when the topic has no subscribers.
+func (r *registry) seqOf(topic string) (seq uint64, ok bool) {
+	ts := r.subscribers(topic)
+	if ts == nil {
+		return 0, false
+	}
+	return ts.lastSeq.Load(), true
+}
+
 // countOf returns the number of topic's subscribers.
 func (r *registry) countOf(topic string) int {
 	ts := r.subscribers(topic)
