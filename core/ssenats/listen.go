@@ -14,12 +14,12 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 )
 
-const (
-	// inboxSize is the capacity of a Listen's inbox of live messages. When
-	// it is full, NATS drops what does not fit; Listen then reads what it
-	// missed from the stream.
-	inboxSize = 8192
+// inboxSize is the capacity of a Listen's inbox of live messages. When it
+// is full, NATS drops what does not fit; Listen then reads what it missed
+// from the stream. (A variable for tests.)
+var inboxSize = 8192
 
+const (
 	// catchUpPage is how many events one read of the history takes.
 	catchUpPage = 256
 

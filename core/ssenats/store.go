@@ -208,7 +208,21 @@ func (s *Store) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating stream %s: %w", s.cfg.Name, err)
 	}
-	s.setStream(st, st.CachedInfo())
+	info := st.CachedInfo()
+	if known := s.known.Load(); known > 0 && info.State.LastSeq == 0 && info.State.Msgs == 0 {
+		// A new stream in place of one this store knew: number its events
+		// after those of the old one, so that a hub, which takes every
+		// Seq at or below one it has delivered for a duplicate, delivers
+		// the new stream's events. (Purging an empty stream up to a
+		// sequence makes that sequence its next.)
+		if err := st.Purge(ctx, jetstream.WithPurgeSequence(known+1)); err != nil {
+			return fmt.Errorf("numbering stream %s after %d: %w", s.cfg.Name, known, err)
+		}
+		if info, err = st.Info(ctx); err != nil {
+			return fmt.Errorf("reading stream %s: %w", s.cfg.Name, err)
+		}
+	}
+	s.setStream(st, info)
 	return nil
 }
 
@@ -502,10 +516,10 @@ func (s *Store) Newest(ctx context.Context, topic string) (uint64, error) {
 // Each event records the Seq of the topic's previous one, so a gap after a
 // position is exact when the topic still holds events after it. When it
 // holds none, or when the first one after the position was appended to a
-// topic whose every event had expired, the store cannot tell what expired
-// after the position: it answers sse.ErrEvicted if the stream has dropped
-// any event after the position (of any topic, see the package
-// documentation).
+// topic whose every event had expired, JetStream keeps nothing that tells
+// whether events of the topic expired after the position: After answers
+// sse.ErrEvicted unless the stream still holds the event at the position
+// (of any topic), or nothing older than it; see the package documentation.
 func (s *Store) After(ctx context.Context, topics []string, after []uint64, limit int) ([]sse.Entry, error) {
 	if len(topics) != len(after) {
 		return nil, fmt.Errorf("ssenats: After: %d topics and %d positions", len(topics), len(after))
@@ -557,11 +571,11 @@ func (s *Store) After(ctx context.Context, topics []string, after []uint64, limi
 					break // the topic's newest event survives: nothing after it expired
 				}
 			}
-			in, err := stateOf()
+			ok, err := s.intact(ctx, after[i], stateOf)
 			if err != nil {
 				return nil, fmt.Errorf("ssenats: After: %w", err)
 			}
-			if after[i]+1 < in.State.FirstSeq {
+			if !ok {
 				return nil, sse.ErrEvicted
 			}
 		}
@@ -590,6 +604,29 @@ func (s *Store) After(ctx context.Context, topics []string, after []uint64, limi
 		heads[best] = next
 	}
 	return out, nil
+}
+
+// intact reports whether the stream can have dropped no event after
+// position x for its age (MaxAge) or its size (MaxBytes). Both drop the
+// oldest events first, so none after x was dropped while the event at x
+// is there, or while x is before the stream's oldest event. (A topic's
+// limit, MaxEventsPerTopic, drops events from the middle of the stream,
+// and never a topic's newest.)
+func (s *Store) intact(ctx context.Context, x uint64, stateOf func() (*jetstream.StreamInfo, error)) (bool, error) {
+	if x > 0 {
+		_, err := s.current().GetMsg(ctx, x)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, err
+		}
+	}
+	in, err := stateOf()
+	if err != nil {
+		return false, err
+	}
+	return x+1 >= in.State.FirstSeq, nil
 }
 
 // record is a stored event, decoded.
