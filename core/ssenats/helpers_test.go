@@ -1,13 +1,16 @@
 package ssenats_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -538,4 +541,66 @@ func ids(entries []sse.Entry) string {
 		fmt.Fprint(&b, e.Seq)
 	}
 	return b.String()
+}
+
+// client is a stream read by the test, which knows its position from the
+// opening frame on.
+type client struct {
+	p      *ssetest.Parser
+	body   io.Closer
+	cancel context.CancelFunc
+	last   string // the Last-Event-ID a browser would hold
+}
+
+// open opens a stream and reads its opening frame; it is closed at the
+// end of the test.
+func open(t testing.TB, url, lastID string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	c := &client{body: resp.Body, cancel: cancel, last: lastID}
+	t.Cleanup(c.Close)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
+	}
+	br := bufio.NewReader(resp.Body)
+	var frame []byte
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			t.Fatalf("reading the opening frame: %v", err)
+		}
+		frame = append(frame, line...)
+		if len(line) == 1 {
+			break
+		}
+	}
+	p := ssetest.NewParser(bytes.NewReader(frame))
+	_, _ = p.Next()
+	if id := p.LastEventID(); id != "" {
+		c.last = id
+	}
+	c.p = ssetest.NewParser(br)
+	return c
+}
+
+func (c *client) Next() (ssetest.Event, error) {
+	ev, err := c.p.Next()
+	if err == nil && ev.LastEventID != "" {
+		c.last = ev.LastEventID
+	}
+	return ev, err
+}
+
+func (c *client) Close() {
+	c.cancel()
+	c.body.Close()
 }

@@ -304,13 +304,13 @@ func (l *listener) sync(ctx context.Context, f *topicFeed) {
 			l.out.Lost(f.topic)
 			r, nerr := l.s.next(ctx, f.topic, f.last)
 			if nerr != nil {
-				l.failed(nerr)
+				l.failed(ctx, nerr)
 				return
 			}
 			if r == nil {
 				n, nerr := l.s.Newest(ctx, f.topic)
 				if nerr != nil {
-					l.failed(nerr)
+					l.failed(ctx, nerr)
 					return
 				}
 				f.last = max(f.last, n)
@@ -324,13 +324,13 @@ func (l *listener) sync(ctx context.Context, f *topicFeed) {
 			l.out.Lost(f.topic)
 			n, nerr := l.s.Newest(ctx, f.topic)
 			if nerr != nil {
-				l.failed(nerr)
+				l.failed(ctx, nerr)
 				return
 			}
 			f.last = n
 			continue
 		case err != nil:
-			l.failed(err)
+			l.failed(ctx, err)
 			return
 		}
 		for _, e := range entries {
@@ -346,7 +346,10 @@ func (l *listener) sync(ctx context.Context, f *topicFeed) {
 
 // failed notes that reading the stream failed: delivery stops until a
 // retry succeeds.
-func (l *listener) failed(err error) {
+func (l *listener) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return // Listen is ending
+	}
 	if l.s.nc.IsConnected() {
 		l.s.log.Warn("ssenats: reading the stream failed; retrying", "err", err)
 	}
@@ -417,7 +420,7 @@ func (l *listener) status(ctx context.Context, st nats.Status) {
 		// from the stream. The stream may have been made anew (a server
 		// that kept it in memory restarted).
 		if _, changed, err := l.s.refresh(ctx); err != nil {
-			l.failed(err)
+			l.failed(ctx, err)
 			return
 		} else if changed {
 			for _, f := range l.topics {

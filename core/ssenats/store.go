@@ -388,13 +388,20 @@ func (s *Store) topic(topic string) (ts *topicState, done func()) {
 // refused and made again after the newer message. An Append retried after
 // a lost reply is stored once (Nats-Msg-Id).
 //
-// An Append that returns an error may still have been stored, when the
-// reply was lost and ctx ended before a retry got it.
+// Append fails at once while the connection is down. An Append that
+// returns an error may still have been stored, when the reply was lost and
+// ctx ended before a retry got it (or the connection failed while the
+// message was on its way, and nats.go sent it again once reconnected).
 func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Entry, error) {
 	ev.ID = ""
 	ev.Flags &^= sse.EmptyID
 	if err := ev.Validate(); err != nil {
 		return sse.Entry{}, err
+	}
+	if !s.nc.IsConnected() {
+		// nats.go would keep the message and send it on reconnection,
+		// long after the caller was told that it failed.
+		return sse.Entry{}, errNotConnected
 	}
 	subject := s.Subject(topic)
 	ts, done := s.topic(topic)
@@ -460,6 +467,8 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 		}
 	}
 }
+
+var errNotConnected = errors.New("ssenats: Append: not connected to NATS")
 
 func cloneEvent(ev sse.Event) sse.Event {
 	ev.Data = append([]byte(nil), ev.Data...)
