@@ -452,3 +452,55 @@ func TestEndStreamsAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestResume: a stream of two topics resumes from any ID it was sent, or
+// from a single-topic ID (one Seq stands for every topic), with exactly
+// the events after it, in the stream's order.
+func TestResume(t *testing.T) {
+	ssetest.CheckGoroutines(t)
+	env := newEnv(t)
+	a := env.node("A", nodeConfig{direct: true})
+	st := open(t, a.url+"?topic=a&topic=b", "")
+	type pub struct {
+		ti   int
+		seq  uint64
+		data string
+	}
+	var pubs []pub
+	for i := range 12 {
+		ti := i % 3 % 2
+		topic := []string{"a", "b"}[ti]
+		id := publish(t, a.hub, topic, topic+"/"+strconv.Itoa(i))
+		pubs = append(pubs, pub{ti, position(t, id, 1)[0], topic + "/" + strconv.Itoa(i)})
+	}
+	got, err := collect(st, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lasts []string
+	for i := range 12 {
+		lasts = append(lasts, got[i].LastEventID, a.store.Epoch()+"-"+strconv.FormatUint(pubs[i].seq, 10))
+	}
+	for _, last := range lasts {
+		pos := position(t, last, 2)
+		var want []string
+		for _, p := range pubs {
+			if p.seq > pos[p.ti] {
+				want = append(want, p.data)
+			}
+		}
+		st := open(t, a.url+"?topic=a&topic=b", last)
+		rest, err := collect(st, len(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d []string
+		for _, ev := range rest {
+			d = append(d, ev.Data)
+		}
+		if !sameList(d, want) {
+			t.Errorf("from %s: %s", last, firstDiff(d, want))
+		}
+		st.Close()
+	}
+}
