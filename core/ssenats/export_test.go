@@ -13,3 +13,4 @@ func SetInboxSize(n int) int {
 	inboxSize = n
 	return old
 }
+

@@ -389,14 +389,6 @@ func (s *natsServer) stop() {
 	s.cmd = nil
 }
 
-// restart kills the server and starts it again on the same port and store
-// directory.
-func (s *natsServer) restart(down time.Duration) {
-	s.stop()
-	time.Sleep(down)
-	s.start()
-}
-
 // proxy is a TCP proxy to NATS that a test can take down (closing every
 // connection and refusing new ones) and bring back on the same address.
 type proxy struct {

@@ -282,13 +282,18 @@ func (s *Store) Epoch() string {
 	return s.epoch
 }
 
-// Subject returns the subject that holds topic's events: the store's
-// prefix, "t" and the topic escaped into one token. Letters, digits, '-'
-// and '_' stand for themselves; every other byte is '~' and two upper-case
-// hex digits, so that any topic has exactly one subject and the subject
-// gives the topic back. ("user:42" is "ssekit.t.user~3A42".)
-func (s *Store) Subject(topic string) string {
-	return s.prefix + ".t." + escape(topic)
+// Subject returns the subject that holds topic's events in the store
+// (see the package function Subject).
+func (s *Store) Subject(topic string) string { return Subject(s.prefix, topic) }
+
+// Subject returns the subject that holds topic's events in a store with
+// Options.Prefix prefix: the prefix, "t" and the topic escaped into one
+// token. Letters, digits, '-' and '_' stand for themselves; every other
+// byte is '~' and two upper-case hex digits, so that any topic has exactly
+// one subject and the subject gives the topic back. Use it to grant NATS
+// permissions, or to read a topic's history with other NATS tools.
+func Subject(prefix, topic string) string {
+	return prefix + ".t." + escape(topic)
 }
 
 // liveSubject is where the stream republishes topic's events.
