@@ -13,4 +13,3 @@ func SetInboxSize(n int) int {
 	inboxSize = n
 	return old
 }
-
