@@ -504,3 +504,53 @@ func TestResume(t *testing.T) {
 		st.Close()
 	}
 }
+
+// TestInterestBased: three processes each serve a third of the topics;
+// events are published evenly on all. Each process receives about a third
+// of the bytes that NATS carries to them together: only the topics its
+// clients follow.
+func TestInterestBased(t *testing.T) {
+	ssetest.CheckGoroutines(t)
+	env := newEnv(t)
+	nodes := []*node{env.node("A", nodeConfig{direct: true}), env.node("B", nodeConfig{direct: true}), env.node("C", nodeConfig{direct: true})}
+	const topics = 30
+	var streams []*ssetest.Stream
+	for i := range topics {
+		streams = append(streams, connect(t, nodes[i%3].url+"?topic=topic-"+strconv.Itoa(i), ""))
+	}
+	pub := env.store(env.conn(""), ssenats.Options{}) // a publisher of its own, so that acks do not count
+	before := make([]uint64, 3)
+	for i, n := range nodes {
+		before[i] = n.conn.Stats().InBytes
+	}
+	payload := strings.Repeat("x", 512)
+	const rounds = 20
+	for range rounds {
+		for i := range topics {
+			if _, err := pub.Append(context.Background(), "topic-"+strconv.Itoa(i), sse.Event{Data: []byte(payload)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, st := range streams {
+		if _, err := collect(st, rounds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got [3]uint64
+	var total uint64
+	for i, n := range nodes {
+		got[i] = n.conn.Stats().InBytes - before[i]
+		total += got[i]
+	}
+	for i := range nodes {
+		share := float64(got[i]) / float64(total)
+		t.Logf("node %s received %d bytes, %.1f%% of %d", nodes[i].name, got[i], 100*share, total)
+		if share < 0.28 || share > 0.39 {
+			t.Errorf("node %s received %.1f%% of the traffic, want about a third", nodes[i].name, 100*share)
+		}
+	}
+	if min := uint64(rounds * topics / 3 * len(payload)); got[0] < min {
+		t.Errorf("node A received %d bytes, less than its events' payloads (%d)", got[0], min)
+	}
+}
