@@ -47,9 +47,11 @@ type listener struct {
 	ops []op // Follow and Unfollow calls not yet applied
 
 	// Owned by the Listen goroutine.
-	topics  map[string]*topicFeed
-	bySub   map[*nats.Subscription]*topicFeed
-	signals *nats.Subscription
+	topics     map[string]*topicFeed
+	bySub      map[*nats.Subscription]*topicFeed
+	signals    *nats.Subscription
+	advisories *nats.Subscription // the stream's creation and deletion
+	epoch      string             // the epoch of the positions in topics
 	down    error // why delivery stopped, while it is
 	backoff time.Duration
 	retry   *time.Timer
@@ -117,9 +119,15 @@ func (s *Store) Listen(ctx context.Context, out sse.Listener) error {
 	}
 	s.lmu.Unlock()
 	defer l.close()
+	l.epoch = s.Epoch()
 	var err error
 	if l.signals, err = s.nc.ChanSubscribe(s.signal, l.in); err != nil {
 		l.setDown(fmt.Errorf("ssenats: subscribing to %s: %w", s.signal, err))
+	}
+	// The server announces a stream's creation and deletion: a stream made
+	// anew is a new epoch, which the hub must hear of at once.
+	if l.advisories, err = s.nc.ChanSubscribe("$JS.EVENT.ADVISORY.STREAM.*."+s.cfg.Name, l.in); err != nil {
+		l.setDown(fmt.Errorf("ssenats: subscribing to the stream's advisories: %w", err))
 	}
 	if !s.nc.IsConnected() {
 		l.setDown(errDisconnected)
@@ -156,8 +164,10 @@ func (l *listener) close() {
 	l.s.lmu.Lock()
 	delete(l.s.listeners, l)
 	l.s.lmu.Unlock()
-	if l.signals != nil {
-		_ = l.signals.Unsubscribe()
+	for _, sub := range []*nats.Subscription{l.signals, l.advisories} {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
 	}
 	for _, f := range l.topics {
 		if f.sub != nil {
@@ -246,8 +256,14 @@ func (l *listener) subscribe(f *topicFeed) bool {
 
 // handle takes a live message or a signal.
 func (l *listener) handle(ctx context.Context, m *nats.Msg) {
-	if m.Sub == l.signals {
+	switch m.Sub {
+	case l.signals:
 		l.out.Signal(append([]byte(nil), m.Data...))
+		return
+	case l.advisories:
+		if l.down == nil {
+			l.checkEpoch(ctx)
+		}
 		return
 	}
 	f := l.bySub[m.Sub]
@@ -395,6 +411,31 @@ func (l *listener) resync(ctx context.Context) {
 	}
 }
 
+// checkEpoch reads the stream's state (making the stream anew if it is
+// gone) and, when it is a new epoch, reports every topic lost: clients
+// are reset, and each topic goes on from the new stream's start. It
+// reports whether the state could be read.
+func (l *listener) checkEpoch(ctx context.Context) bool {
+	info, _, err := l.s.refresh(ctx)
+	if err != nil {
+		l.failed(ctx, err)
+		return false
+	}
+	if e := l.s.Epoch(); e != l.epoch {
+		l.epoch = e
+		l.s.log.Warn("ssenats: the stream was made anew; the streams of every topic are reset", "stream", l.s.cfg.Name)
+		for _, f := range l.topics {
+			l.out.Lost(f.topic)
+			f.last = info.State.FirstSeq - min(info.State.FirstSeq, 1)
+			if l.down == nil {
+				f.stale = true
+				l.sync(ctx, f)
+			}
+		}
+	}
+	return true
+}
+
 // checkDropped reads the history of the topics whose messages NATS
 // dropped because the inbox was full.
 func (l *listener) checkDropped(ctx context.Context) {
@@ -419,17 +460,11 @@ func (l *listener) status(ctx context.Context, st nats.Status) {
 		// Messages sent while the connection was down are lost: read them
 		// from the stream. The stream may have been made anew (a server
 		// that kept it in memory restarted).
-		if _, changed, err := l.s.refresh(ctx); err != nil {
-			l.failed(ctx, err)
-			return
-		} else if changed {
-			for _, f := range l.topics {
-				l.out.Lost(f.topic)
-				f.last = 0
-			}
-		}
 		for _, f := range l.topics {
 			f.stale = true
+		}
+		if !l.checkEpoch(ctx) {
+			return
 		}
 		if l.retry != nil {
 			l.retry.Stop()

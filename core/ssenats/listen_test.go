@@ -204,3 +204,50 @@ func TestListenSharedStore(t *testing.T) {
 		t.Errorf("handed over %s and %s, want %s", ids(r1.of("a")), ids(r2.of("a")), ids(want))
 	}
 }
+
+// TestListenStreamRecreated: when the stream is deleted and made anew by
+// another process, a listening store learns the new epoch at once (the
+// server's advisories), reports its topics lost, and delivers the new
+// stream's events.
+func TestListenStreamRecreated(t *testing.T) {
+	ssetest.CheckGoroutines(t)
+	env := newEnv(t)
+	a := env.store(env.conn(""), ssenats.Options{})
+	b := env.store(env.conn(""), ssenats.Options{})
+	ctx := context.Background()
+	r := &recorder{}
+	listen(t, a, r)
+	start, _ := a.Newest(ctx, "t")
+	a.Follow("t", start)
+	waitUntil(t, "the first event", func() bool {
+		if _, err := b.Append(ctx, "t", sse.Event{Data: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		return r.count() > 0
+	})
+	old := a.Epoch()
+	deleteStream(t, env)
+	var e sse.Entry
+	waitUntil(t, "an Append into the new stream", func() bool {
+		var err error
+		e, err = b.Append(ctx, "t", sse.Event{Data: []byte("new")})
+		return err == nil
+	})
+	waitUntil(t, "the new stream's event", func() bool {
+		got := r.of("t")
+		return string(got[len(got)-1].Event.Data) == "new"
+	})
+	if a.Epoch() == old || a.Epoch() != b.Epoch() {
+		t.Errorf("epochs: %q before, %q and %q after; want a new one, the same in both stores", old, a.Epoch(), b.Epoch())
+	}
+	got := r.of("t")
+	if last := got[len(got)-1]; last.Event.ID != e.Event.ID {
+		t.Errorf("delivered %s, want %s", last.Event.ID, e.Event.ID)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lost) == 0 {
+		t.Error("the topic was not reported lost")
+	}
+}

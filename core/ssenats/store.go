@@ -447,6 +447,13 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 					return sse.Entry{}, fmt.Errorf("ssenats: Append: %w", perr)
 				}
 			}
+			if last < ts.last {
+				// The topic's newest message went back: its events all
+				// expired, or the stream was made anew (a new epoch).
+				if _, _, rerr := s.refresh(ctx); rerr != nil {
+					return sse.Entry{}, fmt.Errorf("ssenats: Append: %w", rerr)
+				}
+			}
 			ts.last = last
 			id = nuid.Next()
 		case (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) && !recreated:
