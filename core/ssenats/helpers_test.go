@@ -484,6 +484,15 @@ func (p *proxy) Down() {
 	}
 }
 
+// Kill closes every connection, and goes on accepting new ones.
+func (p *proxy) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
 // Up accepts connections again, on the same address.
 func (p *proxy) Up() {
 	p.mu.Lock()

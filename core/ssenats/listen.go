@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ssekit/ssekit/core/sse"
 )
@@ -52,6 +53,8 @@ type listener struct {
 	signals    *nats.Subscription
 	advisories *nats.Subscription // the stream's creation and deletion
 	epoch      string             // the epoch of the positions in topics
+	recheck    bool               // the epoch must be read again before delivering
+	gone       bool               // the stream was not found: make it on the next retry
 	down    error // why delivery stopped, while it is
 	backoff time.Duration
 	retry   *time.Timer
@@ -262,7 +265,7 @@ func (l *listener) handle(ctx context.Context, m *nats.Msg) {
 		return
 	case l.advisories:
 		if l.down == nil {
-			l.checkEpoch(ctx)
+			l.checkEpoch(ctx, false)
 		}
 		return
 	}
@@ -369,6 +372,9 @@ func (l *listener) failed(ctx context.Context, err error) {
 	if l.s.nc.IsConnected() {
 		l.s.log.Warn("ssenats: reading the stream failed; retrying", "err", err)
 	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		l.recheck = true // the stream may be gone, or made anew
+	}
 	l.setDown(fmt.Errorf("ssenats: reading the stream: %w", err))
 	l.schedule()
 }
@@ -396,6 +402,9 @@ func (l *listener) resync(ctx context.Context) {
 	if !l.s.nc.IsConnected() {
 		return // the CONNECTED status calls again
 	}
+	if l.recheck && !l.checkEpoch(ctx, l.gone) {
+		return
+	}
 	for _, f := range l.topics {
 		if f.stale || f.sub == nil {
 			l.sync(ctx, f)
@@ -411,24 +420,39 @@ func (l *listener) resync(ctx context.Context) {
 	}
 }
 
-// checkEpoch reads the stream's state (making the stream anew if it is
-// gone) and, when it is a new epoch, reports every topic lost: clients
-// are reset, and each topic goes on from the new stream's start. It
-// reports whether the state could be read.
-func (l *listener) checkEpoch(ctx context.Context) bool {
-	info, _, err := l.s.refresh(ctx)
+// checkEpoch reads the stream's state and, when it is a new epoch,
+// reports every topic lost: clients are reset, and each topic goes on from
+// the new stream's start. It reports whether the state could be read; if
+// not, delivery stops until a retry reads it. A stream that is gone is
+// made anew on the retry (create), unless a process that publishes made
+// it first.
+func (l *listener) checkEpoch(ctx context.Context, create bool) bool {
+	info, _, err := l.s.refresh(ctx, create)
 	if err != nil {
+		l.recheck = true
+		for _, f := range l.topics {
+			f.stale = true
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			l.gone = true
+			l.s.log.Warn("ssenats: the stream is gone; waiting for it to be made anew", "stream", l.s.cfg.Name)
+			l.setDown(fmt.Errorf("ssenats: stream %s: %w", l.s.cfg.Name, err))
+			l.backoff = time.Second // leave the server time to finish deleting it
+			l.schedule()
+			return false
+		}
 		l.failed(ctx, err)
 		return false
 	}
+	l.recheck, l.gone = false, false
 	if e := l.s.Epoch(); e != l.epoch {
 		l.epoch = e
 		l.s.log.Warn("ssenats: the stream was made anew; the streams of every topic are reset", "stream", l.s.cfg.Name)
 		for _, f := range l.topics {
 			l.out.Lost(f.topic)
 			f.last = info.State.FirstSeq - min(info.State.FirstSeq, 1)
+			f.stale = true
 			if l.down == nil {
-				f.stale = true
 				l.sync(ctx, f)
 			}
 		}
@@ -463,7 +487,7 @@ func (l *listener) status(ctx context.Context, st nats.Status) {
 		for _, f := range l.topics {
 			f.stale = true
 		}
-		if !l.checkEpoch(ctx) {
+		if !l.checkEpoch(ctx, false) {
 			return
 		}
 		if l.retry != nil {

@@ -251,12 +251,16 @@ func (s *Store) setStream(st jetstream.Stream, info *jetstream.StreamInfo) bool 
 	return changed
 }
 
-// refresh reads the stream's state, recreating the stream when it is gone,
-// and reports whether its epoch changed.
-func (s *Store) refresh(ctx context.Context) (*jetstream.StreamInfo, bool, error) {
+// refresh reads the stream's state and reports whether its epoch changed.
+// With create, it makes the stream anew when it is gone; without, that is
+// an error that matches jetstream.ErrStreamNotFound. (Only a process that
+// publishes makes it at once: making a stream while the server is still
+// deleting the old one of that name can leave the new one broken, with
+// NATS 2.9.)
+func (s *Store) refresh(ctx context.Context, create bool) (*jetstream.StreamInfo, bool, error) {
 	st := s.current()
 	info, err := st.Info(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
+	if create && errors.Is(err, jetstream.ErrStreamNotFound) {
 		if err = s.ensure(ctx); err != nil {
 			return nil, false, err
 		}
@@ -450,7 +454,7 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 			if last < ts.last {
 				// The topic's newest message went back: its events all
 				// expired, or the stream was made anew (a new epoch).
-				if _, _, rerr := s.refresh(ctx); rerr != nil {
+				if _, _, rerr := s.refresh(ctx, false); rerr != nil {
 					return sse.Entry{}, fmt.Errorf("ssenats: Append: %w", rerr)
 				}
 			}
@@ -460,7 +464,7 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 			// The stream is gone (deleted, or lost with a server that
 			// kept it in memory): make it anew.
 			recreated = true
-			if _, _, rerr := s.refresh(ctx); rerr != nil {
+			if _, _, rerr := s.refresh(ctx, true); rerr != nil {
 				return sse.Entry{}, fmt.Errorf("ssenats: Append: %w (and recreating the stream: %v)", err, rerr)
 			}
 			last, lerr := s.lastOf(ctx, subject)
@@ -522,7 +526,7 @@ func (s *Store) Newest(ctx context.Context, topic string) (uint64, error) {
 	if last != 0 {
 		return last, nil
 	}
-	info, _, err := s.refresh(ctx)
+	info, _, err := s.refresh(ctx, false)
 	if err != nil {
 		return 0, fmt.Errorf("ssenats: Newest: %w", err)
 	}
@@ -556,7 +560,7 @@ func (s *Store) After(ctx context.Context, topics []string, after []uint64, limi
 	stateOf := func() (*jetstream.StreamInfo, error) {
 		if info == nil {
 			var err error
-			if info, _, err = s.refresh(ctx); err != nil {
+			if info, _, err = s.refresh(ctx, false); err != nil {
 				return nil, err
 			}
 		}
