@@ -58,6 +58,12 @@
 // dropped meanwhile are reported with Lost: the topic's clients get the
 // reset event, then the events that remain.
 //
+// A stream that is deleted (or lost with a server that kept it in memory)
+// is made anew by the next Append, with a new epoch, numbering on after
+// the old one's events. The server announces it (JetStream advisories);
+// every Listen then reports its topics lost and goes on with the new
+// stream's events, and clients that resume with an old ID are reset.
+//
 // Signals (Hub.EndStreams) are plain NATS messages on <Prefix>.signal.
 //
 // # Requirements and limits

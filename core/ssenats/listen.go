@@ -469,8 +469,8 @@ func (l *listener) checkDropped(ctx context.Context) {
 		}
 		if n, err := f.sub.Dropped(); err == nil && n != f.dropped {
 			f.dropped = n
+			f.stale = true
 			if l.down == nil {
-				f.stale = true
 				l.sync(ctx, f)
 			}
 		}
