@@ -55,9 +55,9 @@ type listener struct {
 	epoch      string             // the epoch of the positions in topics
 	recheck    bool               // the epoch must be read again before delivering
 	gone       bool               // the stream was not found: make it on the next retry
-	down    error // why delivery stopped, while it is
-	backoff time.Duration
-	retry   *time.Timer
+	down       error              // why delivery stopped, while it is
+	backoff    time.Duration
+	retry      *time.Timer
 }
 
 // op is a Follow (follow true) or an Unfollow.
