@@ -18,6 +18,11 @@ type memBus struct {
 	// offset is added to every Seq the bus hands out, to stand for a store
 	// whose sequence numbers are long (a global sequence of years).
 	offset uint64
+
+	// eager makes Append return only once every listener has been handed
+	// the entry, as a store does that broadcasts before it acknowledges
+	// (NATS JetStream's republish).
+	eager bool
 }
 
 // busListener is one Listen call: the topics it follows and its queue.
@@ -40,10 +45,16 @@ func (b *memBus) Append(ctx context.Context, topic string, ev sse.Event) (sse.En
 		return e, err
 	}
 	e.Seq += b.offset
+	handed := make(chan struct{}, len(b.listeners))
+	n := 0
 	for l := range b.listeners {
 		if l.follows[e.Topic] {
-			l.ch <- func(l sse.Listener) { l.Deliver(e) }
+			l.ch <- func(l sse.Listener) { l.Deliver(e); handed <- struct{}{} }
+			n++
 		}
+	}
+	for ; b.eager && n > 0; n-- {
+		<-handed
 	}
 	return e, nil
 }

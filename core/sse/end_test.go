@@ -200,3 +200,28 @@ func newTestStore(t *testing.T) *sse.MemoryStore {
 	}
 	return s
 }
+
+// TestShutdownAfterEagerBroadcast: a store that hands the hub its own
+// entry before Append returns does not leave Shutdown waiting for that
+// entry: Shutdown returns at once, after the stream got it.
+func TestShutdownAfterEagerBroadcast(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	bus.eager = true
+	h := ssetest.NewHub(t, sse.Options{Store: bus, CloseRetry: 10 * time.Millisecond})
+	url := endServer(t, h, false)
+	st := openAs(t, url, "alice", "?topic=t")
+	ssetest.WaitStreams(t, h, 1)
+	id := ssetest.Publish(t, h, "t", "last")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Shutdown took %v, waiting for an entry the hub had delivered", d)
+	}
+	if got := waitEnd(t, st); len(got) != 1 || got[0].LastEventID != id {
+		t.Errorf("the stream got %+v, want the event published before Shutdown", got)
+	}
+}
