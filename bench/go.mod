@@ -50,7 +50,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.18.4 // indirect
-	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
@@ -92,3 +92,5 @@ replace (
 	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse
 )
+
+replace github.com/ssekit/ssekit/internal => ../internal

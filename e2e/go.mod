@@ -62,6 +62,7 @@ require (
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
+	github.com/ssekit/ssekit/internal v0.0.0
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -93,3 +94,5 @@ replace github.com/ssekit/ssekit/chisse => ../chisse
 replace github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
 
 replace github.com/ssekit/ssekit/fibersse => ../fibersse
+
+replace github.com/ssekit/ssekit/internal => ../internal

@@ -11,6 +11,7 @@ require (
 require (
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
+	github.com/ssekit/ssekit/internal v0.0.0
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
@@ -21,3 +22,5 @@ require (
 )
 
 replace github.com/ssekit/ssekit/core => ../core
+
+replace github.com/ssekit/ssekit/internal => ../internal

@@ -61,6 +61,7 @@ require (
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/ssekit/ssekit/core/sseredis v0.0.0
+	github.com/ssekit/ssekit/internal v0.0.0
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -87,3 +88,5 @@ replace (
 )
 
 replace github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
+
+replace github.com/ssekit/ssekit/internal => ../internal

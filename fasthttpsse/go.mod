@@ -1,6 +1,6 @@
 module github.com/ssekit/ssekit/fasthttpsse
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/ssekit/ssekit/core v0.0.0
@@ -12,6 +12,9 @@ require (
 require (
 	github.com/andybalholm/brotli v1.0.5 // indirect
 	github.com/klauspost/compress v1.17.0 // indirect
+	github.com/ssekit/ssekit/internal v0.0.0
 )
 
 replace github.com/ssekit/ssekit/core => ../core
+
+replace github.com/ssekit/ssekit/internal => ../internal

@@ -1,6 +1,6 @@
 module github.com/ssekit/ssekit/fibersse/fiber3
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/gofiber/fiber/v3 v3.1.0
@@ -17,6 +17,7 @@ require (
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
+	github.com/ssekit/ssekit/internal v0.0.0
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasthttp v1.69.0 // indirect
@@ -30,3 +31,5 @@ replace (
 	github.com/ssekit/ssekit/core => ../../core
 	github.com/ssekit/ssekit/fasthttpsse => ../../fasthttpsse
 )
+
+replace github.com/ssekit/ssekit/internal => ../../internal
