@@ -83,7 +83,10 @@ func TestChromiumRouters(t *testing.T) {
 
 // testRouterResume is TestChromiumRouters for one router.
 func testRouterResume(t *testing.T, browser context.Context, rc routerCase) {
-	const total = 150
+	// 100 events (300 ms) after the last drop: the browser comes back
+	// within its 100 ms retry while events are still being published,
+	// even on a loaded machine, so that replay is exercised.
+	const total = 200
 	drops := []int{50, 100} // cut the stream before publishing these events
 
 	store, err := sse.NewMemoryStore(sse.MemoryStoreOptions{})
