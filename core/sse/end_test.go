@@ -150,6 +150,8 @@ func TestEndStreamsAcrossHubs(t *testing.T) {
 		bob = append(bob, openAs(t, url, "bob", "?topic=t"))
 		testkit.WaitStreams(t, hubs[i], 2)
 	}
+	// A signal reaches the hubs that listen when it is sent.
+	testkit.Eventually(t, "every hub to listen", func() bool { return bus.listenerCount() == len(hubs) })
 	if err := hubs[1].EndStreams(context.Background(), sse.StreamMatch{Principal: "alice"}, &sse.Event{Type: "logout"}); err != nil {
 		t.Fatal(err)
 	}
