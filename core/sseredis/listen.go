@@ -119,7 +119,9 @@ type subscription struct {
 	s  *Store
 	sh *shard
 
-	mu     sync.Mutex        // serialises commands on ps
+	cmdMu sync.Mutex // serialises the commands sent on ps
+
+	mu     sync.Mutex        // guards the fields below, never held while waiting for Redis
 	ps     *redis.PubSub     // the present connection, or nil
 	up     bool              // ps is subscribed to the signal channel
 	topics map[string]string // channel → topic, of the followed topics
@@ -300,31 +302,45 @@ func (sub *subscription) run(ctx context.Context) {
 	}
 }
 
-// apply sends the queued changes, in order.
+// apply sends the queued changes, in order, consecutive ones of a kind in
+// one command.
 func (sub *subscription) apply(ctx context.Context) {
 	sub.opMu.Lock()
 	ops := sub.ops
 	sub.ops = nil
 	sub.opMu.Unlock()
+	sub.cmdMu.Lock()
+	defer sub.cmdMu.Unlock()
 	sub.mu.Lock()
-	defer sub.mu.Unlock()
 	for _, o := range ops {
-		ch := sub.s.channel(o.topic)
 		if o.follow {
-			sub.topics[ch] = o.topic
+			sub.topics[sub.s.channel(o.topic)] = o.topic
 		} else {
-			delete(sub.topics, ch)
+			delete(sub.topics, sub.s.channel(o.topic))
 		}
-		if sub.ps == nil {
-			continue // the next connection subscribes what topics holds
+	}
+	ps := sub.ps
+	sub.mu.Unlock()
+	if ps == nil {
+		return // the next connection subscribes what topics holds
+	}
+	// An error means the connection failed; the receiver sees it and makes
+	// a new one.
+	for len(ops) > 0 {
+		n := 1
+		for n < len(ops) && n < subscribeBatch && ops[n].follow == ops[0].follow {
+			n++
 		}
-		// An error means the connection failed; the receiver sees it and
-		// makes a new one.
-		if o.follow {
-			_ = sub.ps.Subscribe(ctx, ch)
+		chans := make([]string, n)
+		for i, o := range ops[:n] {
+			chans[i] = sub.s.channel(o.topic)
+		}
+		if ops[0].follow {
+			_ = ps.Subscribe(ctx, chans...)
 		} else {
-			_ = sub.ps.Unsubscribe(ctx, ch)
+			_ = ps.Unsubscribe(ctx, chans...)
 		}
+		ops = ops[n:]
 	}
 }
 
@@ -360,6 +376,7 @@ func (sub *subscription) session(ctx context.Context, b *backoff) error {
 	// Receive does not return when ctx is done; closing the PubSub ends it.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
+	sub.cmdMu.Lock()
 	sub.mu.Lock()
 	sub.ps = ps
 	chans := make([]string, 0, len(sub.topics)+1)
@@ -367,13 +384,14 @@ func (sub *subscription) session(ctx context.Context, b *backoff) error {
 	for ch := range sub.topics {
 		chans = append(chans, ch)
 	}
+	sub.mu.Unlock()
 	var err error
 	for len(chans) > 0 && err == nil {
 		n := min(len(chans), subscribeBatch)
 		err = ps.Subscribe(ctx, chans[:n]...)
 		chans = chans[n:]
 	}
-	sub.mu.Unlock()
+	sub.cmdMu.Unlock()
 	if err != nil {
 		return err
 	}

@@ -298,3 +298,30 @@ func TestListenEndsDuringOutage(t *testing.T) {
 	}
 	waitUntil(t, "the goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 }
+
+// TestFollowManyTopics: a store that follows thousands of topics at once
+// subscribes to them in a few commands, and delivers each.
+func TestFollowManyTopics(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{})
+	pub := env.store(env.client(""), sseredis.Options{})
+	l := listen(t, s)
+	const n = 3000
+	for i := range n {
+		s.Follow("m"+strconv.Itoa(i), 0)
+	}
+	waitUntil(t, "the subscriptions", func() bool { return env.subscribers("m0") == 1 && env.subscribers("m"+strconv.Itoa(n-1)) == 1 })
+	for i := range n {
+		if _, err := pub.Append(context.Background(), "m"+strconv.Itoa(i), sse.Event{Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "every topic's event", func() bool { return l.count() == n })
+	seen := map[string]bool{}
+	for _, e := range l.list() {
+		if seen[e.Topic] {
+			t.Fatalf("%s delivered twice", e.Topic)
+		}
+		seen[e.Topic] = true
+	}
+}

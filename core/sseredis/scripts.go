@@ -76,10 +76,15 @@ if ARGV[10] ~= '' then fields[#fields + 1] = 'comment'; fields[#fields + 1] = AR
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', unpack(fields))
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 
--- Drop leading entries older than the max age, at most 64 at a time.
--- (Reads never return expired entries; this frees their memory.)
+-- Every 16th append, drop leading entries older than the max age, at
+-- most 64 at a time. (Reads never return expired entries; this frees
+-- their memory. A topic that stops getting events loses its whole history
+-- when its key expires.)
 local cutoff = now - tonumber(ARGV[4]) * 1000
-local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local head = {}
+if n % 16 == 0 then
+  head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+end
 if head[1] and tonumber(head[1][2][2]) < cutoff then
   local batch = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)
   local minid = nil

@@ -98,10 +98,10 @@ type follow struct {
 
 // shard is one Redis: a server, or a cluster.
 type shard struct {
-	index   int
-	client  redis.UniversalClient
-	cluster bool   // a ClusterClient
-	token   string // the shard's epoch token, as last read; guarded by Store.mu
+	index  int
+	client redis.UniversalClient
+	batch  *batcher
+	token  string // the shard's epoch token, as last read; guarded by Store.mu
 }
 
 var _ sse.Broadcaster = (*Store)(nil)
@@ -166,8 +166,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		listeners: make(map[*listenState]struct{}),
 	}
 	for i, c := range clients {
-		_, cluster := c.(*redis.ClusterClient)
-		s.shards = append(s.shards, &shard{index: i, client: c, cluster: cluster})
+		s.shards = append(s.shards, &shard{index: i, client: c, batch: &batcher{client: c}})
 	}
 	for _, sh := range s.shards {
 		if err := sh.client.Ping(ctx).Err(); err != nil {
@@ -293,10 +292,6 @@ func jump(key uint64, buckets int) int {
 	return int(b)
 }
 
-// publishCommand is how sh publishes. On a cluster, PUBLISH reaches every
-// node, so a process subscribes to any of them.
-func (sh *shard) publishCommand() string { return "PUBLISH" }
-
 // Append implements sse.Store. It records ev and publishes it to every
 // process that follows topic in one step. An error means Redis did not
 // confirm the append: it may not have happened, or (when the connection
@@ -307,12 +302,15 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 		retry = strconv.FormatInt(int64(ev.Retry), 10)
 	}
 	sh := s.shardOf(topic)
-	res, err := appendScript.Run(ctx, sh.client, s.topicKeys(topic),
-		s.ttlMs, s.maxAgeMs, s.maxEvents, s.maxAgeMs, s.channel(topic), sh.publishCommand(),
-		ev.Data, ev.Type, retry, ev.Comment).StringSlice()
-	if err != nil {
+	// The data is copied: the caller may reuse ev.Data once Append returns,
+	// which it does when ctx ends before the pipeline is sent.
+	c := &appendCall{keys: s.topicKeys(topic), args: []any{
+		s.ttlMs, s.maxAgeMs, s.maxEvents, s.maxAgeMs, s.channel(topic), "PUBLISH",
+		string(ev.Data), ev.Type, retry, ev.Comment}}
+	if err := sh.batch.do(ctx, c); err != nil {
 		return sse.Entry{}, fmt.Errorf("sseredis: append: %w", err)
 	}
+	res := c.res
 	if len(res) != 2 {
 		return sse.Entry{}, fmt.Errorf("sseredis: append: unexpected reply %v", res)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,22 +263,24 @@ func TestHistoryBounds(t *testing.T) {
 	})
 	env.lose()
 	t.Run("MaxAge", func(t *testing.T) {
-		s := env.store(env.client(""), sseredis.Options{MaxAge: 300 * time.Millisecond})
+		s := env.store(env.client(""), sseredis.Options{MaxAge: 500 * time.Millisecond})
 		old := appendN(t, s, func(int) string { return "t" }, 3)
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
+		mid := appendN(t, s, func(int) string { return "t" }, 1) // the stream lives on
+		time.Sleep(300 * time.Millisecond)
 		// Expired but not yet trimmed: After knows anyway.
 		if _, err := s.After(ctx, []string{"t"}, []uint64{old[0].Seq - 1}, 100); !errors.Is(err, sse.ErrEvicted) {
 			t.Errorf("After over expired entries: %v, want ErrEvicted", err)
 		}
-		fresh := appendN(t, s, func(int) string { return "t" }, 5)
-		if n, _ := env.admin.XLen(ctx, env.prefix+":{t}:s").Result(); n != 5 {
-			t.Errorf("after 5 appends the stream holds %d entries, want the 5 fresh ones", n)
-		}
-		got, err := s.After(ctx, []string{"t"}, []uint64{old[2].Seq}, 100)
-		if err != nil || len(got) != 5 || got[0].Seq != fresh[0].Seq {
+		if got, err := s.After(ctx, []string{"t"}, []uint64{old[2].Seq}, 100); err != nil || len(got) != 1 || got[0].Seq != mid[0].Seq {
 			t.Errorf("After the expired ones: %d entries, %v", len(got), err)
 		}
-		if ttl, _ := env.admin.PTTL(ctx, env.prefix+":{t}:s").Result(); ttl <= 0 || ttl > 300*time.Millisecond {
+		// Every 16th append trims what expired.
+		appendN(t, s, func(int) string { return "t" }, 16)
+		if n, _ := env.admin.XLen(ctx, env.prefix+":{t}:s").Result(); n != 17 {
+			t.Errorf("after 16 appends the stream holds %d entries, want 17 (the expired ones trimmed)", n)
+		}
+		if ttl, _ := env.admin.PTTL(ctx, env.prefix+":{t}:s").Result(); ttl <= 0 || ttl > 500*time.Millisecond {
 			t.Errorf("the stream's TTL is %v, want MaxAge", ttl)
 		}
 	})
@@ -404,5 +408,94 @@ func TestAfterKeepsEachTopicsOrder(t *testing.T) {
 	}
 	if len(got) != 4 || len(xs) != 3 || xs[0] != x[0].Seq || xs[1] != x[1].Seq || xs[2] != x[2].Seq {
 		t.Fatalf("After = %s; want x's entries in their order", seqs(got))
+	}
+}
+
+// TestConcurrentAppends: appends made at once share pipelines; each gets
+// its own Seq, in its topic's order, and its own data, even when its
+// caller reuses the data's memory as soon as Append returns.
+func TestConcurrentAppends(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{MaxEventsPerTopic: 10000})
+	ctx := context.Background()
+	from := map[string]uint64{}
+	for _, topic := range []string{"a", "b", "c"} {
+		from[topic], _ = s.Newest(ctx, topic)
+	}
+	const workers, each = 32, 50
+	got := make([][]sse.Entry, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]byte, 0, 32)
+			for i := range each {
+				buf = strconv.AppendInt(buf[:0], int64(w*each+i), 10)
+				e, err := s.Append(ctx, []string{"a", "b", "c"}[(w+i)%3], sse.Event{Data: buf})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				e.Event.Data = slices.Clone(e.Event.Data)
+				got[w] = append(got[w], e)
+				buf = append(buf[:0], "overwritten"...)
+			}
+		})
+	}
+	wg.Wait()
+	bySeq := map[string]map[uint64]string{}
+	for w, list := range got {
+		for i, e := range list {
+			if want := strconv.Itoa(w*each + i); string(e.Event.Data) != want {
+				t.Fatalf("entry %s: data %q", show(e), want)
+			}
+			if bySeq[e.Topic] == nil {
+				bySeq[e.Topic] = map[uint64]string{}
+			}
+			if _, dup := bySeq[e.Topic][e.Seq]; dup {
+				t.Fatalf("Seq %d of %s given twice", e.Seq, e.Topic)
+			}
+			bySeq[e.Topic][e.Seq] = strconv.Itoa(w*each + i)
+		}
+	}
+	total := 0
+	for topic, pos := range from {
+		hist, err := s.After(ctx, []string{topic}, []uint64{pos}, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range hist {
+			if e.Seq != pos+uint64(i)+1 || string(e.Event.Data) != bySeq[topic][e.Seq] {
+				t.Fatalf("history of %s: %s at %d, want data %q", topic, show(e), i, bySeq[topic][e.Seq])
+			}
+		}
+		total += len(hist)
+	}
+	if total != workers*each {
+		t.Fatalf("the histories hold %d entries, want %d", total, workers*each)
+	}
+}
+
+// TestAppendEndsWithItsContext: an append whose context ends returns at
+// once; what it appended, if Redis got it, holds the data it was given.
+func TestAppendEndsWithItsContext(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	buf := []byte("original")
+	from, _ := s.Newest(context.Background(), "t")
+	if _, err := s.Append(ctx, "t", sse.Event{Data: buf}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a canceled context: %v", err)
+	}
+	copy(buf, "changed!")
+	time.Sleep(100 * time.Millisecond)
+	hist, err := s.After(context.Background(), []string{"t"}, []uint64{from}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range hist {
+		if string(e.Event.Data) != "original" {
+			t.Fatalf("the append holds %q, not the data it was given", e.Event.Data)
+		}
 	}
 }

@@ -244,6 +244,17 @@ func (p *publisher) results() ([]published, []error, map[string]bool) {
 	return slices.Clone(p.ok), slices.Clone(p.errs), p.attempts
 }
 
+// okCount returns how many events pubs have published.
+func okCount(pubs ...*publisher) int {
+	n := 0
+	for _, p := range pubs {
+		p.mu.Lock()
+		n += len(p.ok)
+		p.mu.Unlock()
+	}
+	return n
+}
+
 // positions returns the newest Seq of each topic: where streams opened now
 // start.
 func positions(t *testing.T, s sse.Store, topics ...string) map[string]uint64 {
