@@ -530,6 +530,16 @@ func (s *Store) Newest(ctx context.Context, topic string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("ssenats: Newest: %w", err)
 	}
+	// The topic may have had its first event since it was asked: that
+	// one would be at or below the stream's newest. Asked again now, after
+	// the stream's newest was read, a topic still without events gets
+	// every later one after that position.
+	if last, err = s.lastOf(ctx, s.Subject(topic)); err != nil {
+		return 0, fmt.Errorf("ssenats: Newest: %w", err)
+	}
+	if last != 0 {
+		return last, nil
+	}
 	return info.State.LastSeq, nil
 }
 
