@@ -62,7 +62,7 @@ func testOpenBeforeFirstEvent(t *testing.T, browser context.Context, mode stream
 	waitJS(t, ctx, `window.__openAt !== undefined`)
 	t.Logf("connect→open: %v", pageMillis(evalJS[float64](t, ctx, `window.__openAt`)))
 	// Nothing has been published: the store is empty, the page got nothing.
-	if entries, err := s.store.After(ctx, 0, []string{browserTopic}, 10); err != nil || len(entries) != 0 {
+	if entries, err := s.store.After(ctx, []string{browserTopic}, []uint64{0}, 10); err != nil || len(entries) != 0 {
 		t.Fatalf("store holds %d entries (err %v) at open, want none", len(entries), err)
 	}
 	if got := pageMessages(t, ctx); len(got) != 0 {

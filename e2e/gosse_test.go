@@ -317,7 +317,7 @@ func testGoSSEClientResumesAfterServerDrop(t *testing.T, mode streamMode) {
 	t.Logf("events published when the connection was dropped: %v; when each reconnection came: %v", publishedAtDrop, publishedAtRequest)
 	f.mu.Unlock()
 	for i, ev := range got {
-		want := gosse.Event{LastEventID: f.store.ID(uint64(i + 1)), Data: strconv.Itoa(i)}
+		want := gosse.Event{LastEventID: f.store.Epoch() + "-" + strconv.Itoa(i+1), Data: strconv.Itoa(i)}
 		if i >= total || ev != want {
 			t.Fatalf("event #%d is %+v, want %+v (got %d events; every event must arrive once, in order)", i, ev, want, len(got))
 		}
@@ -395,7 +395,7 @@ func testGoSSEClientReceivesResetForUnknownID(t *testing.T, mode streamMode) {
 	}
 
 	ev := c.next(ctx, t)
-	wantReset := gosse.Event{LastEventID: f.store.ID(3), Type: "sse-reset", Data: `{"reason":"unknown-id"}`}
+	wantReset := gosse.Event{LastEventID: f.store.Epoch() + "-3", Type: "sse-reset", Data: `{"reason":"unknown-id"}`}
 	if ev != wantReset {
 		t.Fatalf("first event is %+v, want %+v", ev, wantReset)
 	}

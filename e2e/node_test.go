@@ -453,7 +453,7 @@ func TestNodeEventSourceIgnoresOpeningPosition(t *testing.T) {
 	defer cancel()
 	c := startNode(t, f.srv.URL, 1, "")
 	waitFor(t, 10*time.Second, "client.mjs's stream to open", func() bool { return f.hub.Stats().Streams == 1 })
-	position := f.store.ID(0)
+	position := f.store.Epoch() + "-0"
 
 	// Hold the reconnection until an event has been published.
 	gate := make(chan struct{})

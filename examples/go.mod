@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gofiber/fiber/v3 v3.1.0
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/echo/v5 v5.4.4
@@ -13,6 +14,7 @@ require (
 	github.com/ssekit/ssekit/core v0.0.0
 	github.com/ssekit/ssekit/echosse v0.0.0
 	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
+	github.com/ssekit/ssekit/fibersse v0.0.0
 	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
 	github.com/ssekit/ssekit/ginsse v0.0.0
 )
@@ -20,6 +22,8 @@ require (
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
+	github.com/mattn/go-runewidth v0.0.16 // indirect
+	github.com/rivo/uniseg v0.2.0 // indirect
 	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
@@ -77,6 +81,7 @@ replace (
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
 	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse
+	github.com/ssekit/ssekit/fibersse => ../fibersse
 	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse
 )

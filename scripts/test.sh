@@ -26,6 +26,15 @@ done
 # The workspace modules, as go.work lists them.
 mapfile -t modules < <(go list -m -f '{{.Dir}}')
 
+step "generated and copied files"
+bash scripts/testkit.sh -check
+while read -r dir; do
+	[ -z "$dir" ] || [ "${dir:0:1}" = "#" ] && continue
+	# A module's zip holds its own directory only: each published module
+	# carries the license.
+	cmp -s LICENSE "$dir/LICENSE" || { echo "$dir/LICENSE is missing or differs from LICENSE" >&2; exit 1; }
+done < scripts/published-modules
+
 step "gofmt"
 unformatted=$(gofmt -l "${modules[@]}")
 if [ -n "$unformatted" ]; then

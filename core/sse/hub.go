@@ -381,6 +381,15 @@ func (l *hubListener) Lost(topic string) {
 	(*Hub)(l).reg.eachOf(topic, func(s *subscriber) { s.owe(ResetEvicted) })
 }
 
+func (l *hubListener) NewEpoch() {
+	h := (*Hub)(l)
+	h.log.Warn("sse: the store began a new lifetime; its history is lost and every stream is reset", "epoch", h.store.Epoch())
+	h.mu.Lock()
+	clear(h.published) // Seqs of the old lifetime: never delivered now
+	h.mu.Unlock()
+	h.reg.rewind(func(s *subscriber) { s.rewind(ResetNewEpoch) })
+}
+
 func (l *hubListener) Signal(msg []byte) {
 	h := (*Hub)(l)
 	var sig signal
@@ -809,9 +818,11 @@ func (h *Hub) Subscribers(topic string) int { return h.reg.countOf(topic) }
 func (h *Hub) awaitPublished(ctx context.Context) {
 	for {
 		h.mu.Lock()
-		for t := range h.published {
-			if !h.reg.has(t) {
-				delete(h.published, t) // nobody here waits for it
+		for t, p := range h.published {
+			// Nobody here waits for it, or it came back already (perhaps
+			// before Publish recorded it).
+			if seq, ok := h.reg.seqOf(t); !ok || seq >= p {
+				delete(h.published, t)
 			}
 		}
 		done := len(h.published) == 0 || h.broadcastDown

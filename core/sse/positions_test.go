@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -107,5 +108,53 @@ func TestLongIDsResume(t *testing.T) {
 	resumed := connect(t, url, first.LastEventID)
 	if ev := next(t, resumed); ev.Type != "" && ev.Type != "message" || ev.Data != "second" {
 		t.Fatalf("resumed with %+v, want the event after the ID it was given", ev)
+	}
+}
+
+// TestNewEpoch: when a Broadcaster's store begins a new lifetime (a Redis
+// that lost its keys, a recreated stream), its Seqs start over. Streams
+// that were open get a reset naming the start of the new lifetime, then its
+// events: none is dropped for being "older" than what the old lifetime
+// delivered, and an ID of the new lifetime resumes on any hub.
+func TestNewEpoch(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	a := ssetest.NewHub(t, sse.Options{Store: bus})
+	b := ssetest.NewHub(t, sse.Options{Store: bus})
+	opts := sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}
+	srvA, srvB := serve(t, a, opts), serve(t, b, opts)
+
+	st := connect(t, srvA.URL+"?topic=x&topic=y", "")
+	ssetest.WaitStreams(t, a, 1)
+	for i := range 3 {
+		ssetest.Publish(t, b, "x", fmt.Sprint("old", i))
+		if ev := ssetest.NextWithin(t, st, 10*time.Second); ev.Data != fmt.Sprint("old", i) {
+			t.Fatalf("got %+v, want old%d", ev, i)
+		}
+	}
+
+	fresh := newTestStore(t)
+	for fresh.Epoch() == bus.Epoch() {
+		fresh = newTestStore(t)
+	}
+	bus.restart(fresh)
+	ssetest.Publish(t, b, "x", "new0")
+	ev := ssetest.NextWithin(t, st, 10*time.Second)
+	if ev.Type != "sse-reset" || ev.Data != `{"reason":"new-epoch"}` {
+		t.Fatalf("after the store's restart got %+v, want a reset for the new epoch", ev)
+	}
+	if want := fresh.Epoch() + "-0.0"; ev.LastEventID != want {
+		t.Fatalf("the reset's ID is %q, want %q: the start of the new lifetime", ev.LastEventID, want)
+	}
+	ev = ssetest.NextWithin(t, st, 10*time.Second)
+	if ev.Data != "new0" {
+		t.Fatalf("then got %+v, want new0", ev)
+	}
+	st.Close()
+
+	// The ID of the new lifetime resumes on the other hub.
+	ssetest.Publish(t, b, "y", "new1")
+	resumed := connect(t, srvB.URL+"?topic=x&topic=y", ev.LastEventID)
+	if ev := ssetest.NextWithin(t, resumed, 10*time.Second); ev.Data != "new1" {
+		t.Fatalf("resumed with %+v, want new1", ev)
 	}
 }

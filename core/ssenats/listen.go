@@ -421,8 +421,8 @@ func (l *listener) resync(ctx context.Context) {
 }
 
 // checkEpoch reads the stream's state and, when it is a new epoch,
-// reports every topic lost: clients are reset, and each topic goes on from
-// the new stream's start. It reports whether the state could be read; if
+// reports it (Listener.NewEpoch): clients are reset, and each topic goes on
+// from the new stream's start. It reports whether the state could be read; if
 // not, delivery stops until a retry reads it. A stream that is gone is
 // made anew on the retry (create), unless a process that publishes made
 // it first.
@@ -448,8 +448,10 @@ func (l *listener) checkEpoch(ctx context.Context, create bool) bool {
 	if e := l.s.Epoch(); e != l.epoch {
 		l.epoch = e
 		l.s.log.Warn("ssenats: the stream was made anew; the streams of every topic are reset", "stream", l.s.cfg.Name)
+		// Its sequence starts over: the hub must forget the old one's
+		// Seqs before it gets an entry of the new stream.
+		l.out.NewEpoch()
 		for _, f := range l.topics {
-			l.out.Lost(f.topic)
 			f.last = info.State.FirstSeq - min(info.State.FirstSeq, 1)
 			f.stale = true
 			if l.down == nil {

@@ -6,10 +6,8 @@ import "time"
 // pinged. Tests call it before they start any Listen.
 func SetPingInterval(d time.Duration) { pingEvery = d }
 
-// StateReadEvery is the least time between two reads of the epoch and
-// newest Seq that Position makes.
-var StateReadEvery = stateReadEvery
+// Jump is the hash that picks a topic's shard.
+var Jump = jump
 
-// PositionTimeout bounds how long Position waits for Redis when its
-// context has no deadline.
-const PositionTimeout = positionTimeout
+// Escape is how a topic appears in its keys.
+var Escape = escape

@@ -120,8 +120,10 @@ func newEnv(t testing.TB) *testEnv {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := e.admin.Del(ctx, e.keys()...).Err(); err != nil {
-			t.Errorf("deleting the test's keys: %v", err)
+		if keys := e.keys(); len(keys) > 0 {
+			if err := e.admin.Del(ctx, keys...).Err(); err != nil {
+				t.Errorf("deleting the test's keys: %v", err)
+			}
 		}
 	})
 	return e
@@ -129,7 +131,11 @@ func newEnv(t testing.TB) *testEnv {
 
 // keys are the test's keys in Redis.
 func (e *testEnv) keys() []string {
-	return []string{e.prefix + ":stream", e.prefix + ":seq", e.prefix + ":epoch", e.prefix + ":floor"}
+	keys, err := e.admin.Keys(context.Background(), e.prefix+":*").Result()
+	if err != nil {
+		e.t.Fatalf("KEYS: %v", err)
+	}
+	return keys
 }
 
 // lose deletes the test's keys, as FLUSHALL or a restart of Redis without
@@ -137,8 +143,10 @@ func (e *testEnv) keys() []string {
 // sharing the Redis keep there).
 func (e *testEnv) lose() {
 	e.t.Helper()
-	if err := e.admin.Del(context.Background(), e.keys()...).Err(); err != nil {
-		e.t.Fatal(err)
+	if keys := e.keys(); len(keys) > 0 {
+		if err := e.admin.Del(context.Background(), keys...).Err(); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 }
 
@@ -243,43 +251,15 @@ func (n *node) stop(t testing.TB) {
 type stateLog struct {
 	mu     sync.Mutex
 	states []error
-	// then, when set, is called after each state is recorded, on the
-	// hub's listener goroutine.
-	then func(error)
 }
 
 func (l *stateLog) add(err error) {
 	l.mu.Lock()
 	l.states = append(l.states, err)
-	then := l.then
-	l.mu.Unlock()
-	if then != nil {
-		then(err)
-	}
-}
-
-// onState sets then.
-func (l *stateLog) onState(then func(error)) {
-	l.mu.Lock()
-	l.then = then
 	l.mu.Unlock()
 }
 
-// downs and ups count the outages reported and the recoveries.
-func (l *stateLog) counts() (downs, ups int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, err := range l.states {
-		if err != nil {
-			downs++
-		} else {
-			ups++
-		}
-	}
-	return downs, ups
-}
-
-// last reports whether the last state reported is "delivering".
+// delivering reports whether the last state reported is "delivering".
 func (l *stateLog) delivering() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,62 +18,52 @@ import (
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
-// funcListener is an sse.Listener made of functions; nil ones do nothing.
-type funcListener struct {
-	deliver func(sse.Entry)
-	state   func(error)
-	signal  func([]byte)
-}
-
-func (f funcListener) Deliver(e sse.Entry) {
-	if f.deliver != nil {
-		f.deliver(e)
-	}
-}
-
-func (f funcListener) State(err error) {
-	if f.state != nil {
-		f.state(err)
-	}
-}
-
-func (f funcListener) Signal(msg []byte) {
-	if f.signal != nil {
-		f.signal(msg)
-	}
-}
-
-// listening runs s.Listen from after in a goroutine, collecting entries.
+// listening runs s.Listen in a goroutine, collecting what it hands over.
 type listening struct {
 	mu      sync.Mutex
 	entries []sse.Entry
 	states  []error
-	block   chan struct{} // deliver waits on it while it is open
+	lost    []string
+	block   chan struct{} // Deliver waits on it while it is open
 	cancel  context.CancelFunc
 	done    chan error
 }
 
-func listen(t *testing.T, s *sseredis.Store, after uint64) *listening {
+func (l *listening) Deliver(e sse.Entry) {
+	l.mu.Lock()
+	b := l.block
+	l.mu.Unlock()
+	if b != nil {
+		<-b
+	}
+	l.mu.Lock()
+	l.entries = append(l.entries, e)
+	l.mu.Unlock()
+}
+
+func (l *listening) State(err error) {
+	l.mu.Lock()
+	l.states = append(l.states, err)
+	l.mu.Unlock()
+}
+
+func (l *listening) Lost(topic string) {
+	l.mu.Lock()
+	l.lost = append(l.lost, topic)
+	l.mu.Unlock()
+}
+
+func (l *listening) Signal([]byte) {}
+
+// NewEpoch is never called: a topic that Redis forgot begins again above
+// every Seq it had, so the hub need not forget any.
+func (l *listening) NewEpoch() {}
+
+func listen(t *testing.T, s *sseredis.Store) *listening {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &listening{cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		l.done <- s.Listen(ctx, after, funcListener{func(e sse.Entry) {
-			l.mu.Lock()
-			b := l.block
-			l.mu.Unlock()
-			if b != nil {
-				<-b
-			}
-			l.mu.Lock()
-			l.entries = append(l.entries, e)
-			l.mu.Unlock()
-		}, func(err error) {
-			l.mu.Lock()
-			l.states = append(l.states, err)
-			l.mu.Unlock()
-		}, nil})
-	}()
+	go func() { l.done <- s.Listen(ctx, l) }()
 	t.Cleanup(func() { l.stop(t) })
 	return l
 }
@@ -96,6 +87,37 @@ func (l *listening) count() int {
 	return len(l.entries)
 }
 
+func (l *listening) list() []sse.Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.entries)
+}
+
+// subscribed reports whether n connections are subscribed to the
+// channels of topics ("t" when none is given).
+func (l *listening) subscribed(env *testEnv, n int, topics ...string) bool {
+	if len(topics) == 0 {
+		topics = []string{"t"}
+	}
+	for _, t := range topics {
+		if env.subscribers(t) != n {
+			return false
+		}
+	}
+	return true
+}
+
+// subscribers returns the number of connections subscribed to topic's
+// channel.
+func (e *testEnv) subscribers(topic string) int {
+	ch := e.prefix + ":{" + sseredis.Escape(topic) + "}:c"
+	m, err := e.admin.PubSubNumSub(context.Background(), ch).Result()
+	if err != nil {
+		e.t.Fatalf("PUBSUB NUMSUB: %v", err)
+	}
+	return int(m[ch])
+}
+
 // checkSeqs checks that the entries are exactly after+1 .. after+n.
 func (l *listening) checkSeqs(t *testing.T, after uint64, n int) {
 	t.Helper()
@@ -113,36 +135,35 @@ func (l *listening) checkSeqs(t *testing.T, after uint64, n int) {
 	}
 }
 
-// TestListenFallsBehind: a Listen whose deliver is stuck while more than
-// 8192 events are published drops the notifications it cannot hold and
-// reads them from the stream: nothing is lost or repeated.
+// TestListenFallsBehind: a Listen whose Deliver is stuck while more than
+// 8192 events are published drops the messages it cannot hold and reads
+// them from the history: nothing is lost or repeated.
 func TestListenFallsBehind(t *testing.T) {
 	env := newEnv(t)
-	s := env.store(env.client(""), sseredis.Options{})
-	pub := env.store(env.client(""), sseredis.Options{})
-	after, err := s.Newest(context.Background())
+	s := env.store(env.client(""), sseredis.Options{MaxEventsPerTopic: 20000})
+	pub := env.store(env.client(""), sseredis.Options{MaxEventsPerTopic: 20000})
+	after, err := s.Newest(context.Background(), "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := listen(t, s, after)
+	l := listen(t, s)
+	s.Follow("t", after)
+	waitUntil(t, "the subscription", func() bool { return l.subscribed(env, 1) })
 	block := make(chan struct{})
 	l.mu.Lock()
 	l.block = block
 	l.mu.Unlock()
-	waitUntil(t, "the subscription", func() bool { return len(env.clientIDs(true)) == 1 })
 	const n = 10000
 	var wg sync.WaitGroup
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := w; i < n; i += 8 {
 				if _, err := pub.Append(context.Background(), "t", sse.Event{Data: []byte(strconv.Itoa(i))}); err != nil {
 					t.Error(err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	l.mu.Lock()
@@ -155,25 +176,52 @@ func TestListenFallsBehind(t *testing.T) {
 	}
 }
 
-// TestListenSkipsForeignNotifications: a malformed message on the channel
-// is ignored; Listen reads the stream instead and goes on.
-func TestListenSkipsForeignNotifications(t *testing.T) {
+// TestListenSkipsForeignMessages: a malformed message on a topic's channel
+// is ignored; Listen reads the history instead and goes on.
+func TestListenSkipsForeignMessages(t *testing.T) {
 	env := newEnv(t)
 	s := env.store(env.client(""), sseredis.Options{})
-	after, _ := s.Newest(context.Background())
-	l := listen(t, s, after)
-	waitUntil(t, "the subscription", func() bool { return len(env.clientIDs(true)) == 1 })
+	after, _ := s.Newest(context.Background(), "t")
+	l := listen(t, s)
+	s.Follow("t", after)
+	waitUntil(t, "the subscription", func() bool { return l.subscribed(env, 1) })
 	ctx := context.Background()
-	for i, junk := range []string{"hello", "sse1", "sse13:abc1:x", "sse2whatever"} {
+	for i, junk := range []string{"hello", "sse2", "sse23:abc1:x", "sse1whatever"} {
 		if _, err := s.Append(ctx, "t", sse.Event{Data: []byte(strconv.Itoa(i))}); err != nil {
 			t.Fatal(err)
 		}
-		env.admin.Publish(ctx, env.prefix+":events", junk)
+		env.admin.Publish(ctx, env.prefix+":{t}:c", junk)
 	}
-	waitUntil(t, "the malformed notifications to be logged", func() bool {
-		return strings.Count(env.logs.String(), "ignoring a notification") == 4
+	waitUntil(t, "the malformed messages to be logged", func() bool {
+		return strings.Count(env.logs.String(), "ignoring a malformed message") == 4
 	})
 	l.checkSeqs(t, after, 4)
+}
+
+// TestFollowUnfollow: a store subscribes to the channels of the topics it
+// follows and of no other, and Listen hands over only those.
+func TestFollowUnfollow(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{})
+	pub := env.store(env.client(""), sseredis.Options{})
+	ctx := context.Background()
+	l := listen(t, s)
+	aPos, _ := s.Newest(ctx, "a")
+	s.Follow("a", aPos)
+	waitUntil(t, "a subscribed", func() bool { return l.subscribed(env, 1, "a") })
+	appendN(t, pub, func(int) string { return "b" }, 3)
+	a := appendN(t, pub, func(int) string { return "a" }, 2)
+	l.checkSeqs(t, aPos, 2)
+	if env.subscribers("b") != 0 {
+		t.Fatal("the store subscribed to a topic it does not follow")
+	}
+	s.Unfollow("a")
+	waitUntil(t, "a unsubscribed", func() bool { return l.subscribed(env, 0, "a") })
+	appendN(t, pub, func(int) string { return "a" }, 2)
+	// Followed again from where it was: the two published meanwhile come
+	// from the history.
+	s.Follow("a", a[1].Seq)
+	l.checkSeqs(t, aPos, 4)
 }
 
 // TestOneSubscriptionPerStore: however many hubs share a store and however
@@ -200,6 +248,7 @@ func TestOneSubscriptionPerStore(t *testing.T) {
 			streams = append(streams, connect(t, srv.URL, ""))
 		}
 	}
+	waitUntil(t, "the subscription", func() bool { return env.subscribers("t") == 1 })
 	id := publish(t, hubs[1], "t", "to all")
 	for _, st := range streams {
 		if ev := next(t, st); ev.LastEventID != id {
@@ -232,8 +281,9 @@ func TestListenEndsDuringOutage(t *testing.T) {
 	p := startProxy(t, redisAddr())
 	s := env.store(env.client(p.addr), sseredis.Options{})
 	base := runtime.NumGoroutine()
-	l := listen(t, s, 0)
-	waitUntil(t, "the subscription", func() bool { return len(env.clientIDs(true)) == 1 })
+	l := listen(t, s)
+	s.Follow("t", 0)
+	waitUntil(t, "the subscription", func() bool { return l.subscribed(env, 1) })
 	p.Down()
 	waitUntil(t, "the outage to be reported", func() bool {
 		l.mu.Lock()

@@ -2,80 +2,86 @@ package sseredis
 
 import "github.com/redis/go-redis/v9"
 
-// The scripts share one layout:
+// Each topic has two keys and a channel, all with the escaped topic as
+// their hash tag, so that Redis Cluster keeps them in one slot:
 //
-//	KEYS[1] <prefix>:stream  the history, one entry per event, ID "<seq>-0"
-//	KEYS[2] <prefix>:seq     the newest Seq (INCR)
-//	KEYS[3] <prefix>:epoch   the name of the present lifetime of the keys
-//	KEYS[4] <prefix>:floor   "<seq> <epoch>": the Seq a lifetime began at
+//	<prefix>:{<topic>}:m  a hash: f, the first Seq of the topic's present
+//	                      run, and n, its newest Seq (f-1 before the first
+//	                      event of the run)
+//	<prefix>:{<topic>}:s  the history, a stream with one entry per event,
+//	                      ID "<seq>-0", fields ts (microseconds, Redis's
+//	                      clock) and data, then type, retry (nanoseconds)
+//	                      and comment when set
+//	<prefix>:{<topic>}:c  the channel each event is published on
 //
-// A stream entry's fields are, in this order, ts (milliseconds, Redis's
-// clock), topic and data, then type, retry (nanoseconds) and comment when
-// set. The scripts rely on ts and topic being the first two fields.
-//
-// A lifetime begins when the epoch or the seq key is missing (first use,
-// FLUSHALL, a restart without persistence, eviction): the script names a
-// new epoch (a random token from the caller), drops what is left of the
-// stream, and starts the sequence at the caller's floor, the highest Seq it
-// has seen, so that Seq keeps growing for every running node. IDs of the
-// earlier lifetime then carry an unknown epoch, and their clients get the
-// reset event.
-//
-// The floor is kept: the lifetime has no entry at or below it, so a
-// position there names the lifetime's start. Hubs give such positions to
-// streams that began before the lifetime did (and whose clients get the
-// lifetime's events live), so resuming from one must replay the lifetime,
-// not answer "evicted". The floor key names its lifetime: a lifetime begun
-// by an older version, which does not set it, has floor 0.
-const lifetimeLua = `
-local function begin(epoch, floor)
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[3], epoch)
-  redis.call('SET', KEYS[2], floor)
-  redis.call('SET', KEYS[4], floor .. ' ' .. epoch)
+// A run of a topic begins when its hash is missing: on first use, once the
+// topic has been idle for TopicTTL (the hash expires), or after Redis lost
+// the key (FLUSHALL, a restart without persistence, eviction). Its first
+// Seq is the time in microseconds since runOrigin, read from Redis: greater
+// than every Seq of the topic's earlier runs, which could not take more
+// than one Seq a microsecond. Within a run, Seqs follow each other by one.
+// A position below the run's start (f-1) names a place in an earlier run:
+// what followed it may be lost, so it is answered "evicted", never with a
+// history that has a gap.
+
+// runStartLua begins a run of the topic if its hash is missing, and
+// returns {f, n}. ARGV[1] is the hash's time to live in milliseconds.
+const runStartLua = `
+local function seqtext(x) return string.format('%d', x) end
+
+local function nowus()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
-local function lifetime(fresh, floor)
-  local v = redis.call('MGET', KEYS[3], KEYS[2])
+local function run(ttl, above)
+  local v = redis.call('HMGET', KEYS[1], 'f', 'n')
   if v[1] and v[2] then
-    return v[1]
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    return tonumber(v[1]), tonumber(v[2])
   end
-  begin(fresh, floor)
-  return fresh
+  local f = math.max(nowus() - ` + runOriginLua + `, above + 1)
+  redis.call('HSET', KEYS[1], 'f', seqtext(f), 'n', seqtext(f - 1))
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return f, f - 1
 end
 `
 
-// appendScript records one event and broadcasts it, atomically: the INCR,
-// the XADD, the trims and the PUBLISH happen with nothing in between, so the
-// order of the history and the order of the notifications are the same.
+// runOriginLua is runOrigin in microseconds since 1970, as Lua text:
+// 2025-01-01T00:00:00Z.
+const runOriginLua = `1735689600000000`
+
+// appendScript records one event and publishes it, atomically: the Seq,
+// the XADD, the trims and the PUBLISH happen with nothing in between, so
+// the order of the history and the order of the messages are the same.
 //
-// ARGV: channel, fresh epoch, floor, max events, max age (ms), topic, type,
-// data, retry, comment. It returns {epoch, seq, ts}.
+// KEYS: hash, stream. ARGV: hash TTL (ms), stream TTL (ms), max events,
+// max age (ms), channel, publish command, data, type, retry, comment. It
+// returns {seq, ts}.
 //
-// The notification is the entry itself, so that listeners need not read the
-// stream: "sse1" and then epoch, seq, ts, topic, type, data, retry and
-// comment, each as <decimal length>:<bytes>.
-var appendScript = redis.NewScript(lifetimeLua + `
-local epoch = lifetime(ARGV[2], ARGV[3])
-local seq = string.format('%d', redis.call('INCR', KEYS[2]))
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ts = string.format('%d', now)
-local fields = {'ts', ts, 'topic', ARGV[6], 'data', ARGV[8]}
-if ARGV[7] ~= '' then fields[#fields + 1] = 'type'; fields[#fields + 1] = ARGV[7] end
+// The message is the entry itself, so that listeners need not read the
+// stream: "sse2" and then seq, ts, type, data, retry and comment, each as
+// <decimal length>:<bytes>.
+var appendScript = redis.NewScript(runStartLua + `
+local f, n = run(ARGV[1], 0)
+n = n + 1
+local seq = seqtext(n)
+redis.call('HSET', KEYS[1], 'n', seq)
+local now = nowus()
+local ts = seqtext(now)
+local fields = {'ts', ts, 'data', ARGV[7]}
+if ARGV[8] ~= '' then fields[#fields + 1] = 'type'; fields[#fields + 1] = ARGV[8] end
 if ARGV[9] ~= '' then fields[#fields + 1] = 'retry'; fields[#fields + 1] = ARGV[9] end
 if ARGV[10] ~= '' then fields[#fields + 1] = 'comment'; fields[#fields + 1] = ARGV[10] end
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], seq .. '-0', unpack(fields))
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', unpack(fields))
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 
--- Every 16th append, drop leading entries older than the max age, up to
--- 512 at a time. (After does not return expired entries; this frees them.)
-local cutoff = now - tonumber(ARGV[5])
-local first = {}
-if tonumber(seq) % 16 == 0 then
-  first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-end
-if first[1] and tonumber(first[1][2][2]) < cutoff then
-  local batch = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 512)
+-- Drop leading entries older than the max age, at most 64 at a time.
+-- (Reads never return expired entries; this frees their memory.)
+local cutoff = now - tonumber(ARGV[4]) * 1000
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if head[1] and tonumber(head[1][2][2]) < cutoff then
+  local batch = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)
   local minid = nil
   for _, e in ipairs(batch) do
     if tonumber(e[2][2]) >= cutoff then
@@ -84,95 +90,71 @@ if first[1] and tonumber(first[1][2][2]) < cutoff then
     end
   end
   if not minid then
-    local lastid = batch[#batch][1]
-    minid = string.format('%d-0', tonumber(string.match(lastid, '^(%d+)')) + 1)
+    minid = seqtext(tonumber(string.match(batch[#batch][1], '^(%d+)')) + 1) .. '-0'
   end
-  redis.call('XTRIM', KEYS[1], 'MINID', minid)
+  redis.call('XTRIM', KEYS[2], 'MINID', minid)
 end
 
 local function ns(s) return #s .. ':' .. s end
-redis.call('PUBLISH', ARGV[1], 'sse1' .. ns(epoch) .. ns(seq) .. ns(ts) .. ns(ARGV[6]) ..
-  ns(ARGV[7]) .. ns(ARGV[8]) .. ns(ARGV[9]) .. ns(ARGV[10]))
-return {epoch, seq, ts}
+redis.call(ARGV[6], ARGV[5], 'sse2' .. ns(seq) .. ns(ts) .. ns(ARGV[8]) .. ns(ARGV[7]) ..
+  ns(ARGV[9]) .. ns(ARGV[10]))
+return {seq, ts}
 `)
 
-// stateScript returns {epoch, newest Seq}, beginning a lifetime if needed.
-// When the sequence is below the floor, the highest Seq the caller has seen,
-// Redis lost writes the caller saw, or a process that knew less began the
-// lifetime: hubs ignore entries at or below what they delivered, and IDs up
-// to the floor may name other events than they did. Then it begins a new
-// lifetime at the floor, as restartScript does, and returns {epoch, newest
-// Seq, the epoch and Seq it found}.
-//
-// ARGV: fresh epoch, floor.
-var stateScript = redis.NewScript(lifetimeLua + `
-local epoch = lifetime(ARGV[1], ARGV[2])
-local seq = redis.call('GET', KEYS[2])
-if tonumber(seq) < tonumber(ARGV[2]) then
-  begin(ARGV[1], ARGV[2])
-  return {ARGV[1], ARGV[2], epoch, seq}
-end
-return {epoch, seq}
+// newestScript returns {f, n} of the topic's run, beginning one if there
+// is none, so that the position it names (n) stays valid for the hash's
+// time to live. KEYS: hash. ARGV: hash TTL (ms).
+var newestScript = redis.NewScript(runStartLua + `
+local f, n = run(ARGV[1], 0)
+return {seqtext(f), seqtext(n)}
 `)
 
-// readScript is one page of After: it checks the position, then scans at
-// most a budget of entries after it and returns those of the wanted topics.
-// A position at or below the lifetime's floor is its start.
+// readScript reads the topic's history after a position.
 //
-// ARGV: after, limit, budget, max age (ms), topics...
+// KEYS: hash, stream. ARGV: after, limit, max age (ms).
 //
-// It returns {"unknown", epoch} when after is beyond the newest Seq,
-// {"evicted", epoch} when the entry right after it is gone or expired, or
-// {"ok", epoch, more, cursor, id1, fields1, id2, fields2, ...}: cursor is
-// the Seq of the last entry scanned, and more is "1" when the scan stopped
-// at the budget before reaching the limit.
+// It returns {status, f, n, id1, fields1, id2, fields2, ...}: status is
+// "ok" with the entries after the position; "none" when the topic has no
+// run (f and n are "0"); "unknown" when the position is beyond n; or
+// "evicted" when entries after the position are gone (an earlier run, or
+// trimmed), with the oldest entries still held that follow it.
 var readScript = redis.NewScript(`
-local epoch = redis.call('GET', KEYS[3]) or ''
-local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+local v = redis.call('HMGET', KEYS[1], 'f', 'n')
+if not (v[1] and v[2]) then return {'none', '0', '0'} end
+local f, n = tonumber(v[1]), tonumber(v[2])
 local after = tonumber(ARGV[1])
-if after > newest then return {'unknown', epoch} end
-local floor, of = string.match(redis.call('GET', KEYS[4]) or '', '^(%d+) (.+)$')
-if of == epoch then after = math.max(after, tonumber(floor)) end
-local pos = string.format('%d', after)
-if after == newest then return {'ok', epoch, '0', pos} end
-local budget = tonumber(ARGV[3])
-local batch = redis.call('XRANGE', KEYS[1], string.format('%d-0', after + 1), '+', 'COUNT', budget)
+if after > n then return {'unknown', v[1], v[2]} end
+local status = 'ok'
+if after ~= 0 and after < f - 1 then status = 'evicted' end
+local from = math.max(after + 1, f)
+if from > n then return {status, v[1], v[2]} end
 local t = redis.call('TIME')
-local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4])
-if #batch == 0 or batch[1][1] ~= string.format('%d-0', after + 1) or tonumber(batch[1][2][2]) < cutoff then
-  return {'evicted', epoch}
-end
-local want = {}
-for i = 5, #ARGV do want[ARGV[i]] = true end
+local cutoff = tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[3]) * 1000
 local limit = tonumber(ARGV[2])
-local out = {'ok', epoch, '0', pos}
-local n = 0
-local scanned = 0
+local batch = redis.call('XRANGE', KEYS[2], string.format('%d-0', from), '+', 'COUNT', limit)
+local out = {status, v[1], v[2]}
 for _, e in ipairs(batch) do
-  if n >= limit then break end
-  scanned = scanned + 1
-  out[4] = e[1]
-  if want[e[2][4]] then
+  if tonumber(e[2][2]) >= cutoff then
+    if #out == 3 and e[1] ~= string.format('%d-0', from) then out[1] = 'evicted' end
     out[#out + 1] = e[1]
     out[#out + 1] = e[2]
-    n = n + 1
   end
 end
-if n < limit and scanned == budget then out[3] = '1' end
+if #out == 3 then out[1] = 'evicted' end
 return out
 `)
 
-// restartScript begins a new lifetime at ARGV[2] if the epoch is still
-// ARGV[1] and the sequence is below ARGV[2]: Redis lost writes that
-// processes had seen (a failover to a replica that lagged, a restart from
-// an older snapshot, a flush followed by a process that knew less). IDs
-// given out since may name other events than before, so they must all
-// become unknown: a new epoch (ARGV[3]), an empty stream, and the sequence
-// above everything the caller saw. See run.regressed.
-var restartScript = redis.NewScript(lifetimeLua + `
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
-local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
-if cur >= tonumber(ARGV[2]) then return 0 end
-begin(ARGV[3], ARGV[2])
+// raiseScript begins a new run of the topic above ARGV[2] if its newest
+// Seq is below it: Redis lost writes that a listener delivered (a failover
+// to a replica that lagged, a restart from an older snapshot). Positions
+// named since may name other events than before; beginning a run above
+// them all makes every one of them "evicted".
+//
+// KEYS: hash, stream. ARGV: hash TTL (ms), the Seq delivered.
+var raiseScript = redis.NewScript(runStartLua + `
+local f, n = run(ARGV[1], 0)
+if n >= tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+run(ARGV[1], tonumber(ARGV[2]))
 return 1
 `)

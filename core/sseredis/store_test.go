@@ -28,37 +28,65 @@ func appendN(t *testing.T, s *sseredis.Store, topic func(i int) string, n int) [
 	return out
 }
 
-func TestAppendAssignsIDsInOneOrder(t *testing.T) {
+// TestSeqPerTopic: each topic is numbered on its own, by one, and stores
+// of other processes share the numbering.
+func TestSeqPerTopic(t *testing.T) {
 	env := newEnv(t)
 	s := env.store(env.client(""), sseredis.Options{})
 	other := env.store(env.client(""), sseredis.Options{}) // another process, same keys
 	ctx := context.Background()
-	var prev uint64
-	for i := range 20 {
+	if s.Epoch() == "" || s.Epoch() != other.Epoch() {
+		t.Fatalf("epochs %q and %q", s.Epoch(), other.Epoch())
+	}
+	prev := map[string]uint64{}
+	for i := range 30 {
 		st := []*sseredis.Store{s, other}[i%2]
-		e, err := st.Append(ctx, "t", sse.Event{Data: []byte("x")})
+		topic := []string{"a", "b", "c"}[i%3]
+		e, err := st.Append(ctx, topic, sse.Event{Data: []byte("x")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Seq != prev+1 {
-			t.Fatalf("Seq %d after %d: the stores do not share one sequence", e.Seq, prev)
+		if p, ok := prev[topic]; ok && e.Seq != p+1 {
+			t.Fatalf("topic %s: Seq %d after %d", topic, e.Seq, p)
 		}
-		prev = e.Seq
-		if e.Event.ID != s.ID(e.Seq) || e.Event.ID != other.ID(e.Seq) {
-			t.Fatalf("ID %q, want %q from both stores", e.Event.ID, s.ID(e.Seq))
-		}
-		if pos, err := s.Position(context.Background(), e.Event.ID); err != nil || pos != e.Seq {
-			t.Fatalf("Position(%q) = %d, %v", e.Event.ID, pos, err)
+		prev[topic] = e.Seq
+		if want := s.Epoch() + "-" + strconv.FormatUint(e.Seq, 10); e.Event.ID != want || e.Topic != topic {
+			t.Fatalf("entry %s %q, want %s %q", e.Topic, e.Event.ID, topic, want)
 		}
 		if time.Since(e.Time).Abs() > time.Minute {
 			t.Fatalf("entry time %v is not now", e.Time)
 		}
 	}
-	if n, err := other.Newest(ctx); err != nil || n != prev {
-		t.Fatalf("Newest = %d, %v; want %d", n, err, prev)
+	for topic, p := range prev {
+		if n, err := other.Newest(ctx, topic); err != nil || n != p {
+			t.Fatalf("Newest(%s) = %d, %v; want %d", topic, n, err, p)
+		}
 	}
-	if s.ID(0) == "" || !strings.HasSuffix(s.ID(0), "-0") {
-		t.Fatalf("ID(0) = %q", s.ID(0))
+}
+
+// TestNewestOfAnUnknownTopic: the position Newest gives for a topic Redis
+// does not hold is before its first event, on every process.
+func TestNewestOfAnUnknownTopic(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{})
+	ctx := context.Background()
+	pos, err := s.Newest(ctx, "quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.Newest(ctx, "quiet"); again != pos {
+		t.Fatalf("Newest changed from %d to %d with nothing published", pos, again)
+	}
+	if got, err := s.After(ctx, []string{"quiet"}, []uint64{pos}, 10); err != nil || len(got) != 0 {
+		t.Fatalf("After(Newest) = %v, %v; want nothing", got, err)
+	}
+	e := appendN(t, s, func(int) string { return "quiet" }, 1)[0]
+	if e.Seq != pos+1 {
+		t.Fatalf("first Seq %d, want %d", e.Seq, pos+1)
+	}
+	got, err := s.After(ctx, []string{"quiet"}, []uint64{pos}, 10)
+	if err != nil || len(got) != 1 || !sameEntry(got[0], e) {
+		t.Fatalf("After(Newest) = %v, %v; want the event", got, err)
 	}
 }
 
@@ -71,18 +99,17 @@ func TestEventFieldsRoundTrip(t *testing.T) {
 		{Data: []byte("")},
 		{Type: "update", Data: []byte("a\r\nb\rc\n"), Retry: 1500 * time.Millisecond, Comment: "note"},
 		{Data: []byte("nul\x00byte 世界 ✓ " + strings.Repeat("z", 70000))},
-		{Data: []byte("1:2:3:sse1"), Type: "ünï", Comment: "x:y"},
+		{Data: []byte("1:2:3:sse2"), Type: "ünï", Comment: "x:y"},
 	}
-	// Listen sees the notifications; After reads the stream; both must give
+	// Listen sees the messages; After reads the stream; both must give
 	// back exactly what was appended.
-	lctx, cancel := context.WithCancel(ctx)
-	got := make(chan sse.Entry, len(events))
-	done := make(chan error, 1)
-	newest, err := s.Newest(ctx)
+	newest, err := s.Newest(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- s.Listen(lctx, newest, funcListener{deliver: func(e sse.Entry) { got <- e }}) }()
+	l := listen(t, s)
+	s.Follow("t", newest)
+	waitUntil(t, "the subscription", func() bool { return l.subscribed(env, 1) })
 	var appended []sse.Entry
 	for _, ev := range events {
 		e, err := s.Append(ctx, "t", ev)
@@ -91,26 +118,19 @@ func TestEventFieldsRoundTrip(t *testing.T) {
 		}
 		appended = append(appended, e)
 	}
-	read, err := s.After(ctx, newest, []string{"t"}, 100)
-	if err != nil {
-		t.Fatal(err)
+	read, err := s.After(ctx, []string{"t"}, []uint64{newest}, 100)
+	if err != nil || len(read) != len(appended) {
+		t.Fatalf("After = %d entries, %v", len(read), err)
 	}
+	waitUntil(t, "the entries", func() bool { return l.count() >= len(events) })
+	got := l.list()
 	for i, want := range appended {
 		if !sameEntry(read[i], want) {
 			t.Errorf("After gave %s, want %s", show(read[i]), show(want))
 		}
-		select {
-		case e := <-got:
-			if !sameEntry(e, want) {
-				t.Errorf("Listen gave %s, want %s", show(e), show(want))
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Listen delivered nothing")
+		if !sameEntry(got[i], want) {
+			t.Errorf("Listen gave %s, want %s", show(got[i]), show(want))
 		}
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Listen returned %v, want context.Canceled", err)
 	}
 }
 
@@ -128,65 +148,88 @@ func show(e sse.Entry) string {
 	return fmt.Sprintf("{%s %d %v id=%s type=%q data=%q retry=%v comment=%q}", e.Topic, e.Seq, e.Time, e.Event.ID, e.Event.Type, d, e.Event.Retry, e.Event.Comment)
 }
 
+func seqs(es []sse.Entry) string {
+	var b strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&b, "%s%d,", e.Topic, e.Seq)
+	}
+	return b.String()
+}
+
 func TestAfter(t *testing.T) {
 	env := newEnv(t)
 	s := env.store(env.client(""), sseredis.Options{})
 	ctx := context.Background()
-	// 3000 entries, topic "rare" every 700th: the pages of the read script
-	// (1024 entries scanned at most) must be chained.
 	entries := appendN(t, s, func(i int) string {
-		if i%700 == 0 {
+		if i%100 == 0 {
 			return "rare"
 		}
 		return []string{"a", "b"}[i%2]
-	}, 3000)
-	seqs := func(es []sse.Entry) string {
-		var b strings.Builder
-		for _, e := range es {
-			fmt.Fprintf(&b, "%d,", e.Seq)
-		}
-		return b.String()
+	}, 1200)
+	by := map[string][]sse.Entry{}
+	for _, e := range entries {
+		by[e.Topic] = append(by[e.Topic], e)
 	}
-	want := func(after uint64, topics []string, limit int) []sse.Entry {
-		var out []sse.Entry
-		for _, e := range entries {
-			if e.Seq > after && len(out) < limit && (e.Topic == topics[0] || len(topics) > 1 && e.Topic == topics[1]) {
-				out = append(out, e)
+	// want checks got: each topic's entries in order, from its position
+	// on, as many in all as the limit allows.
+	check := func(got []sse.Entry, topics []string, after []uint64, limit int) bool {
+		total, next := 0, map[string]int{}
+		for i, t := range topics {
+			for j, e := range by[t] {
+				if e.Seq > after[i] {
+					next[t] = j
+					total += len(by[t]) - j
+					break
+				}
+			}
+			if _, ok := next[t]; !ok {
+				next[t] = len(by[t])
 			}
 		}
-		return out
+		if len(got) != min(total, limit) {
+			return false
+		}
+		for _, e := range got {
+			j := next[e.Topic]
+			if j >= len(by[e.Topic]) || !sameEntry(by[e.Topic][j], e) {
+				return false
+			}
+			next[e.Topic]++
+		}
+		return true
 	}
+	start := func(t string) uint64 { return by[t][0].Seq - 1 }
 	for _, c := range []struct {
-		after  uint64
 		topics []string
+		after  []uint64
 		limit  int
 	}{
-		{0, []string{"rare"}, 100},
-		{1, []string{"rare"}, 2},
-		{0, []string{"a", "rare"}, 256},
-		{2000, []string{"b"}, 5000},
-		{entries[2999].Seq - 1, []string{"a", "b"}, 10},
-		{entries[2999].Seq, []string{"a"}, 10},
-		{0, []string{"none"}, 10},
+		{[]string{"rare"}, []uint64{start("rare")}, 100},
+		{[]string{"rare"}, []uint64{start("rare") + 1}, 2},
+		{[]string{"a", "rare"}, []uint64{start("a"), start("rare")}, 256},
+		{[]string{"a", "b"}, []uint64{by["a"][300].Seq, by["b"][10].Seq}, 5000},
+		{[]string{"a", "b"}, []uint64{by["a"][len(by["a"])-1].Seq, by["b"][len(by["b"])-2].Seq}, 10},
+		{[]string{"never"}, []uint64{0}, 10},
 	} {
-		got, err := s.After(ctx, c.after, c.topics, c.limit)
+		got, err := s.After(ctx, c.topics, c.after, c.limit)
 		if err != nil {
-			t.Fatalf("After(%d, %v, %d): %v", c.after, c.topics, c.limit, err)
+			t.Fatalf("After(%v, %v, %d): %v", c.topics, c.after, c.limit, err)
 		}
-		if w := want(c.after, c.topics, c.limit); seqs(got) != seqs(w) {
-			t.Errorf("After(%d, %v, %d) = %d entries, want %d", c.after, c.topics, c.limit, len(got), len(w))
-		}
-	}
-	for _, e := range []sse.Entry{entries[0], entries[1234]} {
-		got, err := s.After(ctx, e.Seq-1, []string{e.Topic}, 1)
-		if err != nil || len(got) != 1 || !sameEntry(got[0], e) {
-			t.Errorf("After(%d) = %v, %v; want %s", e.Seq-1, got, err, show(e))
+		if !check(got, c.topics, c.after, c.limit) {
+			t.Errorf("After(%v, %v, %d) = %s", c.topics, c.after, c.limit, seqs(got))
 		}
 	}
-	if _, err := s.After(ctx, entries[2999].Seq+1, []string{"a"}, 10); !errors.Is(err, sse.ErrUnknownID) {
+	last := by["a"][len(by["a"])-1].Seq
+	if _, err := s.After(ctx, []string{"b", "a"}, []uint64{start("b"), last + 1}, 10); !errors.Is(err, sse.ErrUnknownID) {
 		t.Errorf("After beyond the newest: %v, want ErrUnknownID", err)
 	}
-	if got, err := s.After(ctx, 0, nil, 10); err != nil || len(got) != 0 {
+	if _, err := s.After(ctx, []string{"a"}, []uint64{start("a") - 5}, 10); !errors.Is(err, sse.ErrEvicted) {
+		t.Errorf("After from before the topic's history: %v, want ErrEvicted", err)
+	}
+	if _, err := s.After(ctx, []string{"never"}, []uint64{12345}, 10); !errors.Is(err, sse.ErrEvicted) {
+		t.Errorf("After on a topic Redis does not hold, from a position: %v, want ErrEvicted", err)
+	}
+	if got, err := s.After(ctx, nil, nil, 10); err != nil || len(got) != 0 {
 		t.Errorf("After without topics: %v, %v", got, err)
 	}
 }
@@ -194,21 +237,26 @@ func TestAfter(t *testing.T) {
 func TestHistoryBounds(t *testing.T) {
 	env := newEnv(t)
 	ctx := context.Background()
-	t.Run("MaxEvents", func(t *testing.T) {
-		s := env.store(env.client(""), sseredis.Options{MaxEvents: 5})
+	t.Run("MaxEventsPerTopic", func(t *testing.T) {
+		s := env.store(env.client(""), sseredis.Options{MaxEventsPerTopic: 5})
 		entries := appendN(t, s, func(int) string { return "t" }, 12)
-		if n, _ := env.admin.XLen(ctx, env.prefix+":stream").Result(); n != 5 {
+		other := appendN(t, s, func(int) string { return "u" }, 3)
+		if n, _ := env.admin.XLen(ctx, env.prefix+":{t}:s").Result(); n != 5 {
 			t.Errorf("the stream holds %d entries, want 5", n)
 		}
 		// Entries 8..12 remain: after 7 is complete, after 6 is not.
-		got, err := s.After(ctx, entries[6].Seq, []string{"t"}, 100)
+		got, err := s.After(ctx, []string{"t"}, []uint64{entries[6].Seq}, 100)
 		if err != nil || len(got) != 5 || got[0].Seq != entries[7].Seq {
 			t.Errorf("After(%d) = %d entries, %v; want the 5 kept", entries[6].Seq, len(got), err)
 		}
-		for _, after := range []uint64{0, entries[0].Seq, entries[5].Seq} {
-			if _, err := s.After(ctx, after, []string{"t"}, 100); !errors.Is(err, sse.ErrEvicted) {
+		for _, after := range []uint64{entries[0].Seq, entries[5].Seq} {
+			if _, err := s.After(ctx, []string{"t"}, []uint64{after}, 100); !errors.Is(err, sse.ErrEvicted) {
 				t.Errorf("After(%d): %v, want ErrEvicted", after, err)
 			}
+		}
+		// A loud topic does not push a quiet one's history out.
+		if got, err := s.After(ctx, []string{"u"}, []uint64{other[0].Seq - 1}, 100); err != nil || len(got) != 3 {
+			t.Errorf("the quiet topic: %d entries, %v", len(got), err)
 		}
 	})
 	env.lose()
@@ -217,170 +265,69 @@ func TestHistoryBounds(t *testing.T) {
 		old := appendN(t, s, func(int) string { return "t" }, 3)
 		time.Sleep(400 * time.Millisecond)
 		// Expired but not yet trimmed: After knows anyway.
-		if _, err := s.After(ctx, old[0].Seq-1, []string{"t"}, 100); !errors.Is(err, sse.ErrEvicted) {
+		if _, err := s.After(ctx, []string{"t"}, []uint64{old[0].Seq - 1}, 100); !errors.Is(err, sse.ErrEvicted) {
 			t.Errorf("After over expired entries: %v, want ErrEvicted", err)
 		}
-		// Appends trim expired entries (every 16th does).
-		fresh := appendN(t, s, func(int) string { return "t" }, 20)
-		if n, _ := env.admin.XLen(ctx, env.prefix+":stream").Result(); n != 20 {
-			t.Errorf("after 20 appends the stream holds %d entries, want the 20 fresh ones", n)
+		fresh := appendN(t, s, func(int) string { return "t" }, 5)
+		if n, _ := env.admin.XLen(ctx, env.prefix+":{t}:s").Result(); n != 5 {
+			t.Errorf("after 5 appends the stream holds %d entries, want the 5 fresh ones", n)
 		}
-		got, err := s.After(ctx, old[2].Seq, []string{"t"}, 100)
-		if err != nil || len(got) != 20 || got[0].Seq != fresh[0].Seq {
+		got, err := s.After(ctx, []string{"t"}, []uint64{old[2].Seq}, 100)
+		if err != nil || len(got) != 5 || got[0].Seq != fresh[0].Seq {
 			t.Errorf("After the expired ones: %d entries, %v", len(got), err)
 		}
+		if ttl, _ := env.admin.PTTL(ctx, env.prefix+":{t}:s").Result(); ttl <= 0 || ttl > 300*time.Millisecond {
+			t.Errorf("the stream's TTL is %v, want MaxAge", ttl)
+		}
 	})
 }
 
-func TestPosition(t *testing.T) {
+// TestKeysByTopic: every key and channel of a topic has the topic as its
+// hash tag, escaped, so that Redis Cluster keeps them in one slot.
+func TestKeysByTopic(t *testing.T) {
 	env := newEnv(t)
 	s := env.store(env.client(""), sseredis.Options{})
-	e := appendN(t, s, func(int) string { return "t" }, 3)[2]
-	epoch, _, _ := strings.Cut(e.Event.ID, "-")
-	for _, id := range []string{
-		"", "-", epoch, epoch + "-", epoch + "-x", epoch + "-+3", epoch + "-03", epoch + "--3",
-		epoch + "-3-0", "other-3", "ffffffffffff-3", epoch + " -3", epoch + "-18446744073709551616",
-		strings.Repeat("a", 33) + "-3",
-	} {
-		if _, err := s.Position(context.Background(), id); !errors.Is(err, sse.ErrUnknownID) {
-			t.Errorf("Position(%q): %v, want ErrUnknownID", id, err)
-		}
-	}
-	if pos, err := s.Position(context.Background(), e.Event.ID); err != nil || pos != e.Seq {
-		t.Errorf("Position(%q) = %d, %v", e.Event.ID, pos, err)
-	}
-	beyond := epoch + "-" + strconv.FormatUint(e.Seq+5, 10)
-	if _, err := s.Position(context.Background(), beyond); !errors.Is(err, sse.ErrUnknownID) {
-		t.Errorf("Position(%q) beyond the newest: %v, want ErrUnknownID", beyond, err)
-	}
-	if _, err := s.After(context.Background(), e.Seq+5, []string{"t"}, 10); !errors.Is(err, sse.ErrUnknownID) {
-		t.Errorf("After(%d) beyond the newest: %v, want ErrUnknownID", e.Seq+5, err)
-	}
-	// An ID that another process issued after this one last looked is
-	// known: Position asks Redis.
-	other := env.store(env.client(""), sseredis.Options{})
-	newer := appendN(t, other, func(int) string { return "t" }, 3)[2]
-	if pos, err := s.Position(context.Background(), newer.Event.ID); err != nil || pos != newer.Seq {
-		t.Errorf("Position(%q) of an ID issued elsewhere = %d, %v", newer.Event.ID, pos, err)
-	}
-}
-
-// TestNewLifetime: when Redis loses the keys (flush, restart without
-// persistence), a new epoch begins: old IDs are unknown, and Seq keeps
-// growing, so running hubs deliver the new events.
-func TestNewLifetime(t *testing.T) {
-	env := newEnv(t)
-	a := env.node("a", nodeConfig{})
-	st := connect(t, a.url+"?topic=t", "")
-	var oldID string
-	for i := range 5 {
-		oldID = publish(t, a.hub, "t", "old"+strconv.Itoa(i))
-		if ev := next(t, st); ev.LastEventID != oldID {
-			t.Fatalf("got %+v", ev)
-		}
-	}
-	oldSeq, _ := a.store.Position(context.Background(), oldID)
-	env.lose()
-	id := publish(t, a.hub, "t", "new")
-	if ev := next(t, st); ev.Data != "new" || ev.LastEventID != id {
-		t.Fatalf("after the keys were lost got %+v, want the new event", ev)
-	}
-	if id[:strings.IndexByte(id, '-')] == oldID[:strings.IndexByte(oldID, '-')] {
-		t.Fatalf("the epoch did not change: %s then %s", oldID, id)
-	}
-	if pos, err := a.store.Position(context.Background(), id); err != nil || pos <= oldSeq {
-		t.Fatalf("the new lifetime's first Seq is %d (%v); want above %d", pos, err, oldSeq)
-	}
-	if _, err := a.store.Position(context.Background(), oldID); !errors.Is(err, sse.ErrUnknownID) {
-		t.Fatalf("Position of an ID of the old lifetime: %v, want ErrUnknownID", err)
-	}
-	resumed := connect(t, a.url+"?topic=t", oldID)
-	if ev := next(t, resumed); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
-		t.Fatalf("resuming with an ID of the old lifetime gave %+v, want a reset", ev)
-	}
-}
-
-// TestNewLifetimeBelowPosition: a process that starts right after Redis
-// lost the keys begins the new history at 0, below what running hubs have
-// delivered; their listeners raise the sequence, and they deliver again.
-func TestNewLifetimeBelowPosition(t *testing.T) {
-	env := newEnv(t)
-	a := env.node("a", nodeConfig{direct: true})
-	st := connect(t, a.url+"?topic=t", "")
-	for i := range 50 {
-		publish(t, a.hub, "t", strconv.Itoa(i))
-	}
-	for range 50 {
-		next(t, st)
-	}
-	env.lose()
-	b := env.node("b", nodeConfig{direct: true}) // knows nothing: new lifetime at 0
-	// A's listener sees it at the latest with the first event below its
-	// position; it raises the sequence, so the next events reach A.
-	publish(t, b.hub, "t", "low")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		id := publish(t, b.hub, "t", "probe")
-		seq, _ := b.store.Position(context.Background(), id)
-		if seq > 50 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sequence was not raised above A's position")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	id := publish(t, b.hub, "t", "after")
-	for {
-		ev := next(t, st)
-		if ev.Data == "after" {
-			if ev.LastEventID != id {
-				t.Fatalf("got %+v, want id %s", ev, id)
-			}
-			break
-		}
-	}
-}
-
-// TestLostWrites: a failover to a replica that had not yet received the
-// newest writes sets the sequence back within the same epoch. Listeners
-// notice when they resubscribe, and begin a new history above what they
-// delivered: new events reach their clients, and IDs of the lost writes,
-// which could now name other events, are unknown.
-func TestLostWrites(t *testing.T) {
-	env := newEnv(t)
 	ctx := context.Background()
-	a := env.node("A", nodeConfig{direct: true})
-	st := connect(t, a.url+"?topic=t", "")
-	var ids []string
-	for i := range 30 {
-		ids = append(ids, publish(t, a.hub, "t", strconv.Itoa(i)))
-		next(t, st)
+	for _, topic := range []string{"plain", "}odd{", "100%", "a:b", "ünï"} {
+		appendN(t, s, func(int) string { return topic }, 1)
+		tag := sseredis.Escape(topic)
+		if strings.ContainsAny(tag, "{}") {
+			t.Fatalf("Escape(%q) = %q", topic, tag)
+		}
+		for _, k := range []string{":{" + tag + "}:s", ":{" + tag + "}:m"} {
+			if n, _ := env.admin.Exists(ctx, env.prefix+k).Result(); n != 1 {
+				t.Errorf("topic %q: no key %s", topic, env.prefix+k)
+			}
+		}
 	}
-	// What a replica 10 writes behind looks like once promoted.
-	last, _ := a.store.Position(context.Background(), ids[29])
-	for seq := last - 9; seq <= last; seq++ {
-		env.admin.XDel(ctx, env.prefix+":stream", strconv.FormatUint(seq, 10)+"-0")
+	if sseredis.Escape("a{b}%") != "a%7Bb%7D%25" {
+		t.Errorf("Escape = %q", sseredis.Escape("a{b}%"))
 	}
-	env.admin.Set(ctx, env.prefix+":seq", last-10, 0)
-	env.killClients("pubsub") // a failover drops the connections
-	waitUntil(t, "a new history", func() bool {
-		epoch, _ := env.admin.Get(ctx, env.prefix+":epoch").Result()
-		return !strings.HasPrefix(ids[0], epoch+"-")
-	})
-	id := publish(t, a.hub, "t", "after")
-	if ev := next(t, st); ev.Data != "after" || ev.LastEventID != id {
-		t.Fatalf("after the lost writes the client got %+v, want the new event", ev)
+}
+
+// TestJump: topics spread evenly over shards, and adding a shard moves only
+// the topics that go to it.
+func TestJump(t *testing.T) {
+	const keys = 30000
+	count := make([]int, 3)
+	moved := 0
+	for k := range uint64(keys) {
+		key := k * 0x9E3779B97F4A7C15
+		b3 := sseredis.Jump(key, 3)
+		count[b3]++
+		if b4 := sseredis.Jump(key, 4); b4 != b3 && b4 != 3 {
+			t.Fatalf("key %d moved from %d to %d", k, b3, b4)
+		} else if b4 == 3 {
+			moved++
+		}
 	}
-	if seq, _ := a.store.Position(context.Background(), id); seq <= last {
-		t.Fatalf("the new history begins at %d, not above %d", seq, last)
+	for i, n := range count {
+		if n < keys/3*9/10 || n > keys/3*11/10 {
+			t.Errorf("shard %d has %d of %d keys", i, n, keys)
+		}
 	}
-	resumed := connect(t, a.url+"?topic=t", ids[25])
-	if ev := next(t, resumed); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
-		t.Fatalf("resuming from a lost write gave %+v, want a reset", ev)
-	}
-	if !strings.Contains(env.logs.String(), "lost writes") {
-		t.Error("the lost writes were not logged")
+	if moved < keys/4*9/10 || moved > keys/4*11/10 {
+		t.Errorf("%d keys moved to the new shard, want about a quarter", moved)
 	}
 }
 
@@ -393,10 +340,13 @@ func TestNewErrors(t *testing.T) {
 		want string
 	}{
 		{sseredis.Options{}, "Options.Client is nil"},
-		{sseredis.Options{Client: c, MaxEvents: -1}, "Options.MaxEvents is -1"},
+		{sseredis.Options{Client: c, Shards: []redis.UniversalClient{c}}, "both set"},
+		{sseredis.Options{Shards: []redis.UniversalClient{c, nil}}, "Shards[1] is nil"},
+		{sseredis.Options{Client: c, MaxEventsPerTopic: -1}, "Options.MaxEventsPerTopic is -1"},
 		{sseredis.Options{Client: c, MaxAge: -time.Second}, "Options.MaxAge is -1s"},
 		{sseredis.Options{Client: c, MaxAge: time.Microsecond}, "Options.MaxAge is 1µs"},
-		{sseredis.Options{Client: redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{redisAddr()}})}, "has no hash tag"},
+		{sseredis.Options{Client: c, MaxAge: 2 * time.Hour, TopicTTL: time.Hour}, "less than MaxAge"},
+		{sseredis.Options{Client: c, Prefix: "{app}"}, "contains '{'"},
 	} {
 		s, err := sseredis.New(ctx, c.opts)
 		if err == nil || s != nil || !strings.Contains(err.Error(), c.want) {
@@ -411,11 +361,48 @@ func TestNewErrors(t *testing.T) {
 	defer unreachable.Close()
 	start := time.Now()
 	s, err := sseredis.New(ctx, sseredis.Options{Client: unreachable})
-	if err == nil || s != nil || !strings.Contains(err.Error(), "Redis is not reachable") {
+	if err == nil || s != nil || !strings.Contains(err.Error(), "Redis (shard 0) is not reachable") {
 		t.Errorf("New with Redis unreachable = %v, %v; want an error saying so", s, err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("New took %v to fail", d)
 	}
-	t.Logf("unreachable: %v", err)
+}
+
+// TestAfterKeepsEachTopicsOrder: entries of several topics come by the
+// time Redis recorded them, but never out of their topic's order, even
+// when Redis's clock went back (a failover to another machine, an NTP
+// step).
+func TestAfterKeepsEachTopicsOrder(t *testing.T) {
+	env := newEnv(t)
+	s := env.store(env.client(""), sseredis.Options{})
+	ctx := context.Background()
+	x := appendN(t, s, func(int) string { return "x" }, 3)
+	y := appendN(t, s, func(int) string { return "y" }, 1)
+	// x's last entry recorded with a time before every other.
+	key := env.prefix + ":{x}:s"
+	env.admin.Del(ctx, key)
+	for i, e := range x {
+		ts := e.Time.UnixMicro()
+		if i == 2 {
+			ts = x[0].Time.UnixMicro() - 1e6
+		}
+		id := strconv.FormatUint(e.Seq, 10) + "-0"
+		if err := env.admin.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: id, Values: []any{"ts", strconv.FormatInt(ts, 10), "data", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.After(ctx, []string{"x", "y"}, []uint64{x[0].Seq - 1, y[0].Seq - 1}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xs []uint64
+	for _, e := range got {
+		if e.Topic == "x" {
+			xs = append(xs, e.Seq)
+		}
+	}
+	if len(got) != 4 || len(xs) != 3 || xs[0] != x[0].Seq || xs[1] != x[1].Seq || xs[2] != x[2].Seq {
+		t.Fatalf("After = %s; want x's entries in their order", seqs(got))
+	}
 }

@@ -239,6 +239,33 @@ func TestOptionPrecedence(t *testing.T) {
 	}
 }
 
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := newHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	app := fiber.New()
+	app.Get("/before", fibersse.Handler(hub, fibersse.WithHandlerOptions(base), fibersse.WithAuth(nil), fibersse.WithCORS(nil), fibersse.Topics("t")))
+	app.Get("/after", fibersse.Handler(hub, fibersse.WithAuth(nil), fibersse.WithCORS(nil), fibersse.Topics("t"), fibersse.WithHandlerOptions(base)))
+	url := start(t, hub, app)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, url+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := ssetest.Publish(t, hub, "t", path)
+		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
+			t.Errorf("%s: got %+v, want %s", path, ev, id)
+		}
+		st.Close()
+	}
+}
+
 // TestRequestConversion: the request the core sees carries what the
 // client sent.
 func TestRequestConversion(t *testing.T) {

@@ -105,7 +105,7 @@ func storeMem(c string) {
 	}
 	r.Retained = int64(last - floor)
 	if c == "events" {
-		all, err := s.After(ctx, floor, names, int(last)+1)
+		all, err := after(ctx, s, floor, names, int(last)+1)
 		if err != nil || int64(len(all)) != r.Retained {
 			log.Fatalf("After(%d) gave %d events (%v); the bisection found %d", floor, len(all), err, r.Retained)
 		}
@@ -125,7 +125,7 @@ func evictedBelow(ctx context.Context, s *sse.MemoryStore, last uint64, topics [
 	lo, hi := uint64(0), last // After(hi) never answers ErrEvicted
 	for lo < hi {
 		m := lo + (hi-lo)/2
-		_, err := s.After(ctx, m, topics, 1)
+		_, err := after(ctx, s, m, topics, 1)
 		switch {
 		case errors.Is(err, sse.ErrEvicted):
 			lo = m + 1
@@ -145,4 +145,26 @@ func heapInUse() int64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// after asks s for the entries of topics after position p, through
+// whichever After the core being measured has: older cores take one
+// position for all topics, newer ones a position per topic. The
+// MemoryStore numbers all topics in one sequence, so both ask the same.
+func after(ctx context.Context, s *sse.MemoryStore, p uint64, topics []string, limit int) ([]sse.Entry, error) {
+	switch st := any(s).(type) {
+	case interface {
+		After(context.Context, []string, []uint64, int) ([]sse.Entry, error)
+	}:
+		ps := make([]uint64, len(topics))
+		for i := range ps {
+			ps[i] = p
+		}
+		return st.After(ctx, topics, ps, limit)
+	case interface {
+		After(context.Context, uint64, []string, int) ([]sse.Entry, error)
+	}:
+		return st.After(ctx, p, topics, limit)
+	}
+	return nil, fmt.Errorf("this core's MemoryStore has an After of type %T, which the store-memory mode does not know", reflect.ValueOf(s).MethodByName("After").Interface())
 }

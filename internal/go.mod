@@ -1,0 +1,7 @@
+module github.com/ssekit/ssekit/internal
+
+go 1.26.0
+
+require github.com/ssekit/ssekit/core v0.0.0
+
+replace github.com/ssekit/ssekit/core => ../core
