@@ -10,10 +10,12 @@ require (
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/echo/v5 v5.4.4
 	github.com/launchdarkly/eventsource v1.11.0
+	github.com/nats-io/nats.go v1.56.0
 	github.com/r3labs/sse/v2 v2.10.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/ssekit/ssekit/chisse v0.0.0
 	github.com/ssekit/ssekit/core v0.0.0
+	github.com/ssekit/ssekit/core/ssenats v0.0.0
 	github.com/ssekit/ssekit/core/sseredis v0.0.0
 	github.com/ssekit/ssekit/echosse v0.0.0
 	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
@@ -49,8 +51,8 @@ require (
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
-	github.com/klauspost/compress v1.18.4 // indirect
-	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
+	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
@@ -58,6 +60,8 @@ require (
 	github.com/mattn/go-runewidth v0.0.16 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
@@ -84,6 +88,7 @@ require (
 replace (
 	github.com/ssekit/ssekit/chisse => ../chisse
 	github.com/ssekit/ssekit/core => ../core
+	github.com/ssekit/ssekit/core/ssenats => ../core/ssenats
 	github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
