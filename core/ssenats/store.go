@@ -428,8 +428,8 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 	recreated := false
 	for {
 		payload := encodeEvent(nil, ts.last, &ev)
-		if max := s.nc.MaxPayload(); int64(len(payload)+200) > max {
-			return sse.Entry{}, fmt.Errorf("ssenats: Append: the event takes about %d bytes, more than the NATS server's max_payload (%d); raise max_payload or lower sse.Options.MaxEventBytes", len(payload)+200, max)
+		if limit := s.nc.MaxPayload(); int64(len(payload)+200) > limit {
+			return sse.Entry{}, fmt.Errorf("ssenats: Append: the event takes about %d bytes, more than the NATS server's max_payload (%d); raise max_payload or lower sse.Options.MaxEventBytes", len(payload)+200, limit)
 		}
 		msg := &nats.Msg{Subject: subject, Data: payload, Header: nats.Header{}}
 		ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(ts.last))
