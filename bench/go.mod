@@ -13,18 +13,23 @@ require (
 	github.com/nats-io/nats.go v1.56.0
 	github.com/r3labs/sse/v2 v2.10.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/ssekit/ssekit/chisse v0.0.0
-	github.com/ssekit/ssekit/core v0.0.0
-	github.com/ssekit/ssekit/core/ssenats v0.0.0
-	github.com/ssekit/ssekit/core/sseredis v0.0.0
-	github.com/ssekit/ssekit/echosse v0.0.0
-	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
-	github.com/ssekit/ssekit/fibersse v0.0.0
-	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
-	github.com/ssekit/ssekit/ginsse v0.0.0
+	github.com/ssekit/ssekit/chisse v0.1.0
+	github.com/ssekit/ssekit/core v0.1.0
+	github.com/ssekit/ssekit/core/ssenats v0.1.0
+	github.com/ssekit/ssekit/core/sseredis v0.1.0
+	github.com/ssekit/ssekit/echosse v0.1.0
+	github.com/ssekit/ssekit/echosse/echo5 v0.1.0
+	github.com/ssekit/ssekit/fibersse v0.1.0
+	github.com/ssekit/ssekit/fibersse/fiber3 v0.1.0
+	github.com/ssekit/ssekit/ginsse v0.1.0
 	github.com/tmaxmax/go-sse v0.12.0
 	gonum.org/v1/plot v0.17.0
 	gopkg.in/cenkalti/backoff.v1 v1.1.0
+)
+
+require (
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
 )
 
 require (
@@ -60,14 +65,12 @@ require (
 	github.com/mattn/go-runewidth v0.0.16 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
-	github.com/nats-io/nkeys v0.4.16 // indirect
-	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/rivo/uniseg v0.2.0 // indirect
-	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
+	github.com/ssekit/ssekit/fasthttpsse v0.1.0 // indirect
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -97,3 +100,5 @@ replace (
 	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse
 )
+
+replace github.com/ssekit/ssekit/internal => ../internal

@@ -12,14 +12,14 @@ require (
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/echo/v5 v5.4.4
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/ssekit/ssekit/chisse v0.0.0
-	github.com/ssekit/ssekit/core v0.0.0
-	github.com/ssekit/ssekit/core/sseredis v0.0.0
-	github.com/ssekit/ssekit/echosse v0.0.0
-	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
-	github.com/ssekit/ssekit/fibersse v0.0.0
-	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
-	github.com/ssekit/ssekit/ginsse v0.0.0
+	github.com/ssekit/ssekit/chisse v0.1.0
+	github.com/ssekit/ssekit/core v0.1.0
+	github.com/ssekit/ssekit/core/sseredis v0.1.0
+	github.com/ssekit/ssekit/echosse v0.1.0
+	github.com/ssekit/ssekit/echosse/echo5 v0.1.0
+	github.com/ssekit/ssekit/fibersse v0.1.0
+	github.com/ssekit/ssekit/fibersse/fiber3 v0.1.0
+	github.com/ssekit/ssekit/ginsse v0.1.0
 	github.com/tmaxmax/go-sse v0.12.0
 	github.com/valyala/fasthttp v1.69.0
 )
@@ -61,7 +61,8 @@ require (
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.59.0 // indirect
-	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
+	github.com/ssekit/ssekit/fasthttpsse v0.1.0 // indirect
+	github.com/ssekit/ssekit/internal v0.1.0
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -93,3 +94,5 @@ replace github.com/ssekit/ssekit/chisse => ../chisse
 replace github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
 
 replace github.com/ssekit/ssekit/fibersse => ../fibersse
+
+replace github.com/ssekit/ssekit/internal => ../internal

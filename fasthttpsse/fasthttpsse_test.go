@@ -14,6 +14,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/fasthttpsse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // serve runs srv on a 127.0.0.1 listener and returns its base URL. At the
@@ -116,7 +117,7 @@ func TestUnservedDetachedStreamHoldsNothing(t *testing.T) {
 	}
 	srv.Handler = fasthttpsse.Handler(hub, opts, srv)
 	st := ssetest.Open(t, serve(t, hub, srv)+"/events", "", nil)
-	id := ssetest.Publish(t, hub, "t", "x")
+	id := testkit.Publish(t, hub, "t", "x")
 	if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 		t.Fatalf("with MaxStreams 1, after three streams that were never handed over: got %+v", ev)
 	}

@@ -2,6 +2,4 @@ module github.com/ssekit/ssekit/internal
 
 go 1.26.0
 
-require github.com/ssekit/ssekit/core v0.0.0
-
-replace github.com/ssekit/ssekit/core => ../core
+require github.com/ssekit/ssekit/core v0.1.0

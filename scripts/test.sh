@@ -51,6 +51,10 @@ for dir in "${modules[@]}"; do
 	(cd "$dir" && go test -race -count=1 -timeout 10m ./...)
 done
 
+# Each published module alone, an install with go get from a module proxy
+# of the checkout without the network, Go 1.27, the API check.
+bash scripts/release-check.sh
+
 step "core: fuzz the encoder for ${FUZZTIME:=20s}"
 (cd core && go test -run '^$' -fuzz '^FuzzAppendEvent$' -fuzztime "$FUZZTIME" -fuzzminimizetime 5s ./sse)
 

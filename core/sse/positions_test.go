@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -23,10 +24,10 @@ func TestPositionPerTopic(t *testing.T) {
 	srvA, srvB := serve(t, a, opts), serve(t, b, opts)
 
 	st := connect(t, srvA.URL+"?topic=y&topic=x", "")
-	ssetest.WaitStreams(t, a, 1)
+	testkit.WaitStreams(t, a, 1)
 	want := map[string][]string{}
 	pub := func(topic, data string) {
-		ssetest.Publish(t, b, topic, data)
+		testkit.Publish(t, b, topic, data)
 		want[topic] = append(want[topic], data)
 	}
 	pub("x", "x1")
@@ -74,7 +75,7 @@ func TestOrderedStoreIDsAreOneSeq(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
 	st := connect(t, srv.URL+"?topic=a&topic=b", "")
-	ids := []string{ssetest.Publish(t, h, "b", "1"), ssetest.Publish(t, h, "a", "2")}
+	ids := []string{testkit.Publish(t, h, "b", "1"), testkit.Publish(t, h, "a", "2")}
 	for _, id := range ids {
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v, want the event's own ID %s", ev, id)
@@ -96,14 +97,14 @@ func TestLongIDsResume(t *testing.T) {
 		url += fmt.Sprintf("topic=t%02d&", i)
 	}
 	st := connect(t, url, "")
-	ssetest.WaitStreams(t, h, 1)
-	ssetest.Publish(t, h, "t00", "first")
+	testkit.WaitStreams(t, h, 1)
+	testkit.Publish(t, h, "t00", "first")
 	first := next(t, st)
 	if n := strings.Count(first.LastEventID, ".") + 1; n != 32 || len(first.LastEventID) <= 256 {
 		t.Fatalf("got the ID %q, want 32 long positions", first.LastEventID)
 	}
 	st.Close()
-	ssetest.Publish(t, h, "t31", "second")
+	testkit.Publish(t, h, "t31", "second")
 
 	resumed := connect(t, url, first.LastEventID)
 	if ev := next(t, resumed); ev.Type != "" && ev.Type != "message" || ev.Data != "second" {
@@ -124,9 +125,9 @@ func TestNewEpoch(t *testing.T) {
 	srvA, srvB := serve(t, a, opts), serve(t, b, opts)
 
 	st := connect(t, srvA.URL+"?topic=x&topic=y", "")
-	ssetest.WaitStreams(t, a, 1)
+	testkit.WaitStreams(t, a, 1)
 	for i := range 3 {
-		ssetest.Publish(t, b, "x", fmt.Sprint("old", i))
+		testkit.Publish(t, b, "x", fmt.Sprint("old", i))
 		if ev := ssetest.NextWithin(t, st, 10*time.Second); ev.Data != fmt.Sprint("old", i) {
 			t.Fatalf("got %+v, want old%d", ev, i)
 		}
@@ -137,7 +138,7 @@ func TestNewEpoch(t *testing.T) {
 		fresh = newTestStore(t)
 	}
 	bus.restart(fresh)
-	ssetest.Publish(t, b, "x", "new0")
+	testkit.Publish(t, b, "x", "new0")
 	ev := ssetest.NextWithin(t, st, 10*time.Second)
 	if ev.Type != "sse-reset" || ev.Data != `{"reason":"new-epoch"}` {
 		t.Fatalf("after the store's restart got %+v, want a reset for the new epoch", ev)
@@ -152,7 +153,7 @@ func TestNewEpoch(t *testing.T) {
 	st.Close()
 
 	// The ID of the new lifetime resumes on the other hub.
-	ssetest.Publish(t, b, "y", "new1")
+	testkit.Publish(t, b, "y", "new1")
 	resumed := connect(t, srvB.URL+"?topic=x&topic=y", ev.LastEventID)
 	if ev := ssetest.NextWithin(t, resumed, 10*time.Second); ev.Data != "new1" {
 		t.Fatalf("resumed with %+v, want new1", ev)

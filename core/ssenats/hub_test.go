@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssenats"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -103,7 +104,7 @@ func collect(st interface{ Next() (ssetest.Event, error) }, n int) ([]ssetest.Ev
 // each topic's events exactly in the stream's order, none missing, none
 // twice.
 func TestOrderAcrossHubs(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	nodes := []*node{env.node("A", nodeConfig{direct: true}), env.node("B", nodeConfig{direct: true}), env.node("C", nodeConfig{direct: true})}
 	type reader struct {
@@ -161,7 +162,7 @@ func TestOrderAcrossHubs(t *testing.T) {
 // TestResumeOnAnotherNode: a client resumes on another node from an ID of
 // the first, and gets exactly what it missed, then live events.
 func TestResumeOnAnotherNode(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	a, b := env.node("A", nodeConfig{direct: true}), env.node("B", nodeConfig{direct: true})
 	st := connect(t, a.url+"?topic=t&topic=u", "")
@@ -200,7 +201,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 // end, has exactly the stream's events of its topics after its first
 // position: none lost, none twice, each topic in order.
 func TestNodeKill(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	for round := range 3 {
 		t.Run(strconv.Itoa(round), func(t *testing.T) {
 			env := newEnv(t)
@@ -273,7 +274,7 @@ func TestNodeKill(t *testing.T) {
 // publishing fails while it lasts, and a client gets every event
 // published before and after, in order, without a reset.
 func TestServerRestart(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	srv := startServer(t)
 	env := newEnv(t, srv.url())
 	a := env.node("A", nodeConfig{direct: true})
@@ -333,7 +334,7 @@ func TestServerRestart(t *testing.T) {
 // refuses new ones) while node B publishes. When it is back, A reads what
 // it missed from the stream: its client gets every event, in order.
 func TestConnectionLoss(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	a := env.node("A", nodeConfig{})
 	b := env.node("B", nodeConfig{direct: true})
@@ -371,7 +372,7 @@ func TestConnectionLoss(t *testing.T) {
 // outage cannot be delivered: A's client gets the reset event, then the
 // events the stream still holds; never a silent gap.
 func TestOutageLongerThanHistory(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	opts := ssenats.Options{MaxEventsPerTopic: 3}
 	a := env.node("A", nodeConfig{store: opts})
@@ -413,7 +414,7 @@ func TestOutageLongerThanHistory(t *testing.T) {
 // TestEndStreamsAcrossNodes: ending alice's streams on one node ends them
 // on every node that shares the stream (signals); bob's stay.
 func TestEndStreamsAcrossNodes(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	auth := &sse.Auth{Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
 		user, ok := strings.CutPrefix(token, "tok-")
@@ -457,7 +458,7 @@ func TestEndStreamsAcrossNodes(t *testing.T) {
 // from a single-topic ID (one Seq stands for every topic), with exactly
 // the events after it, in the stream's order.
 func TestResume(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	a := env.node("A", nodeConfig{direct: true})
 	st := open(t, a.url+"?topic=a&topic=b", "")
@@ -510,7 +511,7 @@ func TestResume(t *testing.T) {
 // of the bytes that NATS carries to them together: only the topics its
 // clients follow.
 func TestInterestBased(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	nodes := []*node{env.node("A", nodeConfig{direct: true}), env.node("B", nodeConfig{direct: true}), env.node("C", nodeConfig{direct: true})}
 	const topics = 30

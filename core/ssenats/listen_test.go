@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssenats"
-	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 // recorder is an sse.Listener that records what it is handed; slow makes
@@ -91,7 +91,7 @@ func listen(t testing.TB, s *ssenats.Store, r *recorder) {
 // position Follow gave, and nothing of other topics; after Unfollow, the
 // topic's subscription is gone.
 func TestListenFollow(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	nc := env.conn("")
 	s := env.store(nc, ssenats.Options{})
@@ -142,7 +142,7 @@ func TestListenFollow(t *testing.T) {
 // NATS drops live messages, still gets every event of its topics, in
 // order, once each: it reads what was dropped from the stream.
 func TestSlowConsumer(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	old := ssenats.SetInboxSize(4)
 	t.Cleanup(func() { ssenats.SetInboxSize(old) })
 	env := newEnv(t)
@@ -188,7 +188,7 @@ func TestSlowConsumer(t *testing.T) {
 // TestListenSharedStore: two Listens of one store (two hubs sharing it)
 // each get every event of a topic either of them follows.
 func TestListenSharedStore(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	s := env.store(env.conn(""), ssenats.Options{})
 	ctx := context.Background()
@@ -217,7 +217,7 @@ func TestListenSharedStore(t *testing.T) {
 // server's advisories), reports the new epoch, and delivers the new
 // stream's events.
 func TestListenStreamRecreated(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	env := newEnv(t)
 	a := env.store(env.conn(""), ssenats.Options{})
 	b := env.store(env.conn(""), ssenats.Options{})

@@ -290,7 +290,7 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 }
 
 // checkGoroutines fails the test if goroutines that it started are still
-// running 5s after it ended, as ssetest.CheckGoroutines does, except for
+// running 5s after it ended, as testkit.CheckGoroutines does, except for
 // two that fasthttp (under Fiber) leaves behind by design: the one that
 // updates its Date header, started once for the process, and its worker
 // pool's cleaner, which sleeps 10s between checks of whether the server

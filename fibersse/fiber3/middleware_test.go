@@ -17,6 +17,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestMiddlewareTable: Fiber v3's own middleware in front of a stream
@@ -106,7 +107,7 @@ func TestMiddlewareTable(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond) // past the timeout middleware's limit
 			for _, data := range []string{"one", "two", "three"} {
-				id := ssetest.Publish(t, hub, "t", data)
+				id := testkit.Publish(t, hub, "t", data)
 				if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.Data != data || ev.LastEventID != id {
 					t.Fatalf("got %+v, want %s", ev, data)
 				}
@@ -153,7 +154,7 @@ func middlewareKitServer(mw []fiber.Handler, wrap func(fiber.Handler) fiber.Hand
 // place under MaxStreams 1 back.
 func checkRefused(t *testing.T, hub *sse.Hub, base string, logs *syncBuffer) {
 	t.Helper()
-	resp, body := ssetest.Request(t, "GET", base+"/events", http.Header{"Accept": {"text/event-stream"}})
+	resp, body := testkit.Request(t, "GET", base+"/events", http.Header{"Accept": {"text/event-stream"}})
 	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
 		!strings.Contains(body, "cannot stream events") {
 		t.Errorf("got %d %q (%s), want 500 with an explanation", resp.StatusCode, body, resp.Header.Get("Content-Type"))
@@ -162,7 +163,7 @@ func checkRefused(t *testing.T, hub *sse.Hub, base string, logs *syncBuffer) {
 		t.Errorf("log %q does not say what to do", l)
 	}
 	st := connect(t, base+"/plain", "")
-	id := ssetest.Publish(t, hub, "t", "x")
+	id := testkit.Publish(t, hub, "t", "x")
 	if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -177,7 +178,7 @@ func TestRecoverPanickingTopics(t *testing.T) {
 	app.Get("/panic", fibersse.Handler(hub, fibersse.TopicsFunc(func(fiber.Ctx) ([]string, error) { panic("boom") })))
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 	base := start(t, hub, app)
-	if resp, _ := ssetest.Request(t, "GET", base+"/panic", nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := testkit.Request(t, "GET", base+"/panic", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500", resp.StatusCode)
 	}
 	connect(t, base+"/events", "")
