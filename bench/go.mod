@@ -10,10 +10,12 @@ require (
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/echo/v5 v5.4.4
 	github.com/launchdarkly/eventsource v1.11.0
+	github.com/nats-io/nats.go v1.56.0
 	github.com/r3labs/sse/v2 v2.10.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/ssekit/ssekit/chisse v0.1.0
 	github.com/ssekit/ssekit/core v0.1.0
+	github.com/ssekit/ssekit/core/ssenats v0.1.0
 	github.com/ssekit/ssekit/core/sseredis v0.1.0
 	github.com/ssekit/ssekit/echosse v0.1.0
 	github.com/ssekit/ssekit/echosse/echo5 v0.1.0
@@ -23,6 +25,11 @@ require (
 	github.com/tmaxmax/go-sse v0.12.0
 	gonum.org/v1/plot v0.17.0
 	gopkg.in/cenkalti/backoff.v1 v1.1.0
+)
+
+require (
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
 )
 
 require (
@@ -49,7 +56,7 @@ require (
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
-	github.com/klauspost/compress v1.18.4 // indirect
+	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
@@ -64,7 +71,6 @@ require (
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/rivo/uniseg v0.2.0 // indirect
 	github.com/ssekit/ssekit/fasthttpsse v0.1.0 // indirect
-	github.com/ssekit/ssekit/internal v0.1.0
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -85,6 +91,7 @@ require (
 replace (
 	github.com/ssekit/ssekit/chisse => ../chisse
 	github.com/ssekit/ssekit/core => ../core
+	github.com/ssekit/ssekit/core/ssenats => ../core/ssenats
 	github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5

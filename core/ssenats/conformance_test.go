@@ -16,22 +16,12 @@ import (
 // evicted IDs uses its own small MemoryStore; TestOutageLongerThanHistory
 // and TestEvicted cover NATS.)
 //
-// Resume, Auth and AuthMiddleware compare the IDs a stream of two topics
-// is sent with those Publish returns: they hold for a store whose hub names
-// a place by one Seq (sse.OrderedStore), and a Broadcaster's hub names it
-// by a Seq per topic ("epoch-5.6"). They are skipped here; TestResume,
-// TestResumeOnAnotherNode and TestNodeKill check resuming with such IDs.
-//
 // The checks share one NATS connection: the kit counts goroutines, and
 // each connection has its own.
 func TestConformance(t *testing.T) {
 	env := newEnv(t)
 	nc := env.conn("")
 	ssetest.RunWith(t, func(t *testing.T, hub *sse.Hub, route ssetest.Route) string {
-		switch t.Name() {
-		case "TestConformance/Resume", "TestConformance/Auth", "TestConformance/AuthMiddleware":
-			t.Skip("the check expects one Seq in a two-topic stream's IDs; a Broadcaster's hub sends one per topic")
-		}
 		if _, ok := hub.Store().(*ssenats.Store); !ok && t.Name() != "TestConformance/Reset" {
 			t.Fatalf("the kit's hub stores in %T, not in NATS", hub.Store())
 		}

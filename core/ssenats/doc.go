@@ -60,9 +60,11 @@
 //
 // A stream that is deleted (or lost with a server that kept it in memory)
 // is made anew by the next Append, with a new epoch, numbering on after
-// the old one's events. The server announces it (JetStream advisories);
-// every Listen then reports its topics lost and goes on with the new
-// stream's events, and clients that resume with an old ID are reset.
+// the old one's events. The server announces it (JetStream advisories),
+// and a topic's first event in the new stream shows it too; every Listen
+// then reports the new epoch (the hub resets every stream) and goes on
+// with the new stream's events. Clients that resume with an old ID are
+// reset.
 //
 // Signals (Hub.EndStreams) are plain NATS messages on <Prefix>.signal.
 //

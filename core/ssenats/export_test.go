@@ -13,3 +13,9 @@ func SetInboxSize(n int) int {
 	inboxSize = n
 	return old
 }
+
+// EncodeEvent and DecodeEvent are the payload codec.
+var (
+	EncodeEvent = encodeEvent
+	DecodeEvent = decodeEvent
+)

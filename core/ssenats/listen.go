@@ -280,13 +280,23 @@ func (l *listener) handle(ctx context.Context, m *nats.Msg) {
 		l.sync(ctx, f)
 		return
 	}
-	if seq <= f.last {
-		return // handed over already
-	}
 	prev, ev, err := decodeEvent(m.Data)
 	if err != nil {
 		l.s.log.Warn("ssenats: ignoring a message that is not an event", "subject", m.Subject, "seq", seq, "err", err)
 		return
+	}
+	if prev == 0 && f.last != 0 {
+		// The first event of a topic that had events: they all expired,
+		// or this is a stream made anew whose announcement has not
+		// arrived yet. Its entries must not reach the hub before
+		// NewEpoch: look.
+		epoch := l.epoch
+		if !l.checkEpoch(ctx, false) || l.epoch != epoch {
+			return // the stream is read again from its start
+		}
+	}
+	if seq <= f.last {
+		return // handed over already
 	}
 	if prev > f.last {
 		// Events of the topic came between: read them from the stream.
@@ -339,7 +349,11 @@ func (l *listener) sync(ctx context.Context, f *topicFeed) {
 			continue
 		case errors.Is(err, sse.ErrUnknownID):
 			// A position beyond the stream's newest: the stream was made
-			// anew. Start again from its present end.
+			// anew, and its announcement has not arrived yet.
+			epoch := l.epoch
+			if !l.checkEpoch(ctx, false) || l.epoch != epoch {
+				return // checkEpoch read the new stream, or will on a retry
+			}
 			l.out.Lost(f.topic)
 			n, nerr := l.s.Newest(ctx, f.topic)
 			if nerr != nil {

@@ -428,8 +428,8 @@ func (s *Store) Append(ctx context.Context, topic string, ev sse.Event) (sse.Ent
 	recreated := false
 	for {
 		payload := encodeEvent(nil, ts.last, &ev)
-		if max := s.nc.MaxPayload(); int64(len(payload)+200) > max {
-			return sse.Entry{}, fmt.Errorf("ssenats: Append: the event takes about %d bytes, more than the NATS server's max_payload (%d); raise max_payload or lower sse.Options.MaxEventBytes", len(payload)+200, max)
+		if limit := s.nc.MaxPayload(); int64(len(payload)+200) > limit {
+			return sse.Entry{}, fmt.Errorf("ssenats: Append: the event takes about %d bytes, more than the NATS server's max_payload (%d); raise max_payload or lower sse.Options.MaxEventBytes", len(payload)+200, limit)
 		}
 		msg := &nats.Msg{Subject: subject, Data: payload, Header: nats.Header{}}
 		ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectLastSequencePerSubject(ts.last))
@@ -529,6 +529,16 @@ func (s *Store) Newest(ctx context.Context, topic string) (uint64, error) {
 	info, _, err := s.refresh(ctx, false)
 	if err != nil {
 		return 0, fmt.Errorf("ssenats: Newest: %w", err)
+	}
+	// The topic may have had its first event since it was asked: that
+	// one would be at or below the stream's newest. Asked again now, after
+	// the stream's newest was read, a topic still without events gets
+	// every later one after that position.
+	if last, err = s.lastOf(ctx, s.Subject(topic)); err != nil {
+		return 0, fmt.Errorf("ssenats: Newest: %w", err)
+	}
+	if last != 0 {
+		return last, nil
 	}
 	return info.State.LastSeq, nil
 }
