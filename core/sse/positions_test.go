@@ -62,6 +62,15 @@ func TestPositionPerTopic(t *testing.T) {
 	if ev := next(t, resumed); ev.Data != "x3" {
 		t.Fatalf("then got %+v, want x3", ev)
 	}
+	// One Seq, as a stream of one topic is sent, names a place in that
+	// topic alone: a stream of two topics of this store is reset, not
+	// resumed from it.
+	epoch, seqs, _ := strings.Cut(last, "-")
+	oneSeq := epoch + "-" + strings.Split(seqs, ".")[0]
+	crossed := connect(t, srvB.URL+"?topic=x&topic=y", oneSeq)
+	if ev := next(t, crossed); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
+		t.Fatalf("the one-Seq ID %q on a stream of two topics: %+v, want a reset", oneSeq, ev)
+	}
 	// An ID with the wrong number of topics is unknown: the stream is reset.
 	other := connect(t, srvB.URL+"?topic=x&topic=y&topic=z", last)
 	if ev := next(t, other); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
