@@ -14,10 +14,11 @@ import (
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 func TestTopicsFromParam(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Get("/rooms/{room}/events", chisse.Handler(hub, chisse.TopicsFromParam("room")))
@@ -32,8 +33,8 @@ func TestTopicsFromParam(t *testing.T) {
 		{"/rooms/100%25/events", "100%"},
 	} {
 		st := ssetest.Open(t, srv.URL+c.path, "", nil)
-		ssetest.Publish(t, hub, "other", "not for this stream")
-		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		testkit.Publish(t, hub, "other", "not for this stream")
+		id := testkit.Publish(t, hub, c.topic, "for "+c.topic)
 		if ev := next(t, st); ev.Data != "for "+c.topic || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
 		}
@@ -41,12 +42,12 @@ func TestTopicsFromParam(t *testing.T) {
 	}
 
 	for _, path := range []string{"/wrong/x"} {
-		resp, body := ssetest.Request(t, "GET", srv.URL+path, nil)
+		resp, body := testkit.Request(t, "GET", srv.URL+path, nil)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "route parameter") {
 			t.Errorf("%s: %d %q; want 400 naming the parameter", path, resp.StatusCode, body)
 		}
 	}
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 }
 
 func TestTopicsFromQuery(t *testing.T) {
@@ -58,8 +59,8 @@ func TestTopicsFromQuery(t *testing.T) {
 
 	st := ssetest.Open(t, srv.URL+"/events?t=a&t=b", "", nil)
 	def := ssetest.Open(t, srv.URL+"/default?topic=b", "", nil)
-	a := ssetest.Publish(t, hub, "a", "on a")
-	b := ssetest.Publish(t, hub, "b", "on b")
+	a := testkit.Publish(t, hub, "a", "on a")
+	b := testkit.Publish(t, hub, "b", "on b")
 	if ev := next(t, st); ev.LastEventID != a {
 		t.Errorf("got %+v, want the event on a", ev)
 	}
@@ -69,7 +70,7 @@ func TestTopicsFromQuery(t *testing.T) {
 	if ev := next(t, def); ev.LastEventID != b {
 		t.Errorf("default topic option: got %+v, want the event on b", ev)
 	}
-	if resp, body := ssetest.Request(t, "GET", srv.URL+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"t"`) {
+	if resp, body := testkit.Request(t, "GET", srv.URL+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"t"`) {
 		t.Errorf("without the parameter: %d %q, want 400 naming it", resp.StatusCode, body)
 	}
 }
@@ -92,12 +93,12 @@ func TestOptionOrder(t *testing.T) {
 		if got := st.Response.Header.Get("Access-Control-Allow-Origin"); got != "http://app.example" {
 			t.Errorf("%s: the base CORS was lost (Access-Control-Allow-Origin %q)", path, got)
 		}
-		ssetest.Publish(t, hub, "base", "base")
-		id := ssetest.Publish(t, hub, "over", "over")
+		testkit.Publish(t, hub, "base", "base")
+		id := testkit.Publish(t, hub, "over", "over")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event on the overriding topic", path, ev)
 		}
-		if resp, _ := ssetest.Request(t, "GET", srv.URL+path, http.Header{"Origin": {"http://evil.example"}}); resp.StatusCode != http.StatusForbidden {
+		if resp, _ := testkit.Request(t, "GET", srv.URL+path, http.Header{"Origin": {"http://evil.example"}}); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s: other origin got %d, want 403", path, resp.StatusCode)
 		}
 	}
@@ -139,7 +140,7 @@ func userTopic(r *http.Request) ([]string, error) {
 // middleware or the handler's WithAuth authenticated the request; other
 // chi handlers behind the middleware read it too.
 func TestPrincipalPerUserTopic(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	auth := testAuth()
 	r := chi.NewRouter()
@@ -157,8 +158,8 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	for _, path := range []string{"/me/events", "/own/events"} {
 		ann := ssetest.Open(t, srv.URL+path, "", bearer("good-ann"))
 		bob := ssetest.Open(t, srv.URL+path, "", bearer("good-bob"))
-		ssetest.Publish(t, hub, "user/bob", "for bob")
-		id := ssetest.Publish(t, hub, "user/ann", "for ann")
+		testkit.Publish(t, hub, "user/bob", "for bob")
+		id := testkit.Publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann); ev.Data != "for ann" || ev.LastEventID != id {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}
@@ -167,14 +168,14 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		}
 		ann.Close()
 		bob.Close()
-		if resp, _ := ssetest.Request(t, "GET", srv.URL+path, nil); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+		if resp, _ := testkit.Request(t, "GET", srv.URL+path, nil); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s without a token: %d, want 401 with WWW-Authenticate", path, resp.StatusCode)
 		}
 	}
-	if resp, body := ssetest.Request(t, "GET", srv.URL+"/me", bearer("good-ann")); resp.StatusCode != 200 || body != "ann" {
+	if resp, body := testkit.Request(t, "GET", srv.URL+"/me", bearer("good-ann")); resp.StatusCode != 200 || body != "ann" {
 		t.Errorf("a plain handler behind Auth: %d %q, want ann", resp.StatusCode, body)
 	}
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 }
 
 // TestAuthMiddleware: a refusal stops the chain and the Observer sees it;
@@ -204,27 +205,27 @@ func TestAuthMiddleware(t *testing.T) {
 	r.Get("/strict", chisse.Handler(hub, chisse.WithAuth(strict), chisse.Topics("public")))
 	srv := serve(t, r)
 
-	resp, body := ssetest.Request(t, "GET", srv.URL+"/events?topic=public", bearer("bad"))
+	resp, body := testkit.Request(t, "GET", srv.URL+"/events?topic=public", bearer("bad"))
 	if resp.StatusCode != http.StatusUnauthorized || reached.Load() != 0 {
 		t.Errorf("bad token: %d %q, next reached %d times; want 401 and the chain stopped", resp.StatusCode, body, reached.Load())
 	}
 	if reason := <-refused; reason != sse.RefusedUnauthenticated {
 		t.Errorf("Observer.Refused got %v", reason)
 	}
-	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/events?topic=user/bob", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := testkit.Request(t, "GET", srv.URL+"/events?topic=user/bob", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("another user's topic: %d, want 403 (the middleware's Authorize)", resp.StatusCode)
 	}
-	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/strict", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := testkit.Request(t, "GET", srv.URL+"/strict", bearer("good-ann")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("WithAuth: %d, want 403 (the handler's own Authorize)", resp.StatusCode)
 	}
-	resp, _ = ssetest.Request(t, "OPTIONS", srv.URL+"/events", http.Header{
+	resp, _ = testkit.Request(t, "OPTIONS", srv.URL+"/events", http.Header{
 		"Origin": {"http://app.example"}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"authorization"},
 	})
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("preflight: %d %v, want 204 from the handler", resp.StatusCode, resp.Header)
 	}
 	st := ssetest.Open(t, srv.URL+"/events?topic=public&topic=user/ann", "", bearer("good-ann"))
-	id := ssetest.Publish(t, hub, "public", "hello")
+	id := testkit.Publish(t, hub, "public", "hello")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -254,11 +255,11 @@ func TestTopicsFuncRefusals(t *testing.T) {
 		{"/events/gone", 204, ""},
 		{"/events/x", 403, "no\n"},
 	} {
-		if resp, body := ssetest.Request(t, "GET", srv.URL+c.path, nil); resp.StatusCode != c.status || body != c.body {
+		if resp, body := testkit.Request(t, "GET", srv.URL+c.path, nil); resp.StatusCode != c.status || body != c.body {
 			t.Errorf("%s: %d %q, want %d %q", c.path, resp.StatusCode, body, c.status, c.body)
 		}
 	}
-	if resp, _ := ssetest.Request(t, "POST", srv.URL+"/events/later", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+	if resp, _ := testkit.Request(t, "POST", srv.URL+"/events/later", nil); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST on a GET route: %d, want chi's 405", resp.StatusCode)
 	}
 }
@@ -283,7 +284,7 @@ func TestNilOptionsClearBase(t *testing.T) {
 		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
 			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
 		}
-		id := ssetest.Publish(t, hub, "t", path)
+		id := testkit.Publish(t, hub, "t", path)
 		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, %v", path, ev, err)
 		}

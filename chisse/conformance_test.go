@@ -11,6 +11,7 @@ import (
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestConformance runs the conformance kit against chi routes built with
@@ -18,7 +19,7 @@ import (
 // (WithHandlerOptions); where the kit asks for the auth middleware, it
 // sits on a sub-router in front of the stream route.
 func TestConformance(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	t.Run("Options", func(t *testing.T) { ssetest.Run(t, kitServer(nil)) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.Run(t, baseOptionsServer(nil)) })
 }
@@ -26,7 +27,7 @@ func TestConformance(t *testing.T) {
 // TestConformanceDetached runs both kits again with detached streams: the
 // Detach option, and HandlerOptions.Detach through WithHandlerOptions.
 func TestConformanceDetached(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	detached := ssetest.Config{Detached: true}
 	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, kitServer(nil, chisse.Detach()), detached) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.RunWith(t, baseOptionsServer(nil, chisse.Detach()), detached) })

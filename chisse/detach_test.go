@@ -15,6 +15,7 @@ import (
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestDetachBehindMiddleware: behind middleware.Logger (whose
@@ -55,25 +56,25 @@ func TestDetachBehindMiddleware(t *testing.T) {
 		}
 		sts = append(sts, st)
 	}
-	ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
+	testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
 	// The hub wrote the head to the hijacked connection, past Logger's
 	// writer: Logger never sees a status, and logs "000 0B".
-	ssetest.Eventually(t, "the access log lines", func() bool { return strings.Count(logs.String(), " - 000 0B in ") == n })
+	testkit.Eventually(t, "the access log lines", func() bool { return strings.Count(logs.String(), " - 000 0B in ") == n })
 	time.Sleep(2 * timeout)
-	id := ssetest.Publish(t, hub, "t", "all")
+	id := testkit.Publish(t, hub, "t", "all")
 	for i, st := range sts {
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != "all" {
 			t.Fatalf("stream %d: got %+v", i, ev)
 		}
 	}
-	id = ssetest.Publish(t, hub, "user/u2", "two")
+	id = testkit.Publish(t, hub, "user/u2", "two")
 	if ev := next(t, sts[2]); ev.LastEventID != id || ev.Data != "two" {
 		t.Fatalf("stream 2: got %+v", ev)
 	}
 	for _, st := range sts {
 		st.Close()
 	}
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 	if s := errorLog.String(); s != "" {
 		t.Errorf("server error log: %s", s)
 	}
@@ -103,7 +104,7 @@ func TestDetachFallsBack(t *testing.T) {
 		if st.Response.ProtoMajor != 2 {
 			t.Fatalf("protocol %s", st.Response.Proto)
 		}
-		id := ssetest.Publish(t, hub, "t", "x")
+		id := testkit.Publish(t, hub, "t", "x")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -118,7 +119,7 @@ func TestDetachFallsBack(t *testing.T) {
 		r.Use(discardLogger(), func(h http.Handler) http.Handler { return http.TimeoutHandler(h, time.Minute, "timeout") })
 		r.Get("/events", chisse.Handler(hub, chisse.Topics("t"), chisse.Detach()))
 		srv := serve(t, r)
-		resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
+		resp, body := testkit.Request(t, "GET", srv.URL+"/events", nil)
 		if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" {
 			t.Errorf("status %d %q, want 500", resp.StatusCode, body)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/ssekit/ssekit/chisse"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // prompt bounds how long a published event may take to reach the client.
@@ -90,7 +91,7 @@ func checkFlows(t *testing.T, hub *sse.Hub, l *live) {
 	t.Helper()
 	l.opened(t)
 	for i := range 3 {
-		id := ssetest.Publish(t, hub, "t", "event "+strconv.Itoa(i))
+		id := testkit.Publish(t, hub, "t", "event "+strconv.Itoa(i))
 		if ev := l.event(t); ev.LastEventID != id || ev.Data != "event "+strconv.Itoa(i) {
 			t.Fatalf("got %+v, want event %d with id %s", ev, i, id)
 		}
@@ -117,7 +118,7 @@ func TestMiddlewareStreaming(t *testing.T) {
 		{"All", []func(http.Handler) http.Handler{discardLogger(), middleware.Recoverer, middleware.Compress(5)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ssetest.CheckGoroutines(t)
+			testkit.CheckGoroutines(t)
 			hub := ssetest.NewHub(t, sse.Options{})
 			r := chi.NewRouter()
 			r.Use(c.mw...)
@@ -130,7 +131,7 @@ func TestMiddlewareStreaming(t *testing.T) {
 			}
 			checkFlows(t, hub, readLive(st.Parser()))
 			st.Close()
-			ssetest.WaitStreams(t, hub, 0)
+			testkit.WaitStreams(t, hub, 0)
 		})
 	}
 }
@@ -145,13 +146,13 @@ func TestLoggerLogsAtStreamEnd(t *testing.T) {
 	r.Get("/events", chisse.Handler(hub, chisse.Topics("t")))
 	srv := serve(t, r)
 	st := ssetest.Open(t, srv.URL+"/events", "", nil)
-	ssetest.Publish(t, hub, "t", "x")
+	testkit.Publish(t, hub, "t", "x")
 	next(t, st)
 	if logs.String() != "" {
 		t.Errorf("logged while the stream is open: %q", logs.String())
 	}
 	st.Close()
-	ssetest.Eventually(t, "the access log line", func() bool { return strings.Contains(logs.String(), "/events") })
+	testkit.Eventually(t, "the access log line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if !strings.Contains(logs.String(), " 200 ") {
 		t.Errorf("log line %q, want status 200", logs.String())
 	}
@@ -169,7 +170,7 @@ func TestCompressOptIn(t *testing.T) {
 		{"wildcard", "text/*", "gzip"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ssetest.CheckGoroutines(t)
+			testkit.CheckGoroutines(t)
 			hub := ssetest.NewHub(t, sse.Options{})
 			r := chi.NewRouter()
 			r.Use(middleware.Compress(5, c.types))
@@ -203,7 +204,7 @@ func TestCompressOptIn(t *testing.T) {
 			}
 			checkFlows(t, hub, readLive(ssetest.NewParser(body)))
 			resp.Body.Close()
-			ssetest.WaitStreams(t, hub, 0)
+			testkit.WaitStreams(t, hub, 0)
 		})
 	}
 }
@@ -211,7 +212,7 @@ func TestCompressOptIn(t *testing.T) {
 // TestCompressTransparent: a client that lets its transport ask for gzip
 // (Go's, and browsers) gets a compressed stream decoded as it arrives.
 func TestCompressTransparent(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	r := chi.NewRouter()
 	r.Use(middleware.Compress(5, "text/event-stream"))
@@ -223,7 +224,7 @@ func TestCompressTransparent(t *testing.T) {
 	}
 	checkFlows(t, hub, readLive(st.Parser()))
 	st.Close()
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 }
 
 // TestMiddlewareTable runs each of chi's usual middleware in front of the
@@ -235,7 +236,7 @@ func TestCompressTransparent(t *testing.T) {
 // Timeout passes the kit with a deadline longer than the kit's checks; at
 // the deadline it ends the stream (TestTimeoutMiddleware).
 func TestMiddlewareTable(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	for _, c := range []struct {
 		name         string
 		mw           []mwFunc
@@ -266,14 +267,14 @@ func TestMiddlewareTable(t *testing.T) {
 					continue
 				}
 				t.Run(m.name, func(t *testing.T) {
-					ssetest.CheckGoroutines(t)
+					testkit.CheckGoroutines(t)
 					var logs logBuffer
 					hub := ssetest.NewHub(t, sse.Options{Logger: logs.slog()})
 					r := chi.NewRouter()
 					r.Use(c.mw...)
 					r.Get("/events", chisse.Handler(hub, append([]chisse.Option{chisse.Topics("t")}, m.opts...)...))
 					srv := serve(t, r)
-					resp, body := ssetest.Request(t, "GET", srv.URL+"/events", nil)
+					resp, body := testkit.Request(t, "GET", srv.URL+"/events", nil)
 					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
 						!strings.Contains(body, "cannot stream") {
 						t.Errorf("got %d %q, want 500 saying the server cannot stream", resp.StatusCode, body)
@@ -303,7 +304,7 @@ func (p panicEntries) Panic(v any, _ []byte)                           { p <- v 
 // stream byte, so Recoverer's 500 reaches the client, and the hub holds
 // nothing for the request.
 func TestRecovererPanicInTopics(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{})
 	panics := make(panicEntries, 1)
 	r := chi.NewRouter()
@@ -315,7 +316,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 		return []string{"t"}, nil
 	})))
 	srv := serve(t, r)
-	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/events?boom", nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := testkit.Request(t, "GET", srv.URL+"/events?boom", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want Recoverer's 500", resp.StatusCode)
 	}
 	if v := <-panics; v != "boom" {
@@ -335,7 +336,7 @@ func TestRecovererPanicInTopics(t *testing.T) {
 // response, which net/http logs as superfluous. The client comes back after
 // the hint with Last-Event-ID and misses nothing.
 func TestTimeoutMiddleware(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	const timeout = 150 * time.Millisecond
 	ends := make(chan sse.EndReason, 1024) // never full: a blocked Observer would block the hub
 	hub := ssetest.NewHub(t, sse.Options{CloseRetry: 20 * time.Millisecond, Observer: sse.Observer{StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) {

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
+	fiber2 "github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v3"
 	echo4 "github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v5"
@@ -23,8 +24,10 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	echosse4 "github.com/ssekit/ssekit/echosse"
 	echosse "github.com/ssekit/ssekit/echosse/echo5"
+	fibersse2 "github.com/ssekit/ssekit/fibersse"
 	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
 	"github.com/ssekit/ssekit/ginsse"
+	"github.com/valyala/fasthttp"
 )
 
 // routerRoom is the room of the routers' stream route. publishNumbers
@@ -69,6 +72,7 @@ func TestChromiumRouters(t *testing.T) {
 		{name: "echo", serve: serveEcho, release: 2 * time.Second},
 		{name: "echo5", serve: serveEcho5, release: 2 * time.Second},
 		{name: "fiber", serve: serveFiber, heartbeat: routerFiberHeartbeat, release: 5 * routerFiberHeartbeat},
+		{name: "fiber3", serve: serveFiber3, heartbeat: routerFiberHeartbeat, release: 5 * routerFiberHeartbeat},
 		{name: "chi", serve: serveChi, release: 2 * time.Second},
 		{name: "nethttp", serve: serveNetHTTP, release: 2 * time.Second},
 	}
@@ -79,7 +83,10 @@ func TestChromiumRouters(t *testing.T) {
 
 // testRouterResume is TestChromiumRouters for one router.
 func testRouterResume(t *testing.T, browser context.Context, rc routerCase) {
-	const total = 150
+	// 100 events (300 ms) after the last drop: the browser comes back
+	// within its 100 ms retry while events are still being published,
+	// even on a loaded machine, so that replay is exercised.
+	const total = 200
 	drops := []int{50, 100} // cut the stream before publishing these events
 
 	store, err := sse.NewMemoryStore(sse.MemoryStoreOptions{})
@@ -298,11 +305,28 @@ func serveNetHTTP(t *testing.T, s *browserSite, page string) string {
 	return serveHTTPRouter(t, s, mux)
 }
 
-// serveFiber serves a fiber app on 127.0.0.1 with app.Listener. fasthttp
-// writes a stream after the handler has returned, so a middleware in front
-// of the stream handler records the request and its connection, which
-// stays in s until s.dropStreams closes it.
+// serveFiber serves a Fiber v2 app on 127.0.0.1 with app.Listener.
+// fasthttp writes a stream after the handler has returned, so a middleware
+// in front of the stream handler records the request and its connection,
+// which stays in s until s.dropStreams closes it.
 func serveFiber(t *testing.T, s *browserSite, page string) string {
+	t.Helper()
+	app := fiber2.New(fiber2.Config{IdleTimeout: 5 * time.Second, DisableStartupMessage: true})
+	app.Get("/", func(c *fiber2.Ctx) error {
+		c.Set("Cache-Control", "no-store")
+		c.Type("html", "utf-8")
+		return c.SendString(page)
+	})
+	record := func(c *fiber2.Ctx) error {
+		s.recordFasthttp(c.Context())
+		return c.Next()
+	}
+	app.Get("/rooms/:room/events", record, fibersse2.Handler(s.hub, fibersse2.TopicsFromParam("room")))
+	return serveFasthttpApp(t, s, app.Listener, app.ShutdownWithContext)
+}
+
+// serveFiber3 is serveFiber on Fiber v3.
+func serveFiber3(t *testing.T, s *browserSite, page string) string {
 	t.Helper()
 	app := fiber.New(fiber.Config{IdleTimeout: 5 * time.Second})
 	app.Get("/", func(c fiber.Ctx) error {
@@ -311,34 +335,50 @@ func serveFiber(t *testing.T, s *browserSite, page string) string {
 		return c.SendString(page)
 	})
 	record := func(c fiber.Ctx) error {
-		s.mu.Lock()
-		s.reqs = append(s.reqs, browserRequest{
-			LastEventID: strings.Clone(c.Get("Last-Event-ID")),
-			QueryID:     strings.Clone(c.Query("lastEventId")),
-			Origin:      strings.Clone(c.Get("Origin")),
-			ProtoMajor:  1,
-		})
-		if conn := c.RequestCtx().Conn(); conn != nil {
-			s.conns[conn]++
-		}
-		s.mu.Unlock()
+		s.recordFasthttp(c.RequestCtx())
 		return c.Next()
 	}
 	app.Get("/rooms/:room/events", record, fibersse.Handler(s.hub, fibersse.TopicsFromParam("room")))
+	listen := func(ln net.Listener) error {
+		return app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true})
+	}
+	return serveFasthttpApp(t, s, listen, app.ShutdownWithContext)
+}
 
+// recordFasthttp records the stream request of fc, and its connection for
+// s.dropStreams. fasthttp reuses fc's buffers: the strings are copied.
+func (s *browserSite) recordFasthttp(fc *fasthttp.RequestCtx) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs = append(s.reqs, browserRequest{
+		LastEventID: string(fc.Request.Header.Peek("Last-Event-ID")),
+		QueryID:     string(fc.QueryArgs().Peek("lastEventId")),
+		Origin:      string(fc.Request.Header.Peek("Origin")),
+		ProtoMajor:  1,
+	})
+	if conn := fc.Conn(); conn != nil {
+		s.conns[conn]++
+	}
+}
+
+// serveFasthttpApp serves a Fiber app (listen and shutdown are its
+// Listener and ShutdownWithContext) on 127.0.0.1 and returns its base URL.
+// When the test ends it shuts down the hub, then the app.
+func serveFasthttpApp(t *testing.T, s *browserSite, listen func(net.Listener) error, shutdown func(context.Context) error) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) }()
+	go func() { served <- listen(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		if err := s.hub.Shutdown(ctx); err != nil {
 			t.Errorf("hub.Shutdown: %v", err)
 		}
-		if err := app.ShutdownWithContext(ctx); err != nil {
+		if err := shutdown(ctx); err != nil {
 			t.Errorf("app.ShutdownWithContext: %v", err)
 		}
 		if err := <-served; err != nil {

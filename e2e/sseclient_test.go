@@ -23,6 +23,7 @@ import (
 	"github.com/ssekit/ssekit/core/sseclient"
 	"github.com/ssekit/ssekit/core/sseredis"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // These tests run ssekit's Go client, sseclient, against a hub through
@@ -149,7 +150,7 @@ func TestSSEClientThroughNginx(t *testing.T) {
 
 func testSSEClientThroughNginx(t *testing.T, mode streamMode) {
 	nginx := needNginx(t)
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	// Heartbeats well within nginx's proxy_read_timeout.
 	u, h := newClientUpstream(t, mode, sse.Options{MaxStreamAge: 400 * time.Millisecond, CloseRetry: 5 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond})
 	upstream := httptest.NewUnstartedServer(h)
@@ -179,7 +180,7 @@ func testSSEClientThroughNginx(t *testing.T, mode streamMode) {
 // resumes after its connection is cut and after each rotation, which ends
 // a stream but not the connection.
 func TestSSEClientHTTP2TLS(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	u, h := newClientUpstream(t, attached, sse.Options{MaxStreamAge: 300 * time.Millisecond, CloseRetry: 5 * time.Millisecond})
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = true
@@ -203,7 +204,7 @@ func TestSSEClientHTTP2TLS(t *testing.T) {
 // TestSSEClientH2C follows a stream over HTTP/2 without TLS (h2c with
 // prior knowledge), with cuts and rotations.
 func TestSSEClientH2C(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	u, h := newClientUpstream(t, attached, sse.Options{MaxStreamAge: 300 * time.Millisecond, CloseRetry: 5 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -322,7 +323,7 @@ func (n *redisNode) kill(t *testing.T) {
 // event exactly once, in order.
 func TestSSEClientRedisNodeKill(t *testing.T) {
 	needRedis(t)
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	prefix := "ssekit-e2e-client:" + hex.EncodeToString(b)

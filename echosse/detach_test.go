@@ -14,6 +14,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestDetachBehindMiddleware: behind RequestLogger, Recover and Gzip (the
@@ -37,12 +38,12 @@ func TestDetachBehindMiddleware(t *testing.T) {
 		}
 		ps = append(ps, st.Parser())
 	}
-	ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
-	ssetest.Eventually(t, "the request log lines", func() bool {
+	testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
+	testkit.Eventually(t, "the request log lines", func() bool {
 		return strings.Count(logs.String(), "REQUEST") == n && strings.Count(logs.String(), "status=200") == n
 	})
 	for _, data := range []string{"one", "two"} {
-		id := ssetest.Publish(t, hub, "t", data)
+		id := testkit.Publish(t, hub, "t", data)
 		for i, p := range ps {
 			if ev := next(t, p); ev.LastEventID != id || ev.Data != data {
 				t.Fatalf("stream %d: got %+v, want %s", i, ev, data)
@@ -77,7 +78,7 @@ func TestDetachFallsBack(t *testing.T) {
 		if st.Response.ProtoMajor != 2 {
 			t.Fatalf("protocol %s", st.Response.Proto)
 		}
-		id := ssetest.Publish(t, hub, "t", "x")
+		id := testkit.Publish(t, hub, "t", "x")
 		if ev := next(t, st.Parser()); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -117,9 +118,9 @@ func TestDetachContextTimeout(t *testing.T) {
 	e.Use(middleware.ContextTimeout(timeout))
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t"), echosse.Detach()))
 	st := connect(t, serve(t, e)+"/events", "", nil)
-	ssetest.Eventually(t, "the stream to be detached", func() bool { return hub.Stats().Detached == 1 })
+	testkit.Eventually(t, "the stream to be detached", func() bool { return hub.Stats().Detached == 1 })
 	time.Sleep(3 * timeout)
-	id := ssetest.Publish(t, hub, "t", "after the timeout")
+	id := testkit.Publish(t, hub, "t", "after the timeout")
 	if ev := next(t, st.Parser()); ev.LastEventID != id {
 		t.Fatalf("got %+v, want %s", ev, id)
 	}

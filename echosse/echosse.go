@@ -1,7 +1,6 @@
 package echosse
 
 import (
-	"net/http"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -163,15 +162,14 @@ const warnDeadlineMsg = "echosse: the request context has a deadline (middleware
 // handler (WithCORS) or Echo's CORS middleware can answer them. Refusals
 // carry CORS headers only when Echo's CORS middleware runs before Auth.
 func Auth(hub *sse.Hub, a *sse.Auth) echo.MiddlewareFunc {
-	mw := sse.AuthMiddleware(hub, a)
+	authenticate := sseadapter.Authenticate(hub, a)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			var passed *http.Request
-			mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { passed = r })).ServeHTTP(c.Response(), c.Request())
-			if passed == nil {
+			r := authenticate(c.Response(), c.Request())
+			if r == nil {
 				return nil
 			}
-			c.SetRequest(passed)
+			c.SetRequest(r)
 			return next(c)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 func TestTopicsFromParam(t *testing.T) {
@@ -23,21 +24,21 @@ func TestTopicsFromParam(t *testing.T) {
 	url := serve(t, e)
 
 	st := connect(t, url+"/rooms/lobby/events", "", nil)
-	ssetest.Publish(t, hub, "kitchen", "not for the lobby")
-	id := ssetest.Publish(t, hub, "lobby", "hello")
+	testkit.Publish(t, hub, "kitchen", "not for the lobby")
+	id := testkit.Publish(t, hub, "lobby", "hello")
 	if ev := next(t, st.Parser()); ev.Data != "hello" || ev.LastEventID != id {
 		t.Fatalf("got %+v, want the lobby's event", ev)
 	}
 
 	// A dropped client resumes on the same route and gets every event once.
 	st.Close()
-	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
+	testkit.Eventually(t, "the stream to close", streams(hub, 0))
 	var ids []string
 	for _, d := range []string{"a", "b", "c"} {
-		ids = append(ids, ssetest.Publish(t, hub, "lobby", d))
+		ids = append(ids, testkit.Publish(t, hub, "lobby", d))
 	}
 	st = connect(t, url+"/rooms/lobby/events", id, nil)
-	ids = append(ids, ssetest.Publish(t, hub, "lobby", "live"))
+	ids = append(ids, testkit.Publish(t, hub, "lobby", "live"))
 	for _, want := range ids {
 		if ev := next(t, st.Parser()); ev.LastEventID != want {
 			t.Fatalf("after resuming got %+v, want id %s", ev, want)
@@ -52,7 +53,7 @@ func TestTopicsFromParam(t *testing.T) {
 		{"/rooms/100%25/events", "100%"},
 	} {
 		st := connect(t, url+c.path, "", nil)
-		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		id := testkit.Publish(t, hub, c.topic, "for "+c.topic)
 		if ev := next(t, st.Parser()); ev.Data != "for "+c.topic || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
 		}
@@ -76,8 +77,8 @@ func TestTopicsFromQueryAndFixed(t *testing.T) {
 
 	for _, path := range []string{"/query?room=a&room=b", "/default?topic=a&topic=b", "/fixed"} {
 		st := connect(t, url+path, "", nil)
-		a := ssetest.Publish(t, hub, "a", "to a")
-		b := ssetest.Publish(t, hub, "b", "to b")
+		a := testkit.Publish(t, hub, "a", "to a")
+		b := testkit.Publish(t, hub, "b", "to b")
 		for _, want := range []string{a, b} {
 			if ev := next(t, st.Parser()); ev.LastEventID != want {
 				t.Fatalf("%s: got %+v, want id %s", path, ev, want)
@@ -103,8 +104,8 @@ func TestOptionPrecedence(t *testing.T) {
 	))
 	url := serve(t, e)
 	st := connect(t, url+"/rooms/lobby", "", http.Header{"Origin": {"http://app.example"}})
-	ssetest.Publish(t, hub, "base", "not this")
-	id := ssetest.Publish(t, hub, "lobby", "this")
+	testkit.Publish(t, hub, "base", "not this")
+	id := testkit.Publish(t, hub, "lobby", "this")
 	if ev := next(t, st.Parser()); ev.LastEventID != id {
 		t.Errorf("got %+v, want the lobby's event", ev)
 	}
@@ -149,8 +150,8 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 	for _, path := range []string{"/middleware", "/handler"} {
 		ann := connect(t, url+path, "", bearer("ann"))
 		bob := connect(t, url+path, "", bearer("bob"))
-		forBob := ssetest.Publish(t, hub, "user/bob", "for bob")
-		forAnn := ssetest.Publish(t, hub, "user/ann", "for ann")
+		forBob := testkit.Publish(t, hub, "user/bob", "for bob")
+		forAnn := testkit.Publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann.Parser()); ev.LastEventID != forAnn {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}
@@ -159,7 +160,7 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		}
 		ann.Close()
 		bob.Close()
-		ssetest.Eventually(t, "the streams to close", streams(hub, 0))
+		testkit.Eventually(t, "the streams to close", streams(hub, 0))
 
 		resp, body := get(t, url+path, nil)
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" || body == "" {
@@ -241,7 +242,7 @@ func TestNilOptionsClearBase(t *testing.T) {
 		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
 			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
 		}
-		id := ssetest.Publish(t, hub, "t", path)
+		id := testkit.Publish(t, hub, "t", path)
 		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, %v", path, ev, err)
 		}

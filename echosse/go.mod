@@ -5,12 +5,13 @@ go 1.26.0
 require (
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/gommon v0.5.0
-	github.com/ssekit/ssekit/core v0.0.0
+	github.com/ssekit/ssekit/core v0.1.0
 )
 
 require (
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
+	github.com/ssekit/ssekit/internal v0.1.0
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
@@ -19,5 +20,3 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
-
-replace github.com/ssekit/ssekit/core => ../core

@@ -19,6 +19,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // liveStream reads a stream: the opening comment arrives on opened, events
@@ -93,7 +94,7 @@ func streamThrough(t *testing.T, hub *sse.Hub, ls *liveStream) {
 	t.Helper()
 	ls.waitOpen(t)
 	for _, data := range []string{"one", "two", "three"} {
-		id := ssetest.Publish(t, hub, "t", data)
+		id := testkit.Publish(t, hub, "t", data)
 		if ev := ls.next(t); ev.Data != data || ev.LastEventID != id {
 			t.Fatalf("got %+v, want %s with id %s", ev, data, id)
 		}
@@ -118,8 +119,8 @@ func TestRequestLoggerAndRecover(t *testing.T) {
 		t.Errorf("the request was logged before the stream ended: %s", logs)
 	}
 	st.Close()
-	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
-	ssetest.Eventually(t, "the request log line", func() bool { return contains(logs.String(), "REQUEST", "uri=/events", "status=200") })
+	testkit.Eventually(t, "the stream to close", streams(hub, 0))
+	testkit.Eventually(t, "the request log line", func() bool { return contains(logs.String(), "REQUEST", "uri=/events", "status=200") })
 	if s := srvLog.String(); s != "" {
 		t.Errorf("server log: %s", s)
 	}
@@ -165,27 +166,27 @@ func TestGzipResume(t *testing.T) {
 	if !st.Response.Uncompressed {
 		t.Fatal("the response was not compressed")
 	}
-	first := ssetest.Publish(t, hub, "t", "first")
+	first := testkit.Publish(t, hub, "t", "first")
 	if ev := next(t, st.Parser()); ev.LastEventID != first {
 		t.Fatalf("got %+v", ev)
 	}
 	st.Close()
-	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
+	testkit.Eventually(t, "the stream to close", streams(hub, 0))
 	var ids []string
 	for i := range 5 {
-		ids = append(ids, ssetest.Publish(t, hub, "t", strings.Repeat("missed ", i*100)))
+		ids = append(ids, testkit.Publish(t, hub, "t", strings.Repeat("missed ", i*100)))
 	}
 	st = connect(t, url, first, nil)
-	ids = append(ids, ssetest.Publish(t, hub, "t", "live"))
+	ids = append(ids, testkit.Publish(t, hub, "t", "live"))
 	for _, want := range ids {
 		if ev := next(t, st.Parser()); ev.LastEventID != want {
 			t.Fatalf("got %+v, want id %s", ev, want)
 		}
 	}
 	st.Close()
-	ssetest.Eventually(t, "the stream to close", streams(hub, 0))
+	testkit.Eventually(t, "the stream to close", streams(hub, 0))
 	http.DefaultClient.CloseIdleConnections()
-	ssetest.Eventually(t, "the goroutines to return to their number before the test", func() bool {
+	testkit.Eventually(t, "the goroutines to return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }
@@ -206,7 +207,7 @@ func TestContextTimeout(t *testing.T) {
 	resp := open(t, url+"/events", nil)
 	ls := readLive(io.TeeReader(resp.Body, &raw))
 	ls.waitOpen(t)
-	id := ssetest.Publish(t, hub, "t", "before the deadline")
+	id := testkit.Publish(t, hub, "t", "before the deadline")
 	if ev := ls.next(t); ev.LastEventID != id {
 		t.Fatalf("got %+v, want the event %s", ev, id)
 	}
@@ -221,13 +222,13 @@ func TestContextTimeout(t *testing.T) {
 	}
 
 	// The client resumes, as an EventSource does, and misses nothing.
-	missed := ssetest.Publish(t, hub, "t", "after the deadline")
+	missed := testkit.Publish(t, hub, "t", "after the deadline")
 	st := connect(t, url+"/events", ls.p.LastEventID(), nil)
 	if ev := next(t, st.Parser()); ev.LastEventID != missed {
 		t.Fatalf("after resuming got %+v, want the event %s", ev, missed)
 	}
 	st.Close()
-	ssetest.Eventually(t, "the streams to close", streams(hub, 0))
+	testkit.Eventually(t, "the streams to close", streams(hub, 0))
 	if n := strings.Count(logs.String(), "ContextTimeout"); n != 1 {
 		t.Errorf("%d warnings about the deadline, want 1: %s", n, logs)
 	}
@@ -249,7 +250,7 @@ func TestContextTimeoutSkipper(t *testing.T) {
 	e.GET("/events", echosse.Handler(hub, echosse.Topics("t")))
 	st := connect(t, serve(t, e)+"/events", "", nil)
 	time.Sleep(3 * timeout)
-	id := ssetest.Publish(t, hub, "t", "after the timeout")
+	id := testkit.Publish(t, hub, "t", "after the timeout")
 	if ev := next(t, st.Parser()); ev.LastEventID != id {
 		t.Fatalf("got %+v, want %s", ev, id)
 	}
@@ -325,7 +326,7 @@ func TestErrorHandlerLeavesStreamAlone(t *testing.T) {
 			var raw bytes.Buffer
 			ls := readLive(io.TeeReader(resp.Body, &raw))
 			ls.waitOpen(t)
-			id := ssetest.Publish(t, hub, "t", "x")
+			id := testkit.Publish(t, hub, "t", "x")
 			if ev := ls.next(t); ev.LastEventID != id {
 				t.Fatalf("got %+v", ev)
 			}
@@ -376,7 +377,7 @@ func TestRecoverBeforeStream(t *testing.T) {
 // handler under http.TimeoutHandler, which cannot stream: it is refused,
 // and so is http.TimeoutHandler around Echo.
 func TestMiddlewareTable(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	for _, c := range []struct {
 		name         string
 		mw           []echo.MiddlewareFunc
@@ -412,7 +413,7 @@ func TestMiddlewareTable(t *testing.T) {
 					continue
 				}
 				t.Run(m.name, func(t *testing.T) {
-					ssetest.CheckGoroutines(t)
+					testkit.CheckGoroutines(t)
 					logs := &logs{}
 					hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 					e := newEcho()

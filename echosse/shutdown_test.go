@@ -12,6 +12,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/echosse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // The server's graceful shutdown returns at once with streams open when
@@ -34,7 +35,7 @@ func TestServerShutdown(t *testing.T) {
 	for range 3 {
 		sts = append(sts, connect(t, url, "", nil).Parser())
 	}
-	ssetest.Eventually(t, "the streams to open", streams(hub, 3))
+	testkit.Eventually(t, "the streams to open", streams(hub, 3))
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -6,21 +6,25 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gofiber/fiber/v3 v3.1.0
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/labstack/echo/v5 v5.4.4
-	github.com/ssekit/ssekit/chisse v0.0.0
-	github.com/ssekit/ssekit/core v0.0.0
-	github.com/ssekit/ssekit/echosse v0.0.0
-	github.com/ssekit/ssekit/echosse/echo5 v0.0.0
-	github.com/ssekit/ssekit/fibersse/fiber3 v0.0.0
-	github.com/ssekit/ssekit/ginsse v0.0.0
+	github.com/ssekit/ssekit/chisse v0.1.0
+	github.com/ssekit/ssekit/core v0.1.0
+	github.com/ssekit/ssekit/echosse v0.1.0
+	github.com/ssekit/ssekit/echosse/echo5 v0.1.0
+	github.com/ssekit/ssekit/fibersse v0.1.0
+	github.com/ssekit/ssekit/fibersse/fiber3 v0.1.0
+	github.com/ssekit/ssekit/ginsse v0.1.0
 )
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
-	github.com/ssekit/ssekit/fasthttpsse v0.0.0 // indirect
+	github.com/mattn/go-runewidth v0.0.16 // indirect
+	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/ssekit/ssekit/fasthttpsse v0.1.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 )
@@ -56,7 +60,8 @@ require (
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/ssekit/ssekit/core/sseredis v0.0.0
+	github.com/ssekit/ssekit/core/sseredis v0.1.0
+	github.com/ssekit/ssekit/internal v0.1.0
 	github.com/tinylib/msgp v1.6.3 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
@@ -77,8 +82,11 @@ replace (
 	github.com/ssekit/ssekit/echosse => ../echosse
 	github.com/ssekit/ssekit/echosse/echo5 => ../echosse/echo5
 	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse
+	github.com/ssekit/ssekit/fibersse => ../fibersse
 	github.com/ssekit/ssekit/fibersse/fiber3 => ../fibersse/fiber3
 	github.com/ssekit/ssekit/ginsse => ../ginsse
 )
 
 replace github.com/ssekit/ssekit/core/sseredis => ../core/sseredis
+
+replace github.com/ssekit/ssekit/internal => ../internal

@@ -2,13 +2,16 @@ package fasthttpsse
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 
+	"github.com/valyala/bytebufferpool"
 	"github.com/valyala/fasthttp"
 
+	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseadapter"
 )
 
@@ -40,12 +43,45 @@ type detached struct {
 	fc   *fasthttp.RequestCtx
 }
 
-// serveDetached makes fasthttp hand the connection of fc over, with no
-// response of its own, once the handler chain has returned.
-func serveDetached(s *sseadapter.Session, fc *fasthttp.RequestCtx) {
+// serveDetached makes fasthttp hand the connection of fc, the request r,
+// over, with no response of its own, once the handler chain has returned.
+//
+// Middleware after the handler still sees the response that is never
+// sent. Its body is a handOver: a middleware that reads the whole body
+// (etag, a cache that would serve the empty response to later clients)
+// gets the request refused, as an attached stream's would be, instead of
+// acting on an empty body. "Content-Encoding: identity" keeps compressors
+// off it: the stream goes out uncompressed.
+func serveDetached(hub *sse.Hub, s *sseadapter.Session, fc *fasthttp.RequestCtx, r *http.Request) {
 	d := &detached{sess: s, ctx: serverContext(fc.Done()), fc: fc}
 	fc.HijackSetNoResponse(true)
 	fc.Hijack(d.serve)
+	fc.Response.Header.Set("Content-Encoding", "identity")
+	fc.Response.SetBodyStream(&handOver{hub: hub, fc: fc, r: r}, -1)
+}
+
+// handOver is the body of a detached stream's response, which fasthttp
+// never sends.
+type handOver struct {
+	hub *sse.Hub
+	fc  *fasthttp.RequestCtx
+	r   *http.Request
+}
+
+// Read finds no body.
+func (*handOver) Read([]byte) (int, error) { return 0, io.EOF }
+
+// WriteTo refuses the request when a middleware reads the whole body into
+// the response's buffer: fasthttp then sends the refusal instead of
+// handing the connection over, and the session, never served, holds
+// nothing.
+func (h *handOver) WriteTo(w io.Writer) (int64, error) {
+	if _, buffering := w.(*bytebufferpool.ByteBuffer); !buffering {
+		return 0, nil
+	}
+	h.fc.Hijack(nil)
+	h.fc.HijackSetNoResponse(false)
+	return refuseBuffered(h.hub, h.r, &h.fc.Response, w)
 }
 
 // serve is the hijack handler: fasthttp runs it in a goroutine of its own,
@@ -59,7 +95,12 @@ func (d *detached) serve(c net.Conn) {
 	// response header, with what middleware and fasthttp added, is still
 	// there.
 	hdr := make(http.Header)
+	//lint:ignore SA1019 All is newer than fasthttp v1.51, which Fiber v2 apps may pin.
 	d.fc.Response.Header.VisitAll(func(k, v []byte) { hdr.Add(string(k), string(v)) })
+	// The hand-over body's framing and encoding are not the stream's.
+	for _, k := range []string{"Content-Encoding", "Content-Length", "Transfer-Encoding"} {
+		hdr.Del(k)
+	}
 	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
 		c = u.UnsafeConn()
 	}

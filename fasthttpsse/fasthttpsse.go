@@ -38,7 +38,10 @@
 //
 // Middleware that reads the whole response body (compression, ETags, a
 // logger of bodies) would wait forever for the end of a stream: the stream
-// detects it, answers 500 and logs what to do.
+// detects it, answers 500 and logs what to do. A detached stream is
+// refused the same way: its hand-over response is never sent, and
+// middleware that acted on its empty body (a cache) would break later
+// requests without a word.
 package fasthttpsse
 
 import (
@@ -61,24 +64,22 @@ import (
 // Call hub.Shutdown before srv.Shutdown: it ends every stream with a retry
 // hint, and srv.Shutdown then returns at once.
 func Handler(hub *sse.Hub, opts sse.HandlerOptions, srv *fasthttp.Server) fasthttp.RequestHandler {
-	return func(fc *fasthttp.RequestCtx) {
-		r, err := Request(fc, context.Background())
-		if err != nil {
-			fc.Error("malformed request URI", http.StatusBadRequest)
-			return
-		}
-		Serve(hub, fc, r, opts, srv)
-	}
+	return func(fc *fasthttp.RequestCtx) { Serve(hub, fc, context.Background(), opts, srv) }
 }
 
-// Serve serves the stream request r, fc's request as Request returns it,
-// with opts: it answers a refusal or a CORS preflight on fc at once, or
-// makes the stream fc's response, which fasthttp writes once the handler
-// chain has returned. The handler must not touch fc's response after
-// Serve. srv is the server fc comes from: with opts.Detach, a stream is
-// detached when srv keeps hijacked connections, and served attached
-// otherwise (with a warning, once).
-func Serve(hub *sse.Hub, fc *fasthttp.RequestCtx, r *http.Request, opts sse.HandlerOptions, srv *fasthttp.Server) {
+// Serve serves fc's request, with ctx as its context, as a stream with
+// opts: it answers a refusal or a CORS preflight on fc at once (a request
+// URI that net/http would not parse with 400), or makes the stream fc's
+// response, which fasthttp writes once the handler chain has returned.
+// The handler must not touch fc's response after Serve. srv is the server
+// fc comes from: with opts.Detach, a stream is detached when srv keeps
+// hijacked connections, and served attached otherwise (with a warning,
+// once).
+func Serve(hub *sse.Hub, fc *fasthttp.RequestCtx, ctx context.Context, opts sse.HandlerOptions, srv *fasthttp.Server) {
+	r := request(fc, ctx)
+	if r == nil {
+		return
+	}
 	ans := newAnswer()
 	detach := opts.Detach && detachable(srv, r)
 	var s *sseadapter.Session
@@ -94,7 +95,7 @@ func Serve(hub *sse.Hub, fc *fasthttp.RequestCtx, r *http.Request, opts sse.Hand
 	setStreamHead(fc, ans)
 	resp := &fc.Response
 	if detach {
-		serveDetached(s, fc)
+		serveDetached(hub, s, fc, r)
 		return
 	}
 	run := func(ctx context.Context, sw sseadapter.StreamWriter) sse.EndReason { return s.Serve(ctx, sw) }
@@ -112,7 +113,7 @@ func setStreamHead(fc *fasthttp.RequestCtx, ans *answer) {
 	resp.SetStatusCode(http.StatusOK)
 }
 
-// Stream answers fc's request r, as Request returns it, with a per-request
+// Stream answers fc's request, with ctx as its context, with a per-request
 // stream that runs fn, as sse.Hub.Stream does on net/http: the head goes
 // out at once, the hub's heartbeats, write deadlines, caps and Shutdown
 // apply, and fn's stream ends when the client leaves (noticed at once on
@@ -122,9 +123,14 @@ func setStreamHead(fc *fasthttp.RequestCtx, ans *answer) {
 // then, in a goroutine of its own, and must not use fc (or a router's
 // context built on it, such as a fiber.Ctx): read what it needs (the
 // request body) before, into memory of its own. Stream returns the refusal
-// when the request was refused (over a cap, after Shutdown), having
-// answered fc; otherwise nil, at once.
-func Stream(hub *sse.Hub, fc *fasthttp.RequestCtx, r *http.Request, fn func(*sse.Stream) error) error {
+// when the request was refused (over a cap, after Shutdown, a request URI
+// that net/http would not parse), having answered fc; otherwise nil, at
+// once.
+func Stream(hub *sse.Hub, fc *fasthttp.RequestCtx, ctx context.Context, fn func(*sse.Stream) error) error {
+	r := request(fc, ctx)
+	if r == nil {
+		return errMalformed
+	}
 	ans := newAnswer()
 	ss, err := sseadapter.AcceptStream(hub, ans, r)
 	if ss == nil {
@@ -140,19 +146,41 @@ func Stream(hub *sse.Hub, fc *fasthttp.RequestCtx, r *http.Request, fn func(*sse
 	return nil
 }
 
-// Authenticate authenticates r, fc's request as Request returns it, as
-// sse.AuthMiddleware(hub, a) does: it returns the request to go on with,
-// which carries the principal and a in its context, or nil when it has
-// answered fc (401, or what a.Authenticate returned). CORS preflights go
-// on unauthenticated, for the stream handler to answer.
-func Authenticate(hub *sse.Hub, a *sse.Auth, fc *fasthttp.RequestCtx, r *http.Request) *http.Request {
+// Authenticate authenticates fc's request, with ctx as its context, as
+// sse.AuthMiddleware(hub, a) does: it returns the context to go on with,
+// which carries the principal and a, and true; or false when it has
+// answered fc (401, what a.Authenticate returned, or 400 for a request
+// URI that net/http would not parse). CORS preflights go on
+// unauthenticated, for the stream handler to answer.
+func Authenticate(hub *sse.Hub, a *sse.Auth, fc *fasthttp.RequestCtx, ctx context.Context) (context.Context, bool) {
+	r := request(fc, ctx)
+	if r == nil {
+		return nil, false
+	}
 	ans := newAnswer()
-	var passed *http.Request
-	sse.AuthMiddleware(hub, a)(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { passed = r })).ServeHTTP(ans, r)
+	passed := sseadapter.Authenticate(hub, a)(ans, r)
 	if passed == nil {
 		ans.send(fc)
+		return nil, false
 	}
-	return passed
+	return passed.Context(), true
+}
+
+// malformed answers a request whose URI net/http would not parse;
+// errMalformed is what Stream returns for it.
+const malformed = "malformed request URI"
+
+var errMalformed = sse.Refuse(http.StatusBadRequest, malformed)
+
+// request returns fc's request as Request does, or answers it with 400
+// and returns nil when its URI does not parse.
+func request(fc *fasthttp.RequestCtx, ctx context.Context) *http.Request {
+	r, err := Request(fc, ctx)
+	if err != nil {
+		fc.Error(malformed, http.StatusBadRequest)
+		return nil
+	}
+	return r
 }
 
 // Request returns fc's request as an *http.Request with ctx. Every string
@@ -166,6 +194,7 @@ func Request(fc *fasthttp.RequestCtx, ctx context.Context) (*http.Request, error
 		return nil, err
 	}
 	hdr := make(http.Header)
+	//lint:ignore SA1019 All is newer than fasthttp v1.51, which Fiber v2 apps may pin.
 	fr.Header.VisitAll(func(k, v []byte) { hdr.Add(string(k), string(v)) })
 	r := &http.Request{
 		Method:     string(fr.Header.Method()),

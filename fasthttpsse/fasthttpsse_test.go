@@ -14,6 +14,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/fasthttpsse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // serve runs srv on a 127.0.0.1 listener and returns its base URL. At the
@@ -63,11 +64,11 @@ func kitServer(detach bool) ssetest.Server {
 		stream := fasthttpsse.Handler(hub, opts, srv)
 		srv.Handler = func(fc *fasthttp.RequestCtx) {
 			path := string(fc.Path())
-			if topic, ok := strings.CutPrefix(path, "/events/publish/"); ok && fc.IsPost() {
+			if strings.HasPrefix(path, "/events/publish/") && fc.IsPost() {
 				// The topic and the body point into fasthttp's buffers,
 				// which it reuses for the connection's next request.
 				b := fc.Path()[len("/events/publish/"):]
-				topic = unsafe.String(unsafe.SliceData(b), len(b))
+				topic := unsafe.String(unsafe.SliceData(b), len(b))
 				id, err := hub.Publish(context.Background(), topic, sse.Event{Data: fc.PostBody()})
 				if err != nil {
 					fc.Error(err.Error(), http.StatusBadRequest)
@@ -77,12 +78,7 @@ func kitServer(detach bool) ssetest.Server {
 				return
 			}
 			if path == "/events/stream" && route.Stream != nil {
-				r, err := fasthttpsse.Request(fc, context.Background())
-				if err != nil {
-					fc.Error("bad request", http.StatusBadRequest)
-					return
-				}
-				_ = fasthttpsse.Stream(hub, fc, r, route.Stream)
+				_ = fasthttpsse.Stream(hub, fc, context.Background(), route.Stream)
 				return
 			}
 			if path != "/events" {
@@ -93,13 +89,8 @@ func kitServer(detach bool) ssetest.Server {
 				stream(fc)
 				return
 			}
-			r, err := fasthttpsse.Request(fc, context.Background())
-			if err != nil {
-				fc.Error("bad request", http.StatusBadRequest)
-				return
-			}
-			if r = fasthttpsse.Authenticate(hub, route.Middleware, fc, r); r != nil {
-				fasthttpsse.Serve(hub, fc, r, opts, srv)
+			if ctx, ok := fasthttpsse.Authenticate(hub, route.Middleware, fc, context.Background()); ok {
+				fasthttpsse.Serve(hub, fc, ctx, opts, srv)
 			}
 		}
 		return serve(t, hub, srv) + "/events"
@@ -119,19 +110,54 @@ func TestUnservedDetachedStreamHoldsNothing(t *testing.T) {
 		fc.Request.SetRequestURI("/events")
 		fc.Request.Header.SetProtocol("HTTP/1.1")
 		fc.Init(&fc.Request, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
-		r, err := fasthttpsse.Request(&fc, context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		fasthttpsse.Serve(hub, &fc, r, opts, srv) // fasthttp never calls the hijack handler
+		fasthttpsse.Serve(hub, &fc, context.Background(), opts, srv) // fasthttp never calls the hijack handler
 		if !fc.Hijacked() {
 			t.Fatal("Serve did not ask fasthttp for the connection")
 		}
 	}
 	srv.Handler = fasthttpsse.Handler(hub, opts, srv)
 	st := ssetest.Open(t, serve(t, hub, srv)+"/events", "", nil)
-	id := ssetest.Publish(t, hub, "t", "x")
+	id := testkit.Publish(t, hub, "t", "x")
 	if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 		t.Fatalf("with MaxStreams 1, after three streams that were never handed over: got %+v", ev)
+	}
+}
+
+// TestMalformedRequestURI: Serve, Stream and Authenticate convert the
+// request themselves, and answer one that net/http would not parse with
+// 400, so that an adapter only hands over fasthttp's RequestCtx and the
+// request context. (fasthttp escapes what it reads from a connection, so
+// such a URI comes from a RequestCtx that was built otherwise.)
+func TestMalformedRequestURI(t *testing.T) {
+	hub := ssetest.NewHub(t, sse.Options{})
+	auth := &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{ID: "ann"}, nil }}
+	for _, c := range []struct {
+		name string
+		call func(fc *fasthttp.RequestCtx) bool // reports whether the request went on
+	}{
+		{"Serve", func(fc *fasthttp.RequestCtx) bool {
+			fasthttpsse.Serve(hub, fc, context.Background(), sse.HandlerOptions{Topics: sse.Topics("t")}, nil)
+			return false
+		}},
+		{"Stream", func(fc *fasthttp.RequestCtx) bool {
+			return fasthttpsse.Stream(hub, fc, context.Background(), func(*sse.Stream) error { return nil }) == nil
+		}},
+		{"Authenticate", func(fc *fasthttp.RequestCtx) bool {
+			_, ok := fasthttpsse.Authenticate(hub, auth, fc, context.Background())
+			return ok
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var fc fasthttp.RequestCtx
+			fc.Init(&fc.Request, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
+			fc.Request.SetRequestURI("/events/%zz")
+			fc.Request.Header.Set("Authorization", "Bearer x")
+			if c.call(&fc) {
+				t.Error("the request went on")
+			}
+			if code, body := fc.Response.StatusCode(), string(fc.Response.Body()); code != http.StatusBadRequest || body != "malformed request URI" {
+				t.Errorf("answered %d %q, want 400 malformed request URI", code, body)
+			}
+		})
 	}
 }

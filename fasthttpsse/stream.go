@@ -31,10 +31,10 @@ var (
 // errBuffered is the refusal, logged by the hub, when a middleware reads
 // the whole body of a stream.
 var errBuffered = fmt.Errorf("%w: a middleware read the whole response body of an event stream "+
-	"(Fiber's compress or etag middleware, or a logger with ${resBody}), "+
+	"(Fiber's etag or cache middleware, Fiber v3's compress, or a logger with ${resBody}), "+
 	"so no event would ever reach the client; the request was answered with 500. "+
 	"Exclude the stream route from that middleware (Fiber: its Next option, "+
-	`e.g. Next: func(c fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" })`, sseadapter.ErrCannotStream)
+	`returning true where c.Get("Accept") is "text/event-stream" or c.Path() is the stream's path)`, sseadapter.ErrCannotStream)
 
 // Reader-side states of a stream.
 const (
@@ -296,13 +296,22 @@ func (s *stream) WriteTo(w io.Writer) (int64, error) {
 		return 0, errTaken
 	}
 	s.release()
+	return refuseBuffered(s.hub, s.req, s.resp, w)
+}
+
+// refuseBuffered answers r with 500 when a middleware reads the whole body
+// of its stream into w (the response's body buffer): the refusal's head
+// replaces the stream's in resp, and its body goes to w. The hub logs what
+// to do.
+func refuseBuffered(hub *sse.Hub, r *http.Request, resp *fasthttp.Response, w io.Writer) (int64, error) {
 	ans := newAnswer()
-	sseadapter.WriteRefusal(s.hub, ans, s.req, errBuffered)
+	sseadapter.WriteRefusal(hub, ans, r, errBuffered)
 	for k := range sseadapter.StreamHeader() {
-		s.resp.Header.Del(k)
+		resp.Header.Del(k)
 	}
-	ans.copyHeader(&s.resp.Header)
-	s.resp.SetStatusCode(ans.status)
+	resp.Header.Del("Content-Encoding")
+	ans.copyHeader(&resp.Header)
+	resp.SetStatusCode(ans.status)
 	n, err := w.Write(ans.body)
 	return int64(n), err
 }

@@ -2,6 +2,7 @@ package fibersse_test
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -70,13 +71,13 @@ func optionsServer(extra ...fibersse.Option) ssetest.Server {
 }
 
 // mount serves the kit's route on app: h on /events for GET and OPTIONS,
-// behind the Auth middleware when the kit asks for it; and the publishing
-// route, which publishes Fiber's own body and parameter buffers, as an
-// application would.
-func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fiber.Handler) string {
-	chain := []fiber.Handler{h}
+// behind mw and the Auth middleware when the kit asks for it; and the
+// publishing route, which publishes Fiber's own body and parameter
+// buffers, as an application would.
+func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fiber.Handler, mw ...fiber.Handler) string {
+	chain := slices.Concat(mw, []fiber.Handler{h})
 	if route.Middleware != nil {
-		chain = append([]fiber.Handler{fibersse.Auth(hub, route.Middleware)}, chain...)
+		chain = slices.Concat(mw, []fiber.Handler{fibersse.Auth(hub, route.Middleware), h})
 	}
 	for _, m := range streamMethods {
 		app.Add(m, "/events", chain...)

@@ -21,6 +21,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/fibersse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // listen serves app on a 127.0.0.1 listener, and returns its base URL and
@@ -51,14 +52,14 @@ func TestDetachedStreams(t *testing.T) {
 
 	// Warm up: the hub's workers and poller start with the first stream.
 	first := connect(t, url, "")
-	ssetest.Eventually(t, "the first stream to be detached", func() bool { return hub.Stats().Detached == 1 })
+	testkit.Eventually(t, "the first stream to be detached", func() bool { return hub.Stats().Detached == 1 })
 	before := runtime.NumGoroutine()
 	const n = 50
 	sts := []*ssetest.Stream{first}
 	for range n - 1 {
 		sts = append(sts, connect(t, url, ""))
 	}
-	ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
+	testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
 	// The client's goroutines: one per connection (its read loop) and a
 	// write loop; attached, the server would add two per stream.
 	if grew := runtime.NumGoroutine() - before; grew > 2*(n-1)+8 {
@@ -67,9 +68,9 @@ func TestDetachedStreams(t *testing.T) {
 	if ce := sts[0].Response.Header.Get("Content-Encoding"); ce != "" {
 		t.Errorf("Content-Encoding %q on a detached stream", ce)
 	}
-	ssetest.Eventually(t, "the logger's lines", func() bool { return strings.Count(logs.String(), "200 /events") == n })
+	testkit.Eventually(t, "the logger's lines", func() bool { return strings.Count(logs.String(), "200 /events") == n })
 	for _, data := range []string{"one", strings.Repeat("x", 100_000)} {
-		id := ssetest.Publish(t, hub, "t", data)
+		id := testkit.Publish(t, hub, "t", data)
 		for i, st := range sts {
 			if ev := ssetest.NextWithin(t, st, 10*time.Second); ev.LastEventID != id || ev.Data != data {
 				t.Fatalf("stream %d: got %q with %d bytes, want %s", i, ev.LastEventID, len(ev.Data), id)
@@ -79,7 +80,7 @@ func TestDetachedStreams(t *testing.T) {
 	for _, st := range sts[:n/2] {
 		st.Close()
 	}
-	ssetest.Eventually(t, "the closed streams to end", func() bool { s := hub.Stats(); return s.Streams == n-n/2 && s.Detached == n-n/2 })
+	testkit.Eventually(t, "the closed streams to end", func() bool { s := hub.Stats(); return s.Streams == n-n/2 && s.Detached == n-n/2 })
 }
 
 // TestDetachedHeaders: the detached stream's head carries what middleware
@@ -98,7 +99,7 @@ func TestDetachedHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ssetest.Eventually(t, "the stream to be detached", func() bool { return hub.Stats().Detached == 1 })
+	testkit.Eventually(t, "the stream to be detached", func() bool { return hub.Stats().Detached == 1 })
 	h := st.Response.Header
 	if h.Get("X-Request-Id") != "abc" || h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
 		h.Get("Content-Type") != "text/event-stream" || h.Get("Cache-Control") != "no-cache" ||
@@ -138,7 +139,7 @@ func TestDetachedShutdown(t *testing.T) {
 			for range 3 {
 				sts = append(sts, connect(t, base+"/events", ""))
 			}
-			ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == 3 })
+			testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == 3 })
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			shutApp := func() {
@@ -158,7 +159,7 @@ func TestDetachedShutdown(t *testing.T) {
 			}
 			if !hubFirst {
 				shutApp()
-				id := ssetest.Publish(t, hub, "t", "after the app")
+				id := testkit.Publish(t, hub, "t", "after the app")
 				for i, st := range sts {
 					if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 						t.Fatalf("stream %d: got %+v", i, ev)
@@ -197,11 +198,11 @@ func TestDetachNeedsKeepHijackedConns(t *testing.T) {
 	app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t"), fibersse.Detach()))
 	url := start(t, hub, app) + "/events"
 	sts := []*ssetest.Stream{connect(t, url, ""), connect(t, url, "")}
-	ssetest.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 2 })
+	testkit.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 2 })
 	if s := hub.Stats(); s.Detached != 0 {
 		t.Fatalf("Stats %+v, want attached streams", s)
 	}
-	id := ssetest.Publish(t, hub, "t", "x")
+	id := testkit.Publish(t, hub, "t", "x")
 	for i, st := range sts {
 		if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 			t.Fatalf("stream %d: got %+v", i, ev)
@@ -239,7 +240,7 @@ func TestDetachTLSStaysAttached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := ssetest.Publish(t, hub, "t", "secret")
+	id := testkit.Publish(t, hub, "t", "secret")
 	if ev := ssetest.NextWithin(t, st, 5*time.Second); ev.LastEventID != id {
 		t.Fatalf("got %+v", ev)
 	}

@@ -26,22 +26,21 @@
 //
 // # Middleware
 //
-// Fiber's logger (without ${resBody}), recover, timeout and cache (which
-// honours the stream's Cache-Control: no-cache) middleware do not hold a
-// stream up. Middleware that reads the whole response body (compress,
-// etag, a logger with ${resBody}) would wait forever for the end of the
-// stream: the stream detects it, answers 500 and logs what to do. Exclude
-// the stream routes from such middleware with its Next option, for
-// instance
+// Fiber v2's logger (without ${resBody}), recover, timeout and compress
+// (fasthttp's compressor flushes every write) middleware do not hold a
+// stream up. Middleware that reads the whole response body (etag, cache,
+// a logger with ${resBody}) would wait forever for the end of the stream:
+// the stream detects it, answers 500 and logs what to do. Exclude the
+// stream routes from such middleware with its Next option, for instance
 //
-//	compress.New(compress.Config{Next: func(c *fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})
+//	etag.New(etag.Config{Next: func(c *fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})
 //
 // # Shutdown
 //
 // Call hub.Shutdown before app.Shutdown (Fiber v2 runs its OnShutdown
 // hooks after the server has stopped, too late for this): it ends every
-// stream with a retry
-// hint, spread so that clients do not all come back at once, and
+// stream with a retry hint, spread so that clients do not all come back
+// at once, and
 // app.Shutdown then returns at once. An app shut down without it still
 // ends its streams, without the hint. Set Fiber's ReadTimeout or
 // IdleTimeout too: fasthttp's Shutdown otherwise waits for connections that

@@ -75,8 +75,9 @@ func WithCORS(cors *sse.CORS) Option { return sseadapter.WithCORS[*fiber.Ctx](co
 // warning. Streams over TLS are served attached.
 //
 // The handler returns before the stream starts, as it always does on
-// fasthttp; middleware after it sees an empty response, so compress and
-// etag no longer refuse the stream (it goes out uncompressed). app.Shutdown
+// fasthttp; middleware after it sees a response that is never sent: one
+// that reads its whole body (etag, say) is refused as it is attached, and
+// compress leaves it alone (the stream goes out uncompressed). app.Shutdown
 // neither waits for nor ends detached streams: call hub.Shutdown first.
 func Detach() Option { return sseadapter.Detach[*fiber.Ctx]() }
 
@@ -92,24 +93,20 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 // returned, by fasthttp, while the handler never touches c again.
 //
 // Mount it for GET (and OPTIONS with WithCORS). Call hub.Shutdown before
-// app.Shutdown, for instance in app.Hooks().OnPreShutdown: it ends every
-// stream with a retry hint, so that clients come back after a random
-// delay. An app that shuts down first still ends its streams, without
-// that hint.
+// app.Shutdown (Fiber v2's OnShutdown hooks run after it, too late): it
+// ends every stream with a retry hint, so that clients come back after a
+// random delay. An app that shuts down first still ends its streams,
+// without that hint.
 //
-// A middleware that reads the whole response body (Fiber's compress
-// and etag middleware, a logger with ${resBody}) would wait for the
+// A middleware that reads the whole response body (Fiber v2's etag and
+// cache middleware, a logger with ${resBody}) would wait for the
 // end of a stream that never ends: such a request is answered with 500
 // and a log line that says which route to exclude from it.
 func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 	cfg := sseadapter.NewConfig(opts...)
 	return func(c *fiber.Ctx) error {
-		r, err := fasthttpsse.Request(c.Context(), c.UserContext())
-		if err != nil {
-			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-		}
 		o := cfg.For(c, func(r *http.Request) { c.SetUserContext(r.Context()) })
-		fasthttpsse.Serve(hub, c.Context(), r, o, c.App().Server())
+		fasthttpsse.Serve(hub, c.Context(), c.UserContext(), o, c.App().Server())
 		return nil
 	}
 }
@@ -125,14 +122,11 @@ func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 // unauthenticated, for the handler (WithCORS) to answer.
 func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		r, err := fasthttpsse.Request(c.Context(), c.UserContext())
-		if err != nil {
-			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-		}
-		if r = fasthttpsse.Authenticate(hub, a, c.Context(), r); r == nil {
+		ctx, ok := fasthttpsse.Authenticate(hub, a, c.Context(), c.UserContext())
+		if !ok {
 			return nil
 		}
-		c.SetUserContext(r.Context())
+		c.SetUserContext(ctx)
 		return c.Next()
 	}
 }
@@ -166,11 +160,7 @@ func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 // Stream answers every request itself, refusals included (over a cap,
 // after Shutdown), and returns nil.
 func Stream(hub *sse.Hub, c *fiber.Ctx, fn func(*sse.Stream) error) error {
-	r, err := fasthttpsse.Request(c.Context(), c.UserContext())
-	if err != nil {
-		return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-	}
-	_ = fasthttpsse.Stream(hub, c.Context(), r, fn)
+	_ = fasthttpsse.Stream(hub, c.Context(), c.UserContext(), fn)
 	return nil
 }
 

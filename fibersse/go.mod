@@ -1,11 +1,11 @@
 module github.com/ssekit/ssekit/fibersse
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/gofiber/fiber/v2 v2.52.15
-	github.com/ssekit/ssekit/core v0.0.0
-	github.com/ssekit/ssekit/fasthttpsse v0.0.0
+	github.com/ssekit/ssekit/core v0.1.0
+	github.com/ssekit/ssekit/fasthttpsse v0.1.0
 )
 
 require (
@@ -17,14 +17,10 @@ require (
 	github.com/mattn/go-runewidth v0.0.16 // indirect
 	github.com/philhofer/fwd v1.1.3-0.20240916144458-20a13a1f6b7c // indirect
 	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/ssekit/ssekit/internal v0.1.0
 	github.com/tinylib/msgp v1.2.5 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasthttp v1.51.0 // indirect
 	github.com/valyala/tcplisten v1.0.0 // indirect
 	golang.org/x/sys v0.28.0 // indirect
-)
-
-replace (
-	github.com/ssekit/ssekit/core => ../core
-	github.com/ssekit/ssekit/fasthttpsse => ../fasthttpsse
 )

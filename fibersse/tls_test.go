@@ -12,6 +12,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/fibersse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestTLS: streams work over TLS, and a client that leaves is released
@@ -44,13 +45,13 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id := ssetest.Publish(t, hub, "t", "secret")
+		id := testkit.Publish(t, hub, "t", "secret")
 		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
 		left := time.Now()
 		st.Close()
-		ssetest.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
+		testkit.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
 		if d := time.Since(left); d > interval {
 			t.Errorf("released %v after the client left, want within %v", d, interval)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/ginsse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // mount serves the kit's route: the stream handler h on /events for GET
@@ -83,7 +84,7 @@ func baseOptionsServer(mw []gin.HandlerFunc, extra ...ginsse.Option) ssetest.Ser
 // TestConformance runs the conformance kit against gin routes, with the
 // kit's options mapped to ginsse's options, and passed as base options.
 func TestConformance(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	t.Run("Options", func(t *testing.T) { ssetest.Run(t, kitServer(nil)) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.Run(t, baseOptionsServer(nil)) })
 }
@@ -92,7 +93,7 @@ func TestConformance(t *testing.T) {
 // gin's writer hijacks, so every stream is served on a detached
 // connection.
 func TestConformanceDetached(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	detached := ssetest.Config{Detached: true}
 	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, kitServer(nil, ginsse.Detach()), detached) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.RunWith(t, baseOptionsServer(nil, ginsse.Detach()), detached) })

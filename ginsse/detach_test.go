@@ -13,6 +13,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/ginsse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestDetachBehindMiddleware: behind gin.Logger, gin.Recovery and the Auth
@@ -37,25 +38,25 @@ func TestDetachBehindMiddleware(t *testing.T) {
 	for i := range n {
 		sts = append(sts, ssetest.Open(t, url, "", http.Header{"Authorization": {fmt.Sprint("Bearer u", i)}}))
 	}
-	ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
-	ssetest.Eventually(t, "Logger's lines", func() bool { return strings.Count(logs.String(), "/events") == n })
+	testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
+	testkit.Eventually(t, "Logger's lines", func() bool { return strings.Count(logs.String(), "/events") == n })
 	if l := logs.String(); strings.Count(l, "200") < n {
 		t.Errorf("Logger logged %q, want status 200 for every stream", l)
 	}
-	id := ssetest.Publish(t, hub, "t", "all")
+	id := testkit.Publish(t, hub, "t", "all")
 	for i, st := range sts {
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != "all" {
 			t.Fatalf("stream %d: got %+v", i, ev)
 		}
 	}
-	id = ssetest.Publish(t, hub, "user/u3", "three")
+	id = testkit.Publish(t, hub, "user/u3", "three")
 	if ev := next(t, sts[3]); ev.LastEventID != id || ev.Data != "three" {
 		t.Fatalf("stream 3: got %+v", ev)
 	}
 	for _, st := range sts {
 		st.Close()
 	}
-	ssetest.Eventually(t, "the streams to end", func() bool { return hub.Stats().Streams == 0 })
+	testkit.Eventually(t, "the streams to end", func() bool { return hub.Stats().Streams == 0 })
 }
 
 // noHijackWriter is the writer of net/http middleware that flushes and
@@ -83,7 +84,7 @@ func TestDetachFallsBack(t *testing.T) {
 		if st.Response.ProtoMajor != proto {
 			t.Fatalf("protocol %s", st.Response.Proto)
 		}
-		id := ssetest.Publish(t, hub, "t", "x")
+		id := testkit.Publish(t, hub, "t", "x")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -115,7 +116,7 @@ func TestDetachFallsBack(t *testing.T) {
 		r := gin.New()
 		r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t"), ginsse.Detach()))
 		url := serve(t, http.TimeoutHandler(r, 5*time.Second, "timeout")) + "/events"
-		resp, body := ssetest.Request(t, "GET", url, nil)
+		resp, body := testkit.Request(t, "GET", url, nil)
 		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "cannot stream") {
 			t.Errorf("got %d %q, want 500 with an explanation", resp.StatusCode, body)
 		}
@@ -141,7 +142,7 @@ func TestDetachShutdown(t *testing.T) {
 	for range 3 {
 		sts = append(sts, ssetest.Open(t, srv.URL+"/events", "", nil))
 	}
-	ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == 3 })
+	testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hub.Shutdown(ctx); err != nil {

@@ -173,15 +173,14 @@ func canHijack(w http.ResponseWriter) bool {
 // a network error rather than the status (EventSource does not expose it
 // anyway). Use WithAuth instead when that matters.
 func Auth(hub *sse.Hub, a *sse.Auth) gin.HandlerFunc {
-	mw := sse.AuthMiddleware(hub, a)
+	authenticate := sseadapter.Authenticate(hub, a)
 	return func(c *gin.Context) {
-		var passed *http.Request
-		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { passed = r })).ServeHTTP(c.Writer, c.Request)
-		if passed == nil {
+		r := authenticate(c.Writer, c.Request)
+		if r == nil {
 			c.Abort()
 			return
 		}
-		c.Request = passed
+		c.Request = r
 	}
 }
 

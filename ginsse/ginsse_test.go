@@ -15,6 +15,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/ginsse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // bearerAuth takes the bearer token as the user name; user "x" is refused.
@@ -43,9 +44,9 @@ func TestTopicsFromParam(t *testing.T) {
 	lobby := ssetest.Open(t, base+"/rooms/lobby/events", "", nil)
 	kitchen := ssetest.Open(t, base+"/rooms/kitchen/events", "", nil)
 	feed := ssetest.Open(t, base+"/feeds/news/eu", "", nil)
-	ssetest.Publish(t, hub, "kitchen", "k")
-	ssetest.Publish(t, hub, "news/eu", "n")
-	l1 := ssetest.Publish(t, hub, "lobby", "l1")
+	testkit.Publish(t, hub, "kitchen", "k")
+	testkit.Publish(t, hub, "news/eu", "n")
+	l1 := testkit.Publish(t, hub, "lobby", "l1")
 	for _, c := range []struct {
 		st   *ssetest.Stream
 		data string
@@ -54,19 +55,19 @@ func TestTopicsFromParam(t *testing.T) {
 			t.Errorf("got %q, want %q", ev.Data, c.data)
 		}
 	}
-	if resp, _ := ssetest.Request(t, "GET", base+"/nope", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := testkit.Request(t, "GET", base+"/nope", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("route without the parameter: %d, want 400", resp.StatusCode)
 	}
 
 	// Drop the lobby client; three events pass while it is away.
 	lobby.Close()
-	ssetest.Eventually(t, "the dropped stream to be released", func() bool { return hub.Stats().Streams == 2 })
+	testkit.Eventually(t, "the dropped stream to be released", func() bool { return hub.Stats().Streams == 2 })
 	var missed []string
 	for i := range 3 {
-		missed = append(missed, ssetest.Publish(t, hub, "lobby", fmt.Sprint("m", i)))
+		missed = append(missed, testkit.Publish(t, hub, "lobby", fmt.Sprint("m", i)))
 	}
 	back := ssetest.Open(t, base+"/rooms/lobby/events", l1, nil)
-	live := ssetest.Publish(t, hub, "lobby", "live")
+	live := testkit.Publish(t, hub, "lobby", "live")
 	for _, id := range append(missed, live) {
 		if ev := next(t, back); ev.LastEventID != id {
 			t.Fatalf("after resuming got %+v, want id %s", ev, id)
@@ -90,7 +91,7 @@ func TestTopicsFromParamEscaped(t *testing.T) {
 		{"/rooms/100%25/events", "100%"},
 	} {
 		st := ssetest.Open(t, base+c.path, "", nil)
-		id := ssetest.Publish(t, hub, c.topic, "for "+c.topic)
+		id := testkit.Publish(t, hub, c.topic, "for "+c.topic)
 		if ev := next(t, st); ev.Data != "for "+c.topic || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, want the event of topic %q", c.path, ev, c.topic)
 		}
@@ -106,14 +107,14 @@ func TestTopicsFromQuery(t *testing.T) {
 	base := serve(t, r)
 	st := ssetest.Open(t, base+"/events?room=a&room=b", "", nil)
 	def := ssetest.Open(t, base+"/default?topic=b", "", nil)
-	a, b := ssetest.Publish(t, hub, "a", "a"), ssetest.Publish(t, hub, "b", "b")
+	a, b := testkit.Publish(t, hub, "a", "a"), testkit.Publish(t, hub, "b", "b")
 	if ev1, ev2 := next(t, st), next(t, st); ev1.LastEventID != a || ev2.LastEventID != b {
 		t.Errorf("got %+v %+v", ev1, ev2)
 	}
 	if ev := next(t, def); ev.LastEventID != b {
 		t.Errorf("default option: got %+v", ev)
 	}
-	if resp, _ := ssetest.Request(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := testkit.Request(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("without the parameter: %d, want 400", resp.StatusCode)
 	}
 }
@@ -139,20 +140,20 @@ func TestTopicsFuncPerUser(t *testing.T) {
 	for _, path := range []string{"/mw/events", "/opt/events"} {
 		ann := ssetest.Open(t, base+path, "", bearer("ann"))
 		bob := ssetest.Open(t, base+path, "", bearer("bob"))
-		ssetest.Publish(t, hub, "user/bob", "for bob")
-		ssetest.Publish(t, hub, "user/ann", "for ann")
+		testkit.Publish(t, hub, "user/bob", "for bob")
+		testkit.Publish(t, hub, "user/ann", "for ann")
 		if ev := next(t, ann); ev.Data != "for ann" {
 			t.Errorf("%s: ann got %q", path, ev.Data)
 		}
 		if ev := next(t, bob); ev.Data != "for bob" {
 			t.Errorf("%s: bob got %q", path, ev.Data)
 		}
-		if resp, _ := ssetest.Request(t, "GET", base+path, bearer("x")); resp.StatusCode != http.StatusUnauthorized {
+		if resp, _ := testkit.Request(t, "GET", base+path, bearer("x")); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("%s: refused token: %d, want 401", path, resp.StatusCode)
 		}
 		ann.Close()
 		bob.Close()
-		ssetest.Eventually(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
+		testkit.Eventually(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
 	}
 }
 
@@ -169,13 +170,13 @@ func TestTopicsFuncRefusals(t *testing.T) {
 		return nil, errors.New("database down")
 	})))
 	base := serve(t, r) + "/events"
-	if resp, _ := ssetest.Request(t, "GET", base+"?answer=stop", nil); resp.StatusCode != http.StatusNoContent {
+	if resp, _ := testkit.Request(t, "GET", base+"?answer=stop", nil); resp.StatusCode != http.StatusNoContent {
 		t.Errorf("Refuse(204): %d", resp.StatusCode)
 	}
-	if resp, body := ssetest.Request(t, "GET", base+"?answer=later", nil); resp.StatusCode != 200 || body != "retry: 2000\n\n" {
+	if resp, body := testkit.Request(t, "GET", base+"?answer=later", nil); resp.StatusCode != 200 || body != "retry: 2000\n\n" {
 		t.Errorf("TryLater: %d %q", resp.StatusCode, body)
 	}
-	if resp, _ := ssetest.Request(t, "GET", base, nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := testkit.Request(t, "GET", base, nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("other error: %d, want 500", resp.StatusCode)
 	}
 }
@@ -198,19 +199,19 @@ func TestAuthMiddleware(t *testing.T) {
 	g.Match([]string{"GET", "OPTIONS"}, "/events", ginsse.Handler(hub, ginsse.WithCORS(&sse.CORS{AllowedOrigins: []string{"http://app.example"}})))
 	url := serve(t, r) + "/events"
 
-	resp, _ := ssetest.Request(t, "GET", url+"?topic=user/ann", nil)
+	resp, _ := testkit.Request(t, "GET", url+"?topic=user/ann", nil)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("no token: %d %v", resp.StatusCode, resp.Header)
 	}
-	if resp, _ := ssetest.Request(t, "GET", url+"?topic=user/bob", bearer("ann")); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := testkit.Request(t, "GET", url+"?topic=user/bob", bearer("ann")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("other user's topic: %d, want 403 (Authorize of the middleware's Auth)", resp.StatusCode)
 	}
-	resp, _ = ssetest.Request(t, "OPTIONS", url, http.Header{"Origin": {"http://app.example"}, "Access-Control-Request-Method": {"GET"}})
+	resp, _ = testkit.Request(t, "OPTIONS", url, http.Header{"Origin": {"http://app.example"}, "Access-Control-Request-Method": {"GET"}})
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 	st := ssetest.Open(t, url+"?topic=user/ann", "", bearer("ann"))
-	id := ssetest.Publish(t, hub, "user/ann", "x")
+	id := testkit.Publish(t, hub, "user/ann", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -233,12 +234,12 @@ func TestHandlerAbortsChain(t *testing.T) {
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")), func(c *gin.Context) { after <- struct{}{}; c.String(200, "oops") })
 	r.GET("/refused", ginsse.Handler(hub), func(c *gin.Context) { after <- struct{}{} })
 	base := serve(t, r)
-	if resp, _ := ssetest.Request(t, "GET", base+"/refused", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := testkit.Request(t, "GET", base+"/refused", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("refusal: %d", resp.StatusCode)
 	}
 	st := ssetest.Open(t, base+"/events", "", nil)
 	st.Close()
-	ssetest.Eventually(t, "the stream to end", func() bool { return hub.Stats().Streams == 0 })
+	testkit.Eventually(t, "the stream to end", func() bool { return hub.Stats().Streams == 0 })
 	select {
 	case <-after:
 		t.Error("a handler after ginsse.Handler ran")
@@ -273,8 +274,8 @@ func TestOptionPrecedence(t *testing.T) {
 	if st.Response.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
 		t.Errorf("WithCORS was overridden: %v", st.Response.Header)
 	}
-	ssetest.Publish(t, hub, "base", "base")
-	id := ssetest.Publish(t, hub, "t", "t")
+	testkit.Publish(t, hub, "base", "base")
+	id := testkit.Publish(t, hub, "t", "t")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v, want the event of topic t", ev)
 	}
@@ -299,12 +300,12 @@ func TestClientsLeaveNothingBehind(t *testing.T) {
 		for i := range 20 {
 			streams = append(streams, ssetest.Open(t, fmt.Sprintf("%s/rooms/r%d/events", url, i%3), "", bearer(fmt.Sprint("u", i))))
 		}
-		ssetest.Publish(t, hub, "r1", "x")
+		testkit.Publish(t, hub, "r1", "x")
 		next(t, streams[1])
 		for _, st := range streams {
 			st.Close()
 		}
-		ssetest.Eventually(t, "every stream to be released", func() bool { return hub.Stats().Streams == 0 })
+		testkit.Eventually(t, "every stream to be released", func() bool { return hub.Stats().Streams == 0 })
 		if n := hub.Stats().Topics; n != 0 {
 			t.Errorf("%d topics left", n)
 		}
@@ -332,7 +333,7 @@ func TestHTTP2(t *testing.T) {
 	if st.Response.ProtoMajor != 2 {
 		t.Fatalf("protocol %s, want HTTP/2", st.Response.Proto)
 	}
-	id := ssetest.Publish(t, hub, "t", "x")
+	id := testkit.Publish(t, hub, "t", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -358,7 +359,7 @@ func TestNilOptionsClearBase(t *testing.T) {
 		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
 			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
 		}
-		id := ssetest.Publish(t, hub, "t", path)
+		id := testkit.Publish(t, hub, "t", path)
 		if ev, err := st.Next(); err != nil || ev.LastEventID != id {
 			t.Errorf("%s: got %+v, %v", path, ev, err)
 		}

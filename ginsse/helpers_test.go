@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -32,7 +33,7 @@ func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
 	http.DefaultClient.CloseIdleConnections()
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	ssetest.Eventually(t, "goroutines to return to their number before the test", func() bool {
+	testkit.Eventually(t, "goroutines to return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }

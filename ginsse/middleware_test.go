@@ -17,6 +17,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	"github.com/ssekit/ssekit/ginsse"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // TestLoggerAndRecoveryDoNotBuffer: behind gin.Logger and gin.Recovery the
@@ -32,7 +33,7 @@ func TestLoggerAndRecoveryDoNotBuffer(t *testing.T) {
 
 	st := ssetest.Open(t, url, "", nil) // returns on the head, with nothing published
 	for i := range 3 {
-		id := ssetest.Publish(t, hub, "t", fmt.Sprint(i))
+		id := testkit.Publish(t, hub, "t", fmt.Sprint(i))
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != fmt.Sprint(i) {
 			t.Fatalf("got %+v, want event %d with id %s", ev, i, id)
 		}
@@ -41,8 +42,8 @@ func TestLoggerAndRecoveryDoNotBuffer(t *testing.T) {
 		}
 	}
 	st.Close()
-	ssetest.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
-	ssetest.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
+	testkit.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
+	testkit.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if !strings.Contains(logs.String(), "200") {
 		t.Errorf("Logger logged %q, want status 200", logs.String())
 	}
@@ -61,11 +62,11 @@ func TestRecoveryCatchesPanicInTopicsFunc(t *testing.T) {
 		return []string{"t"}, nil
 	})))
 	url := serve(t, r) + "/events"
-	if resp, _ := ssetest.Request(t, "GET", url+"?boom=1", nil); resp.StatusCode != http.StatusInternalServerError {
+	if resp, _ := testkit.Request(t, "GET", url+"?boom=1", nil); resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("panic: status %d, want 500", resp.StatusCode)
 	}
 	st := ssetest.Open(t, url, "", nil)
-	id := ssetest.Publish(t, hub, "t", "x")
+	id := testkit.Publish(t, hub, "t", "x")
 	if ev := next(t, st); ev.LastEventID != id {
 		t.Fatalf("got %+v after the panic", ev)
 	}
@@ -85,7 +86,7 @@ func TestGzipIsDetected(t *testing.T) {
 	r.GET("/excluded/events", h)
 	base := serve(t, r)
 
-	resp, body := ssetest.Request(t, "GET", base+"/events", http.Header{"Accept-Encoding": {"gzip"}})
+	resp, body := testkit.Request(t, "GET", base+"/events", http.Header{"Accept-Encoding": {"gzip"}})
 	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
 		!strings.Contains(body, "cannot stream") {
 		t.Errorf("gzip: got %d %q (%s), want 500 with an explanation", resp.StatusCode, body, resp.Header.Get("Content-Type"))
@@ -107,12 +108,12 @@ func TestGzipIsDetected(t *testing.T) {
 		if ce := st.Response.Header.Get("Content-Encoding"); ce != "" {
 			t.Errorf("%s: Content-Encoding %q", c.name, ce)
 		}
-		id := ssetest.Publish(t, hub, "t", c.name)
+		id := testkit.Publish(t, hub, "t", c.name)
 		if ev := next(t, st); ev.LastEventID != id || ev.Data != c.name {
 			t.Errorf("%s: got %+v", c.name, ev)
 		}
 		st.Close()
-		ssetest.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
+		testkit.Eventually(t, "the stream to be released", func() bool { return hub.Stats().Streams == 0 })
 	}
 }
 
@@ -144,7 +145,7 @@ func TestCompressorThatUnwrapsStreams(t *testing.T) {
 	}
 	p := ssetest.NewParser(zr)
 	for i := range 3 {
-		id := ssetest.Publish(t, hub, "t", fmt.Sprint(i))
+		id := testkit.Publish(t, hub, "t", fmt.Sprint(i))
 		start := time.Now()
 		ev, err := p.Next()
 		if err != nil || ev.LastEventID != id {
@@ -165,7 +166,7 @@ func TestTimeoutHandlerIsDetected(t *testing.T) {
 	r := gin.New()
 	r.GET("/events", ginsse.Handler(hub, ginsse.Topics("t")))
 	url := serve(t, http.TimeoutHandler(r, 5*time.Second, "timeout")) + "/events"
-	resp, body := ssetest.Request(t, "GET", url, nil)
+	resp, body := testkit.Request(t, "GET", url, nil)
 	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "cannot stream") {
 		t.Errorf("got %d %q, want 500 with an explanation", resp.StatusCode, body)
 	}
@@ -196,7 +197,7 @@ func TestLoggerCanRedactTickets(t *testing.T) {
 	}
 	st := ssetest.Open(t, serve(t, r)+"/events?ticket="+ticket, "", nil)
 	st.Close()
-	ssetest.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
+	testkit.Eventually(t, "Logger's line", func() bool { return strings.Contains(logs.String(), "/events") })
 	if l := logs.String(); strings.Contains(l, ticket) || !strings.Contains(l, "ticket=REDACTED") {
 		t.Errorf("log %q", l)
 	}
@@ -211,7 +212,7 @@ func TestLoggerCanRedactTickets(t *testing.T) {
 // gin-contrib/timeout is not in the table: the module proxy does not
 // serve it. http.TimeoutHandler, which it builds on, is.
 func TestMiddlewareTable(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	quiet := gin.LoggerWithConfig(gin.LoggerConfig{Output: io.Discard})
 	for _, c := range []struct {
 		name         string
@@ -246,7 +247,7 @@ func TestMiddlewareTable(t *testing.T) {
 					continue
 				}
 				t.Run(m.name, func(t *testing.T) {
-					ssetest.CheckGoroutines(t)
+					testkit.CheckGoroutines(t)
 					var logs syncBuffer
 					hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 					r := gin.New()
@@ -258,7 +259,7 @@ func TestMiddlewareTable(t *testing.T) {
 					}
 					srv := httptest.NewServer(h)
 					t.Cleanup(srv.Close)
-					resp, body := ssetest.Request(t, "GET", srv.URL+"/events", http.Header{"Accept-Encoding": {"gzip"}})
+					resp, body := testkit.Request(t, "GET", srv.URL+"/events", http.Header{"Accept-Encoding": {"gzip"}})
 					if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") == "text/event-stream" ||
 						!strings.Contains(body, "cannot stream") {
 						t.Errorf("got %d %q (%s), want 500 saying the server cannot stream", resp.StatusCode, body, resp.Header.Get("Content-Type"))

@@ -26,6 +26,15 @@ done
 # The workspace modules, as go.work lists them.
 mapfile -t modules < <(go list -m -f '{{.Dir}}')
 
+step "generated and copied files"
+bash scripts/testkit.sh -check
+while read -r dir; do
+	[ -z "$dir" ] || [ "${dir:0:1}" = "#" ] && continue
+	# A module's zip holds its own directory only: each published module
+	# carries the license.
+	cmp -s LICENSE "$dir/LICENSE" || { echo "$dir/LICENSE is missing or differs from LICENSE" >&2; exit 1; }
+done < scripts/published-modules
+
 step "gofmt"
 unformatted=$(gofmt -l "${modules[@]}")
 if [ -n "$unformatted" ]; then
@@ -41,6 +50,10 @@ for dir in "${modules[@]}"; do
 	step "$rel: go test -race"
 	(cd "$dir" && go test -race -count=1 -timeout 10m ./...)
 done
+
+# Each published module alone, an install with go get from a module proxy
+# of the checkout without the network, Go 1.27, the API check.
+bash scripts/release-check.sh
 
 step "core: fuzz the encoder for ${FUZZTIME:=20s}"
 (cd core && go test -run '^$' -fuzz '^FuzzAppendEvent$' -fuzztime "$FUZZTIME" -fuzzminimizetime 5s ./sse)

@@ -2,7 +2,7 @@ module github.com/ssekit/ssekit/sseprom
 
 go 1.26.0
 
-require github.com/ssekit/ssekit/core v0.0.0
+require github.com/ssekit/ssekit/core v0.1.0
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -13,8 +13,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/ssekit/ssekit/internal v0.1.0
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
-
-replace github.com/ssekit/ssekit/core => ../core

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 	"github.com/ssekit/ssekit/sseprom"
 )
 
@@ -105,7 +106,7 @@ func TestNoTopicLabelByDefault(t *testing.T) {
 	hub := ssetest.NewHub(t, sse.Options{Observer: m.Observer()})
 	m.Watch(hub, "main")
 	for _, topic := range []string{"user/1", "user/2", "user/3"} {
-		ssetest.Publish(t, hub, topic, "x")
+		testkit.Publish(t, hub, topic, "x")
 	}
 	want := `
 # HELP ssekit_events_published_total Events this instance published.

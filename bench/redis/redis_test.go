@@ -242,6 +242,7 @@ func (r recorder) Deliver(e sse.Entry) {
 }
 func (recorder) State(error)   {}
 func (recorder) Lost(string)   {}
+func (recorder) NewEpoch()     {}
 func (recorder) Signal([]byte) {}
 
 // listen follows topics on s until the benchmark ends, and waits until

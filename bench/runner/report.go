@@ -15,8 +15,9 @@ type Links struct {
 	JSON   string // the results file
 	README string // bench/README.md
 	// Extra is markdown spliced in before the method: the hand-kept results
-	// of the go test benchmarks (bench/micro/results.md), which a run of the
-	// scenarios does not measure but the report should keep.
+	// of the go test benchmarks (bench/micro/results.md and
+	// bench/perrequest/results.md), which a run of the scenarios does not
+	// measure but the report should keep.
 	Extra string
 }
 
@@ -53,7 +54,7 @@ func Markdown(rep *Report, links Links) string {
 	w("`POST /publish?count=K&rate=R&size=B`, `GET /debug/goroutines`. Each event's data is\n")
 	w("`<send time in unix ns> <sequence number> xxx…`, so the generator measures latency and counts every loss.\n")
 	if len(pl.ServerScenarios) > 0 {
-		w("The router adapters (ginsse, echosse-v4, echosse-v5, chisse, fibersse) serve the same Hub as the ssekit server, so they\n")
+		w("The router adapters (%s) serve the same Hub as the ssekit server, so they\n", strings.Join(routerAdapters, ", "))
 		w("run only the scenarios that show what the router and its HTTP stack add (memory per stream, fan-out,\n")
 		w("the steady rate); the hub's own behaviour (maximum rate, stalled clients, storm, resume) is ssekit's rows.\n")
 		w("A server that did not run a scenario is named under that scenario's table.\n")
@@ -441,7 +442,8 @@ func adapterSummary(rep *Report, w func(string, ...any)) {
 		col{"steady: CPU s per M", get(ScSteady, 0, func(r *Result) float64 { return r.CPUPerMillionSec })},
 		col{"steady: p99 ms", get(ScSteady, 0, func(r *Result) float64 { return r.P99Ms })})
 	w("## Router adapters against the Hub on net/http\n\n")
-	w("ginsse, echosse-v4, echosse-v5, chisse and fibersse serve the same Hub, with the same options, as the ssekit server;\n")
+	w("%s and %s serve the same Hub, with the same options, as the ssekit server;\n",
+		strings.Join(routerAdapters[:len(routerAdapters)-1], ", "), routerAdapters[len(routerAdapters)-1])
 	w("their numbers from the tables above, each followed by its ratio to ssekit's in this run (ssekit = 1).\n")
 	w("Differences of 10–20 %% are within the run-to-run noise of this machine, and a ratio from a row with a\n")
 	w("high other CPU %% (work of other processes during that phase, in the tables above) says little.\n\n")

@@ -170,7 +170,7 @@ const SkipNotSelected = "left out by the scenario selection"
 // ("ssekit@b78c6c4") comes right before the server it is a build of, so
 // that every scenario runs "before", then "after".
 func serverOrder(names []string) []string {
-	known := []string{"ssekit", "ssekit-detached", "ginsse", "echosse-v4", "echosse-v5", "chisse", "fibersse", "naive", "r3labs", "gosse", "gin", "bare"}
+	known := slices.Concat([]string{"ssekit", "ssekit-detached"}, routerAdapters, []string{"naive", "r3labs", "gosse", "gin", "bare"})
 	var out []string
 	add := func(n string) {
 		for _, a := range names {

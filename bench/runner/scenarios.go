@@ -87,8 +87,12 @@ type Plan struct {
 	ServerScenarios map[string][]string `json:"server_scenarios,omitempty"`
 }
 
-// adapterScenarios is what the router adapters (ginsse, echosse-v4,
-// echosse-v5, chisse, fibersse) run: they serve the same Hub as the ssekit server, so the
+// routerAdapters are the servers of ssekit's router adapters, one per
+// framework major, in the report's order.
+var routerAdapters = []string{"ginsse", "echosse-v4", "echosse-v5", "chisse", "fibersse-v2", "fibersse-v3"}
+
+// adapterScenarios is what the router adapters (routerAdapters) run: they
+// serve the same Hub as the ssekit server, so the
 // scenarios that measure the hub itself (maximum rate, stalled clients,
 // connect storm, resume) would repeat ssekit's numbers at a cost of
 // minutes. Idle memory, fan-out and the steady rate show what each router
@@ -97,7 +101,7 @@ var adapterScenarios = []string{ScIdle, ScFanout, ScSteady}
 
 func adapterSelection() map[string][]string {
 	m := make(map[string][]string)
-	for _, a := range []string{"ginsse", "echosse-v4", "echosse-v5", "chisse", "fibersse"} {
+	for _, a := range routerAdapters {
 		m[a] = adapterScenarios
 	}
 	return m

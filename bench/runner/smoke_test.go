@@ -8,7 +8,7 @@ import (
 )
 
 // TestSmoke keeps the harness honest: against ssekit, the naive server and
-// two of the router adapters (chisse on net/http, fibersse on fasthttp), 20
+// two of the router adapters (chisse on net/http, fibersse-v2 on fasthttp), 20
 // streams must receive 50 events each (once as fast as possible, once
 // paced), with no loss, gap, duplicate or stray event, and with latencies
 // that make sense. The servers that resume must also bring 20 clients that
@@ -26,7 +26,7 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	servers, err := Build(ctx, modDir, t.TempDir(), []string{"ssekit", "naive", "chisse", "fibersse"})
+	servers, err := Build(ctx, modDir, t.TempDir(), []string{"ssekit", "naive", "chisse", "fibersse-v2"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -250,7 +251,7 @@ func TestAuthRefusals(t *testing.T) {
 			}
 		})
 	}
-	ssetest.WaitStreams(t, h, 0)
+	testkit.WaitStreams(t, h, 0)
 }
 
 func TestAuthOptional(t *testing.T) {
@@ -272,13 +273,13 @@ func TestAuthOptional(t *testing.T) {
 	})
 	anon := connect(t, srv.URL, "")
 	alice := connectWith(t, srv.URL, "", hdr("Cookie", "sid=tok-alice"))
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	mu.Lock()
 	if len(got) != 2 || got[0] != (sse.Principal{}) || got[1].ID != "alice" {
 		t.Errorf("principals %+v, want the zero Principal, then alice", got)
 	}
 	mu.Unlock()
-	ssetest.Publish(t, h, "t", "hello")
+	testkit.Publish(t, h, "t", "hello")
 	for _, st := range []*ssetest.Stream{anon, alice} {
 		if ev := next(t, st); ev.Data != "hello" {
 			t.Errorf("got %+v", ev)
@@ -288,7 +289,7 @@ func TestAuthOptional(t *testing.T) {
 
 // TestAuthPerUserTopic: the Topics hook picks the principal's own topic.
 func TestAuthPerUserTopic(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{
 		Auth: &sse.Auth{Authenticate: tokenAuth, CookieName: "sid"},
@@ -302,13 +303,13 @@ func TestAuthPerUserTopic(t *testing.T) {
 	})
 	alice := connectWith(t, srv.URL, "", hdr("Cookie", "sid=tok-alice"))
 	bob := connectWith(t, srv.URL, "", hdr("Authorization", "Bearer tok-bob"))
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	if a, b, all := h.Subscribers("user/alice"), h.Subscribers("user/bob"), h.Subscribers("all"); a != 1 || b != 1 || all != 2 {
 		t.Fatalf("subscribers: user/alice %d, user/bob %d, all %d", a, b, all)
 	}
-	ssetest.Publish(t, h, "user/bob", "for bob")
-	ssetest.Publish(t, h, "user/alice", "for alice")
-	ssetest.Publish(t, h, "all", "for all")
+	testkit.Publish(t, h, "user/bob", "for bob")
+	testkit.Publish(t, h, "user/alice", "for alice")
+	testkit.Publish(t, h, "all", "for all")
 	for _, c := range []struct {
 		st   *ssetest.Stream
 		want []string
@@ -385,7 +386,7 @@ func TestAuthPrincipalFromAdapter(t *testing.T) {
 	// is looked at.
 	connect(t, srv.URL+"?topic=public", "")
 	connectWith(t, srv.URL+"?topic=public", "", hdr("Authorization", "Bearer garbage"))
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	rep := request(t, http.MethodGet, srv.URL+"?topic=secret", nil)
 	checkNoStream(t, rep)
 	if rep.status != http.StatusForbidden {
@@ -415,10 +416,10 @@ func TestAuthMiddlewareForOtherHandlers(t *testing.T) {
 		p, _ := sse.PrincipalFrom(r.Context())
 		_, _ = w.Write([]byte(p.ID))
 	})))
-	if resp, body := ssetest.Request(t, "GET", srv.URL, hdr("Cookie", "sid=tok-carol")); resp.StatusCode != 200 || body != "carol" {
+	if resp, body := testkit.Request(t, "GET", srv.URL, hdr("Cookie", "sid=tok-carol")); resp.StatusCode != 200 || body != "carol" {
 		t.Errorf("with the cookie: %d %q, want carol", resp.StatusCode, body)
 	}
-	if resp, _ := ssetest.Request(t, "GET", srv.URL, nil); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := testkit.Request(t, "GET", srv.URL, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("without a token: %d, want 401", resp.StatusCode)
 	}
 }

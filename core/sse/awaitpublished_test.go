@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -51,8 +52,8 @@ func TestShutdownAfterEagerDelivery(t *testing.T) {
 	}
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := ssetest.Open(t, srv.URL, "", http.Header{})
-	ssetest.Eventually(t, "the stream", func() bool { return h.Stats().Streams == 1 })
-	id := ssetest.Publish(t, h, "t", "x")
+	testkit.Eventually(t, "the stream", func() bool { return h.Stats().Streams == 1 })
+	id := testkit.Publish(t, h, "t", "x")
 	if ev, err := st.Next(); err != nil || ev.LastEventID != id {
 		t.Fatalf("got %+v, %v", ev, err)
 	}

@@ -10,15 +10,19 @@ import (
 // memBus is a Broadcaster in memory: hubs that share one act as
 // instances of a service that share a Redis.
 type memBus struct {
-	*sse.MemoryStore
-
 	mu        sync.Mutex
+	store     *sse.MemoryStore // replaced by restart
 	listeners map[*busListener]struct{}
 	followed  map[string]uint64 // every topic a hub followed, from where
 
 	// offset is added to every Seq the bus hands out, to stand for a store
 	// whose sequence numbers are long (a global sequence of years).
 	offset uint64
+
+	// eager makes Append return only once every listener has been handed
+	// the entry, as a store does that broadcasts before it acknowledges
+	// (NATS JetStream's republish).
+	eager bool
 }
 
 // busListener is one Listen call: the topics it follows and its queue.
@@ -28,7 +32,7 @@ type busListener struct {
 }
 
 func newMemBus(store *sse.MemoryStore) *memBus {
-	return &memBus{MemoryStore: store, listeners: make(map[*busListener]struct{}), followed: make(map[string]uint64)}
+	return &memBus{store: store, listeners: make(map[*busListener]struct{}), followed: make(map[string]uint64)}
 }
 
 var _ sse.Broadcaster = (*memBus)(nil)
@@ -36,15 +40,21 @@ var _ sse.Broadcaster = (*memBus)(nil)
 func (b *memBus) Append(ctx context.Context, topic string, ev sse.Event) (sse.Entry, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, err := b.MemoryStore.Append(ctx, topic, ev)
+	e, err := b.store.Append(ctx, topic, ev)
 	if err != nil {
 		return e, err
 	}
 	e.Seq += b.offset
+	handed := make(chan struct{}, len(b.listeners))
+	n := 0
 	for l := range b.listeners {
 		if l.follows[e.Topic] {
-			l.ch <- func(l sse.Listener) { l.Deliver(e) }
+			l.ch <- func(l sse.Listener) { l.Deliver(e); handed <- struct{}{} }
+			n++
 		}
+	}
+	for ; b.eager && n > 0; n-- {
+		<-handed
 	}
 	return e, nil
 }
@@ -91,18 +101,22 @@ func (b *memBus) Follow(topic string, after uint64) {
 // catchUp makes l follow topic from after; b.mu is held.
 func (b *memBus) catchUp(l *busListener, topic string, after uint64) {
 	l.follows[topic] = true
-	entries, _ := b.After(context.Background(), []string{topic}, []uint64{after}, 1<<20)
+	entries, _ := b.after(b.store, []string{topic}, []uint64{after}, 1<<20)
 	for _, e := range entries {
 		l.ch <- func(l sse.Listener) { l.Deliver(e) }
 	}
 }
 
-func (b *memBus) After(ctx context.Context, topics []string, after []uint64, limit int) ([]sse.Entry, error) {
+func (b *memBus) After(_ context.Context, topics []string, after []uint64, limit int) ([]sse.Entry, error) {
+	return b.after(b.current(), topics, after, limit)
+}
+
+func (b *memBus) after(store *sse.MemoryStore, topics []string, after []uint64, limit int) ([]sse.Entry, error) {
 	inner := make([]uint64, len(after))
 	for i, a := range after {
 		inner[i] = a - min(a, b.offset)
 	}
-	entries, err := b.MemoryStore.After(ctx, topics, inner, limit)
+	entries, err := store.After(context.Background(), topics, inner, limit)
 	for i := range entries {
 		entries[i].Seq += b.offset
 	}
@@ -110,8 +124,28 @@ func (b *memBus) After(ctx context.Context, topics []string, after []uint64, lim
 }
 
 func (b *memBus) Newest(ctx context.Context, topic string) (uint64, error) {
-	seq, err := b.MemoryStore.Newest(ctx, topic)
+	seq, err := b.current().Newest(ctx, topic)
 	return seq + b.offset, err
+}
+
+func (b *memBus) Epoch() string { return b.current().Epoch() }
+
+func (b *memBus) current() *sse.MemoryStore {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.store
+}
+
+// restart replaces the bus's store with an empty one, as a Redis that lost
+// its keys or a recreated JetStream stream: a new epoch, whose Seqs start
+// over. Every hub is told, before any entry of the new epoch reaches it.
+func (b *memBus) restart(store *sse.MemoryStore) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.store = store
+	for l := range b.listeners {
+		l.ch <- func(l sse.Listener) { l.NewEpoch() }
+	}
 }
 
 // Unfollow keeps following: memBus cannot tell which hub asks, and a hub

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -27,7 +28,7 @@ func hasVaryOrigin(h http.Header) bool {
 }
 
 func TestCORSStreams(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	withCreds := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t"), CORS: &sse.CORS{
 		AllowedOrigins:   []string{"https://app.example.com", "http://localhost:5173"},
@@ -62,13 +63,13 @@ func TestCORSStreams(t *testing.T) {
 			if !hasVaryOrigin(rh) {
 				t.Errorf("Vary = %q, want Origin", rh.Values("Vary"))
 			}
-			ssetest.WaitStreams(t, h, 1)
-			ssetest.Publish(t, h, "t", "hi")
+			testkit.WaitStreams(t, h, 1)
+			testkit.Publish(t, h, "t", "hi")
 			if ev := next(t, st); ev.Data != "hi" {
 				t.Errorf("got %+v", ev)
 			}
 			st.Close()
-			ssetest.WaitStreams(t, h, 0)
+			testkit.WaitStreams(t, h, 0)
 		})
 	}
 }
@@ -116,7 +117,7 @@ func TestCORSDisallowedOrigin(t *testing.T) {
 		t.Errorf("AllowOrigin was asked about %q", asked)
 	}
 	mu.Unlock()
-	ssetest.WaitStreams(t, h, 0)
+	testkit.WaitStreams(t, h, 0)
 }
 
 func TestCORSPreflight(t *testing.T) {
@@ -187,7 +188,7 @@ func TestCORSPreflight(t *testing.T) {
 			t.Errorf("got %d, Allow %q; want 405, GET", rep.status, rep.header.Get("Allow"))
 		}
 	})
-	ssetest.WaitStreams(t, h, 0)
+	testkit.WaitStreams(t, h, 0)
 }
 
 func splitList(s string) []string {
@@ -220,7 +221,7 @@ func TestCORSHeadersOnRefusals(t *testing.T) {
 	})
 	origin := "https://app.example.com"
 	connectWith(t, srv.URL+"?topic=t", "", hdr("Origin", origin, "Cookie", "sid=tok-a"))
-	ssetest.WaitStreams(t, h, 1)
+	testkit.WaitStreams(t, h, 1)
 	tests := []struct {
 		name   string
 		method string

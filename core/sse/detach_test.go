@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -68,7 +69,7 @@ func (s *rawStream) next(t *testing.T) ssetest.Event {
 // goroutines, get every event, look like attached ones on the wire, and
 // are reported to the Observer when they end.
 func TestDetachedStreams(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	var mu sync.Mutex
 	closed := map[sse.EndReason]int{}
 	sent := 0
@@ -90,7 +91,7 @@ func TestDetachedStreams(t *testing.T) {
 	}
 	// A stream counts as open once subscribed, and as detached once its
 	// handler has handed it over, just after.
-	ssetest.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
+	testkit.Eventually(t, "every stream to be detached", func() bool { return hub.Stats().Detached == n })
 	// Attached, every stream would hold a goroutine or two; detached, the
 	// hub runs a worker per CPU and a poller.
 	if grew := runtime.NumGoroutine() - before; grew > runtime.GOMAXPROCS(0)+3 {
@@ -105,7 +106,7 @@ func TestDetachedStreams(t *testing.T) {
 
 	var ids []string
 	for i := range 20 {
-		ids = append(ids, ssetest.Publish(t, hub, "t", strings.Repeat("x", i*1000)))
+		ids = append(ids, testkit.Publish(t, hub, "t", strings.Repeat("x", i*1000)))
 	}
 	for i, st := range streams {
 		for j, id := range ids {
@@ -117,7 +118,7 @@ func TestDetachedStreams(t *testing.T) {
 	for _, st := range streams {
 		st.conn.Close()
 	}
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 	mu.Lock()
 	defer mu.Unlock()
 	if closed[sse.EndClientGone] != n || sent != n*len(ids) {
@@ -131,14 +132,14 @@ func TestDetachedNoticesDepartedClient(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("elsewhere a departed client is noticed by a failing heartbeat (checked by the conformance kit)")
 	}
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{HeartbeatInterval: time.Hour})
 	srv := serve(t, hub, detachedT)
 	st := openRaw(t, srv.URL, "")
-	ssetest.WaitStreams(t, hub, 1)
+	testkit.WaitStreams(t, hub, 1)
 	start := time.Now()
 	st.conn.Close()
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 	t.Logf("released %v after the client closed", time.Since(start))
 }
 
@@ -155,7 +156,7 @@ func TestHalfCloseEndsStream(t *testing.T) {
 			if detach && runtime.GOOS != "linux" {
 				t.Skip("only the Linux poller notices a half-close")
 			}
-			ssetest.CheckGoroutines(t)
+			testkit.CheckGoroutines(t)
 			ends := make(chan sse.EndReason, 1)
 			hub := ssetest.NewHub(t, sse.Options{HeartbeatInterval: time.Hour, Observer: sse.Observer{
 				StreamClosed: func(_ sse.StreamInfo, reason sse.EndReason, _ int) { ends <- reason },
@@ -164,7 +165,7 @@ func TestHalfCloseEndsStream(t *testing.T) {
 			opts.Detach = detach
 			srv := serve(t, hub, opts)
 			st := openRaw(t, srv.URL, "")
-			ssetest.WaitStreams(t, hub, 1)
+			testkit.WaitStreams(t, hub, 1)
 			if err := st.conn.(*net.TCPConn).CloseWrite(); err != nil {
 				t.Fatal(err)
 			}
@@ -183,18 +184,18 @@ func TestHalfCloseEndsStream(t *testing.T) {
 // TestDetachedResumeAndLargeEvents: replay happens before the hand-over,
 // and events larger than a chunk reach a slow reader intact.
 func TestDetachedResumeAndLargeEvents(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{MaxEventBytes: 2 << 20})
 	srv := serve(t, hub, detachedT)
-	first := ssetest.Publish(t, hub, "t", "one")
+	first := testkit.Publish(t, hub, "t", "one")
 	var want []string
 	big := strings.Repeat("y", 1<<20)
 	for range 3 {
-		want = append(want, ssetest.Publish(t, hub, "t", big))
+		want = append(want, testkit.Publish(t, hub, "t", big))
 	}
 	st := openRaw(t, srv.URL, first)
 	for range 3 {
-		want = append(want, ssetest.Publish(t, hub, "t", big))
+		want = append(want, testkit.Publish(t, hub, "t", big))
 	}
 	for i, id := range want {
 		time.Sleep(20 * time.Millisecond) // let the socket fill
@@ -228,7 +229,7 @@ func TestDetachedFallsBack(t *testing.T) {
 			if got := st.Response.ProtoMajor == 2; got != h2 {
 				t.Fatalf("protocol %s", st.Response.Proto)
 			}
-			id := ssetest.Publish(t, hub, "t", "hello")
+			id := testkit.Publish(t, hub, "t", "hello")
 			if ev := next(t, st); ev.LastEventID != id {
 				t.Fatalf("got %+v", ev)
 			}
@@ -242,7 +243,7 @@ func TestDetachedFallsBack(t *testing.T) {
 // TestDetachedShutdownClosesStalled: Shutdown closes detached connections
 // that a stalled client keeps open, which http.Server.Shutdown cannot see.
 func TestDetachedShutdownClosesStalled(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub, err := sse.NewHub(sse.Options{MaxQueueBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -250,17 +251,17 @@ func TestDetachedShutdownClosesStalled(t *testing.T) {
 	srv := serve(t, hub, detachedT)
 	stalled := openRaw(t, srv.URL, "")
 	_ = stalled.conn.(*net.TCPConn).SetReadBuffer(4096)
-	ssetest.WaitStreams(t, hub, 1)
+	testkit.WaitStreams(t, hub, 1)
 	payload := strings.Repeat("z", 64<<10)
 	for range 100 { // 6.4 MiB: more than the socket buffers hold
-		ssetest.Publish(t, hub, "t", payload)
+		testkit.Publish(t, hub, "t", payload)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := hub.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v, want it to give up on the stalled stream", err)
 	}
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 	_ = stalled.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.Copy(io.Discard, stalled.conn); err != nil && !isReset(err) {
 		t.Fatalf("reading the rest: %v, want the connection closed", err)
@@ -275,7 +276,7 @@ func isReset(err error) bool {
 // TestDetachedCycles: many connections opened and closed leave no
 // goroutine and no file descriptor behind.
 func TestDetachedCycles(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	cycles := 10000
 	if testing.Short() {
 		cycles = 1000
@@ -287,16 +288,16 @@ func TestDetachedCycles(t *testing.T) {
 	// engine keeps running; in the last ones, the engine stops and starts
 	// with every connection.
 	keep := openRaw(t, srv.URL, "")
-	ssetest.WaitStreams(t, hub, 1)
+	testkit.WaitStreams(t, hub, 1)
 	fds := openFDs()
 	runCycles(t, addr, cycles, 4)
-	ssetest.WaitStreams(t, hub, 1)
+	testkit.WaitStreams(t, hub, 1)
 	keep.conn.Close()
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 	runCycles(t, addr, cycles/20, 1)
-	ssetest.WaitStreams(t, hub, 0)
+	testkit.WaitStreams(t, hub, 0)
 	if fds >= 0 {
-		ssetest.Eventually(t, "file descriptors to return to their number before the cycles", func() bool {
+		testkit.Eventually(t, "file descriptors to return to their number before the cycles", func() bool {
 			return openFDs() <= fds-1 // keep is closed
 		})
 	}
@@ -376,23 +377,23 @@ func (l wrappedListener) Accept() (net.Conn, error) {
 // TestDetachedWithoutFD: a hijacked connection without a file descriptor
 // is served from its handler goroutine, with the same behaviour.
 func TestDetachedWithoutFD(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{HeartbeatInterval: 50 * time.Millisecond})
 	srv := httptest.NewUnstartedServer(hub.Handler(detachedT))
 	srv.Listener = wrappedListener{srv.Listener}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	st := openRaw(t, srv.URL, "")
-	ssetest.WaitStreams(t, hub, 1)
+	testkit.WaitStreams(t, hub, 1)
 	if s := hub.Stats(); s.Detached != 0 {
 		t.Fatalf("Stats: %+v, want the stream served attached", s)
 	}
-	id := ssetest.Publish(t, hub, "t", "hello")
+	id := testkit.Publish(t, hub, "t", "hello")
 	if ev := st.next(t); ev.LastEventID != id || ev.Data != "hello" {
 		t.Fatalf("got %+v", ev)
 	}
 	st.conn.Close()
-	ssetest.WaitStreams(t, hub, 0) // noticed by a failing heartbeat
+	testkit.WaitStreams(t, hub, 0) // noticed by a failing heartbeat
 }
 
 // panickyWriter's Hijack panics, as gin's does when the writer it wraps
@@ -413,7 +414,7 @@ func TestDetachedHijackPanics(t *testing.T) {
 	t.Cleanup(srv.Close)
 	for range 3 { // MaxStreams 1: a leaked session would refuse the next
 		st := connect(t, srv.URL, "")
-		id := ssetest.Publish(t, hub, "t", "x")
+		id := testkit.Publish(t, hub, "t", "x")
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -421,6 +422,6 @@ func TestDetachedHijackPanics(t *testing.T) {
 			t.Fatalf("Stats: %+v, want the stream attached", s)
 		}
 		st.Close()
-		ssetest.WaitStreams(t, hub, 0)
+		testkit.WaitStreams(t, hub, 0)
 	}
 }

@@ -43,8 +43,9 @@
 // its lifetime, and a Seq, as in "3f9a0c1e-42". The MemoryStore numbers all
 // topics in one sequence, so one Seq is a place in every topic; a store
 // that numbers each topic on its own (sseredis) gives a stream of several
-// topics IDs with a Seq per topic, as in "5f0c2a9e81d4-42.7". A client
-// treats IDs as opaque. A client that reconnects sends the last ID it saw in the
+// topics IDs with a Seq per topic, as in "5f0c2a9e81d4-42.7", and resets
+// such a stream when it comes back with one Seq (an ID of some other
+// stream). A client treats IDs as opaque. A client that reconnects sends the last ID it saw in the
 // Last-Event-ID header (or, on its first connection, in the lastEventId
 // query parameter) and gets every event of its topics after that one, then
 // the live events, with no gap and no duplicate, even while events are being

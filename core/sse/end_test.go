@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -43,7 +44,7 @@ func TestEndStreams(t *testing.T) {
 	for _, detach := range []bool{false, true} {
 		name := map[bool]string{false: "attached", true: "detached"}[detach]
 		t.Run(name, func(t *testing.T) {
-			ssetest.CheckGoroutines(t)
+			testkit.CheckGoroutines(t)
 			var log obsLog
 			h := ssetest.NewHub(t, sse.Options{CloseRetry: 50 * time.Millisecond, Observer: log.observer()})
 			url := endServer(t, h, detach)
@@ -51,8 +52,8 @@ func TestEndStreams(t *testing.T) {
 			alice2 := openAs(t, url, "alice", "?topic=room-2")
 			bob := openAs(t, url, "bob", "?topic=room-1")
 			carol := openAs(t, url, "carol", "?topic=news")
-			ssetest.WaitStreams(t, h, 4)
-			queued := ssetest.Publish(t, h, "room-1", "queued before the end")
+			testkit.WaitStreams(t, h, 4)
+			queued := testkit.Publish(t, h, "room-1", "queued before the end")
 
 			// alice logs out: her streams end, with a last event.
 			last := &sse.Event{Type: "logout", Data: []byte(`{"why":"logged out"}`)}
@@ -69,7 +70,7 @@ func TestEndStreams(t *testing.T) {
 			if got := waitEnd(t, alice2); len(got) != 1 || got[0].Type != "logout" {
 				t.Errorf("alice's second stream got %+v, want the logout event", got)
 			}
-			ssetest.WaitStreams(t, h, 2)
+			testkit.WaitStreams(t, h, 2)
 
 			// room-1 is closed: bob's stream ends, carol's does not.
 			if err := h.EndStreams(context.Background(), sse.StreamMatch{Topic: "room-1"}, nil); err != nil {
@@ -78,21 +79,21 @@ func TestEndStreams(t *testing.T) {
 			if got := waitEnd(t, bob); len(got) != 1 || got[0].LastEventID != queued {
 				t.Errorf("bob got %+v, want only the queued event", got)
 			}
-			ssetest.WaitStreams(t, h, 1)
-			news := ssetest.Publish(t, h, "news", "still here")
+			testkit.WaitStreams(t, h, 1)
+			news := testkit.Publish(t, h, "news", "still here")
 			if ev := next(t, carol); ev.LastEventID != news {
 				t.Errorf("carol got %+v, want the news", ev)
 			}
 			// Principal and topic together.
 			dave := openAs(t, url, "dave", "?topic=news")
 			daveRoom := openAs(t, url, "dave", "?topic=room-3")
-			ssetest.WaitStreams(t, h, 3)
+			testkit.WaitStreams(t, h, 3)
 			if err := h.EndStreams(context.Background(), sse.StreamMatch{Principal: "dave", Topic: "room-3"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			waitEnd(t, daveRoom)
-			ssetest.WaitStreams(t, h, 2)
-			news = ssetest.Publish(t, h, "news", "dave stays")
+			testkit.WaitStreams(t, h, 2)
+			news = testkit.Publish(t, h, "news", "dave stays")
 			if ev := next(t, dave); ev.LastEventID != news {
 				t.Errorf("dave's other stream got %+v", ev)
 			}
@@ -147,8 +148,10 @@ func TestEndStreamsAcrossHubs(t *testing.T) {
 	for i, url := range urls {
 		alice = append(alice, openAs(t, url, "alice", "?topic=t"))
 		bob = append(bob, openAs(t, url, "bob", "?topic=t"))
-		ssetest.WaitStreams(t, hubs[i], 2)
+		testkit.WaitStreams(t, hubs[i], 2)
 	}
+	// A signal reaches the hubs that listen when it is sent.
+	testkit.Eventually(t, "every hub to listen", func() bool { return bus.listenerCount() == len(hubs) })
 	if err := hubs[1].EndStreams(context.Background(), sse.StreamMatch{Principal: "alice"}, &sse.Event{Type: "logout"}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +160,7 @@ func TestEndStreamsAcrossHubs(t *testing.T) {
 			t.Errorf("hub %d: alice got %+v", i, got)
 		}
 	}
-	id := ssetest.Publish(t, hubs[0], "t", "for bob")
+	id := testkit.Publish(t, hubs[0], "t", "for bob")
 	for i, st := range bob {
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Errorf("hub %d: bob got %+v", i, ev)
@@ -178,9 +181,9 @@ func TestShutdownStopsListenerWhenContextExpires(t *testing.T) {
 	// the write of the end waits for WriteTimeout (10 s).
 	stalled := stalledClient(t, srv, "/")
 	_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
-	ssetest.Eventually(t, "the stream", func() bool { return h.Stats().Streams == 1 })
+	testkit.Eventually(t, "the stream", func() bool { return h.Stats().Streams == 1 })
 	for range 100 {
-		ssetest.Publish(t, h, "t", string(make([]byte, 64<<10)))
+		testkit.Publish(t, h, "t", string(make([]byte, 64<<10)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -199,4 +202,29 @@ func newTestStore(t *testing.T) *sse.MemoryStore {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestShutdownAfterEagerBroadcast: a store that hands the hub its own
+// entry before Append returns does not leave Shutdown waiting for that
+// entry: Shutdown returns at once, after the stream got it.
+func TestShutdownAfterEagerBroadcast(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	bus.eager = true
+	h := ssetest.NewHub(t, sse.Options{Store: bus, CloseRetry: 10 * time.Millisecond})
+	url := endServer(t, h, false)
+	st := openAs(t, url, "alice", "?topic=t")
+	testkit.WaitStreams(t, h, 1)
+	id := testkit.Publish(t, h, "t", "last")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Shutdown took %v, waiting for an entry the hub had delivered", d)
+	}
+	if got := waitEnd(t, st); len(got) != 1 || got[0].LastEventID != id {
+		t.Errorf("the stream got %+v, want the event published before Shutdown", got)
+	}
 }

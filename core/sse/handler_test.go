@@ -16,12 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 func TestStreamHeadersAndImmediateFlush(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{Retry: 2500 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("news")})
 
@@ -42,8 +43,8 @@ func TestStreamHeadersAndImmediateFlush(t *testing.T) {
 	// flushed at once. The opening comment and retry hint follow.
 	comments := make(chan string, 4)
 	st.Parser().OnComment = func(c string) { comments <- c }
-	ssetest.WaitStreams(t, h, 1)
-	ssetest.Publish(t, h, "news", "first")
+	testkit.WaitStreams(t, h, 1)
+	testkit.Publish(t, h, "news", "first")
 	if ev := next(t, st); ev.Data != "first" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -80,19 +81,19 @@ func TestStreamOpensBeforeFirstEvent(t *testing.T) {
 }
 
 func TestMultiTopicDeliveryInOrder(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{})
 	ab := connect(t, srv.URL+"?topic=a&topic=b&topic=a", "")
 	c := connect(t, srv.URL+"?topic=c", "")
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	if a, b, c, n := h.Subscribers("a"), h.Subscribers("b"), h.Subscribers("c"), h.Stats().Topics; a != 1 || b != 1 || c != 1 || n != 3 {
 		t.Fatalf("subscribers a %d, b %d, c %d, in %d topics", a, b, c, n)
 	}
 	var want []string
 	for i := range 30 {
 		topic := []string{"a", "b", "c"}[i%3]
-		ssetest.Publish(t, h, topic, topic+strconv.Itoa(i))
+		testkit.Publish(t, h, topic, topic+strconv.Itoa(i))
 		if topic != "c" {
 			want = append(want, topic+strconv.Itoa(i))
 		}
@@ -114,7 +115,7 @@ func TestResumeFromLastEventID(t *testing.T) {
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	var ids []string
 	for i := range 10 {
-		ids = append(ids, ssetest.Publish(t, h, "t", strconv.Itoa(i)))
+		ids = append(ids, testkit.Publish(t, h, "t", strconv.Itoa(i)))
 	}
 	for _, via := range []string{"header", "query"} {
 		t.Run(via, func(t *testing.T) {
@@ -145,7 +146,7 @@ func TestResumeFromLastEventID(t *testing.T) {
 // publishers run; each must see every event of its topics exactly once and
 // in publish order.
 func TestResumeIsGapFreeUnderConcurrentPublishing(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{})
 	const perTopic = 300
@@ -240,10 +241,10 @@ func TestResetSignal(t *testing.T) {
 	other, _ := sse.NewMemoryStore(sse.MemoryStoreOptions{})
 	h := ssetest.NewHub(t, sse.Options{Store: small, MaxLastEventIDLength: 64})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
-	first := ssetest.Publish(t, h, "t", "0")
+	first := testkit.Publish(t, h, "t", "0")
 	var last string
 	for i := 1; i < 10; i++ {
-		last = ssetest.Publish(t, h, "t", strconv.Itoa(i))
+		last = testkit.Publish(t, h, "t", strconv.Itoa(i))
 	}
 	tests := []struct {
 		name, lastID, reason string
@@ -258,7 +259,7 @@ func TestResetSignal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := connect(t, srv.URL+"?lastEventId="+urlQueryEscape(tt.lastID), "")
-			defer func() { last = ssetest.Publish(t, h, "t", "next") }()
+			defer func() { last = testkit.Publish(t, h, "t", "next") }()
 			ev := next(t, st)
 			if ev.Type != "sse-reset" || ev.Data != `{"reason":"`+tt.reason+`"}` {
 				t.Fatalf("first event %+v, want a reset with reason %s", ev, tt.reason)
@@ -266,8 +267,8 @@ func TestResetSignal(t *testing.T) {
 			if ev.LastEventID != last {
 				t.Errorf("reset id %q, want the newest id %q so a reconnect resumes from there", ev.LastEventID, last)
 			}
-			ssetest.Eventually(t, "stream registered", func() bool { return h.Subscribers("t") >= 1 })
-			ssetest.Publish(t, h, "t", "live")
+			testkit.Eventually(t, "stream registered", func() bool { return h.Subscribers("t") >= 1 })
+			testkit.Publish(t, h, "t", "live")
 			if ev := next(t, st); ev.Data != "live" {
 				t.Fatalf("after reset got %+v, want the live event", ev)
 			}
@@ -281,7 +282,7 @@ func urlQueryEscape(s string) string {
 }
 
 func TestHeartbeatOnIdleStream(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{HeartbeatInterval: 50 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
@@ -308,14 +309,14 @@ func TestHeartbeatOnIdleStream(t *testing.T) {
 }
 
 func TestClientGoneReleasesSubscription(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	for range 3 {
 		st := connect(t, srv.URL, "")
-		ssetest.WaitStreams(t, h, 1)
+		testkit.WaitStreams(t, h, 1)
 		st.Close()
-		ssetest.WaitStreams(t, h, 0)
+		testkit.WaitStreams(t, h, 0)
 	}
 	if n := h.Stats().Topics; n != 0 {
 		t.Errorf("%d topics left in the hub", n)
@@ -402,9 +403,9 @@ func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	st := connect(t, srv.URL, "")
-	ssetest.WaitStreams(t, h, 1)
+	testkit.WaitStreams(t, h, 1)
 	time.Sleep(500 * time.Millisecond)
-	ssetest.Publish(t, h, "t", "still here")
+	testkit.Publish(t, h, "t", "still here")
 	if ev := next(t, st); ev.Data != "still here" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -413,7 +414,7 @@ func TestServerWriteTimeoutDoesNotEndStreams(t *testing.T) {
 // TestStalledClientDoesNotDelayOthers: a client that never reads is cut off
 // while a healthy client receives every event, exactly once.
 func TestStalledClientDoesNotDelayOthers(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{WriteTimeout: 300 * time.Millisecond, MaxQueueBytes: 256 << 10, MaxReplayBytes: 16 << 20})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 
@@ -425,7 +426,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	_ = stalled.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(stalled, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	healthy := connect(t, srv.URL, "")
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 
 	payload := strings.Repeat("x", 32<<10)
 	const n = 400 // 12.5 MiB: far more than socket buffers hold
@@ -452,7 +453,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	}()
 	var want []string
 	for i := range n {
-		want = append(want, ssetest.Publish(t, h, "t", payload))
+		want = append(want, testkit.Publish(t, h, "t", payload))
 		if i%4 == 0 {
 			time.Sleep(time.Millisecond)
 		}
@@ -460,7 +461,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	if ids := <-got; strings.Join(ids, ",") != strings.Join(want, ",") {
 		t.Fatalf("healthy client got %d events, want each of %d once, in order", len(ids), n)
 	}
-	ssetest.WaitStreams(t, h, 0) // the stalled one was cut off too
+	testkit.WaitStreams(t, h, 0) // the stalled one was cut off too
 }
 
 // TestSlowConsumerResumesWithoutLoss: a client evicted for a full queue
@@ -474,9 +475,9 @@ func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{Store: store, MaxQueueEvents: 4, MaxReplayEvents: 4096, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	st := connect(t, srv.URL, "")
-	ssetest.WaitStreams(t, h, 1)
+	testkit.WaitStreams(t, h, 1)
 	for i := range n {
-		ssetest.Publish(t, h, "t", strconv.Itoa(i))
+		testkit.Publish(t, h, "t", strconv.Itoa(i))
 	}
 	var got []int
 	reconnects := 0
@@ -502,7 +503,7 @@ func TestSlowConsumerResumesWithoutLoss(t *testing.T) {
 }
 
 func TestShutdownWithManyOpenStreams(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h, err := sse.NewHub(sse.Options{CloseRetry: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -514,7 +515,7 @@ func TestShutdownWithManyOpenStreams(t *testing.T) {
 	for i := range streams {
 		streams[i] = connect(t, srv.URL, "")
 	}
-	ssetest.WaitStreams(t, h, n)
+	testkit.WaitStreams(t, h, n)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -594,7 +595,7 @@ func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	st := connect(t, srv.URL, "")
-	first := ssetest.Publish(t, h, "t", "before")
+	first := testkit.Publish(t, h, "t", "before")
 	if ev := next(t, st); ev.LastEventID != first {
 		t.Fatalf("got %+v", ev)
 	}
@@ -604,7 +605,7 @@ func TestRequestDeadlineEndsWithRetryHint(t *testing.T) {
 	if r, ok := st.Parser().Retry(); !ok || r < 5*time.Millisecond || r > 10*time.Millisecond {
 		t.Errorf("retry hint %v, %v; want 5-10ms", r, ok)
 	}
-	missed := ssetest.Publish(t, h, "t", "missed")
+	missed := testkit.Publish(t, h, "t", "missed")
 	st = connect(t, srv.URL, st.LastEventID())
 	if ev := next(t, st); ev.LastEventID != missed {
 		t.Fatalf("resumed with %+v, want the missed event", ev)
@@ -627,16 +628,16 @@ func TestTopicsFromPathValue(t *testing.T) {
 	t.Cleanup(srv.Close)
 	a := connect(t, srv.URL+"/rooms/a%2Fb/events", "")
 	rest := connect(t, srv.URL+"/all/x/y", "")
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	if h.Subscribers("a/b") != 1 || h.Subscribers("x/y") != 1 {
 		t.Errorf("subscribers: a/b %d, x/y %d; want 1 and 1", h.Subscribers("a/b"), h.Subscribers("x/y"))
 	}
-	id := ssetest.Publish(t, h, "a/b", "to a/b")
+	id := testkit.Publish(t, h, "a/b", "to a/b")
 	if ev := next(t, a); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
 	rest.Close()
-	if resp, _ := ssetest.Request(t, "GET", srv.URL+"/nowhere", nil); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := testkit.Request(t, "GET", srv.URL+"/nowhere", nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("a route without the wildcard: %d, want 400", resp.StatusCode)
 	}
 }

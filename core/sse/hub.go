@@ -381,6 +381,15 @@ func (l *hubListener) Lost(topic string) {
 	(*Hub)(l).reg.eachOf(topic, func(s *subscriber) { s.owe(ResetEvicted) })
 }
 
+func (l *hubListener) NewEpoch() {
+	h := (*Hub)(l)
+	h.log.Warn("sse: the store began a new lifetime; its history is lost and every stream is reset", "epoch", h.store.Epoch())
+	h.mu.Lock()
+	clear(h.published) // Seqs of the old lifetime: never delivered now
+	h.mu.Unlock()
+	h.reg.rewind(func(s *subscriber) { s.rewind(ResetNewEpoch) })
+}
+
 func (l *hubListener) Signal(msg []byte) {
 	h := (*Hub)(l)
 	var sig signal
@@ -451,12 +460,18 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		if err != nil {
 			return "", fmt.Errorf("sse: Publish: store: %w", err)
 		}
-		if h.reg.has(entry.Topic) {
+		// Remember it until it is delivered, unless it was already: a
+		// store may broadcast the entry before Append returns (NATS
+		// republishes a message before it acknowledges it). deliver fans
+		// out before it takes h.mu, so one of the two sees the other.
+		if ts := h.reg.subscribers(entry.Topic); ts != nil {
 			h.mu.Lock()
-			if h.published == nil {
-				h.published = make(map[string]uint64)
+			if ts.lastSeq.Load() < entry.Seq {
+				if h.published == nil {
+					h.published = make(map[string]uint64)
+				}
+				h.published[entry.Topic] = max(h.published[entry.Topic], entry.Seq)
 			}
-			h.published[entry.Topic] = max(h.published[entry.Topic], entry.Seq)
 			h.mu.Unlock()
 		}
 		h.observePublished(entry.Topic)
@@ -479,12 +494,13 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 
 // deliver fans a broadcast entry out (see fanOut) and tells the Observer.
 func (h *Hub) deliver(entry Entry) {
+	queued, dropped, evicted, fresh := h.fanOut(entry)
 	h.mu.Lock()
 	if p, ok := h.published[entry.Topic]; ok && entry.Seq >= p {
 		delete(h.published, entry.Topic)
 	}
 	h.mu.Unlock()
-	if queued, dropped, evicted, fresh := h.fanOut(entry); fresh {
+	if fresh {
 		h.observeDelivered(entry.Topic, queued, dropped, evicted)
 	}
 }

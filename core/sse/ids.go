@@ -34,12 +34,15 @@ func appendID(dst []byte, epoch string, pos []uint64, ordered bool) []byte {
 	return dst
 }
 
-// parseID parses id, the ID of a place in epoch, for a stream of n topics.
-// One Seq names the place in every topic (an OrderedStore's IDs, and a
-// stream of one topic); otherwise the ID holds one Seq per topic. Anything
-// else (another epoch, another number of topics, a number that is not in
-// its shortest decimal form) is ErrUnknownID.
-func parseID(id, epoch string, n int) ([]uint64, error) {
+// parseID parses id, the ID of a place in epoch, for a stream of n topics
+// of a store that is ordered or not. One Seq names the place in every
+// topic of an OrderedStore, whose Seqs all topics share, and in the one
+// topic of a stream of one; otherwise the ID holds one Seq per topic: one
+// Seq for several topics of a store that numbers each topic on its own is
+// a place in some other stream's topic, not in these. Anything else
+// (another epoch, another number of topics, a number that is not in its
+// shortest decimal form) is ErrUnknownID.
+func parseID(id, epoch string, n int, ordered bool) ([]uint64, error) {
 	rest, ok := strings.CutPrefix(id, epoch)
 	if !ok || len(rest) < 2 || rest[0] != '-' {
 		return nil, ErrUnknownID
@@ -60,6 +63,9 @@ func parseID(id, epoch string, n int) ([]uint64, error) {
 	case n:
 		return pos, nil
 	case 1:
+		if !ordered {
+			return nil, ErrUnknownID
+		}
 		for len(pos) < n {
 			pos = append(pos, pos[0])
 		}

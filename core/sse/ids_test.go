@@ -22,7 +22,7 @@ func TestIDs(t *testing.T) {
 		if id != tt.want {
 			t.Errorf("appendID(%v, %v) = %q, want %q", tt.pos, tt.ordered, id, tt.want)
 		}
-		back, err := parseID(id, "ep", len(tt.pos))
+		back, err := parseID(id, "ep", len(tt.pos), tt.ordered)
 		want := tt.pos
 		if tt.ordered {
 			want = []uint64{9, 9, 9}
@@ -32,8 +32,13 @@ func TestIDs(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "ep", "ep-", "ep-x", "ep-01", "ep-+1", "other-1", "ep-1.2", "ep-1..2.3", "ep-1.2.3.4", "ep-18446744073709551616", "ep1-1"} {
-		if pos, err := parseID(bad, "ep", 3); !errors.Is(err, ErrUnknownID) {
+		if pos, err := parseID(bad, "ep", 3, true); !errors.Is(err, ErrUnknownID) {
 			t.Errorf("parseID(%q) = %v, %v; want ErrUnknownID", bad, pos, err)
 		}
+	}
+	// One Seq is a place in every topic only where all topics share the
+	// Seqs; elsewhere it is a place in another stream's one topic.
+	if pos, err := parseID("ep-7", "ep", 2, false); !errors.Is(err, ErrUnknownID) {
+		t.Errorf("parseID of one Seq for two topics of a store that numbers each topic = %v, %v; want ErrUnknownID", pos, err)
 	}
 }

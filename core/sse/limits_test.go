@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -86,12 +87,12 @@ func checkTryLater(t *testing.T, a *attempt, lo, hi time.Duration) time.Duration
 }
 
 func TestMaxStreams(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := ssetest.NewHub(t, sse.Options{MaxStreams: 2})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	first := connect(t, srv.URL, "")
 	second := connect(t, srv.URL, "")
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 
 	// The default answer: a 200 that browsers come back after, 5 to 10 s.
 	retries := map[time.Duration]bool{}
@@ -110,7 +111,7 @@ func TestMaxStreams(t *testing.T) {
 	}
 
 	// The open streams are not affected.
-	ssetest.Publish(t, h, "t", "still here")
+	testkit.Publish(t, h, "t", "still here")
 	for _, st := range []*ssetest.Stream{first, second} {
 		if ev := next(t, st); ev.Data != "still here" {
 			t.Errorf("got %+v", ev)
@@ -120,14 +121,14 @@ func TestMaxStreams(t *testing.T) {
 	// Once a stream has closed, its place is free.
 	first.Close()
 	var third *attempt
-	ssetest.Eventually(t, "a free place", func() bool {
+	testkit.Eventually(t, "a free place", func() bool {
 		third = tryOpen(t, srv.URL, nil)
 		if !third.admitted() {
 			third.stop()
 		}
 		return third.admitted()
 	})
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	if a := tryOpen(t, srv.URL, nil); a.admitted() {
 		t.Error("a third stream was admitted after a place was taken again")
 	}
@@ -185,9 +186,9 @@ func TestMaxStreamsPerPrincipal(t *testing.T) {
 			t.Errorf("anonymous stream %d was refused", i+1)
 		}
 	}
-	ssetest.WaitStreams(t, h, 7)
+	testkit.WaitStreams(t, h, 7)
 	a1.stop()
-	ssetest.Eventually(t, "alice's place to free up", func() bool {
+	testkit.Eventually(t, "alice's place to free up", func() bool {
 		a := tryOpen(t, srv.URL, alice)
 		a.stop()
 		return a.admitted()
@@ -312,14 +313,14 @@ func readRotating(t *testing.T, url string, st *ssetest.Stream, onEnd func(lived
 }
 
 func TestMaxStreamAgeEndsStreamCleanly(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	const age = 300 * time.Millisecond
 	h := ssetest.NewHub(t, sse.Options{MaxStreamAge: age, Retry: 5 * time.Second, CloseRetry: 20 * time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	start := time.Now()
 	st := connect(t, srv.URL, "")
-	ssetest.WaitStreams(t, h, 1)
-	ssetest.Publish(t, h, "t", "before the end")
+	testkit.WaitStreams(t, h, 1)
+	testkit.Publish(t, h, "t", "before the end")
 	if ev := next(t, st); ev.Data != "before the end" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -341,14 +342,14 @@ func TestMaxStreamAgeEndsStreamCleanly(t *testing.T) {
 	if r, ok := st.Parser().Retry(); !ok || r < 20*time.Millisecond || r > 40*time.Millisecond {
 		t.Errorf("retry hint %v, %v; want CloseRetry to twice that", r, ok)
 	}
-	ssetest.WaitStreams(t, h, 0)
+	testkit.WaitStreams(t, h, 0)
 }
 
 // TestMaxStreamAgeRotationLosesNothing: a client that reconnects after each
 // rotation, as a browser does, gets every event exactly once while a
 // publisher runs.
 func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	const age = 300 * time.Millisecond
 	h := ssetest.NewHub(t, sse.Options{MaxStreamAge: age, CloseRetry: time.Millisecond})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
@@ -390,7 +391,7 @@ func TestMaxStreamAgeRotationLosesNothing(t *testing.T) {
 		if rotations == 3 {
 			close(stop)
 			wg.Wait()
-			ssetest.Publish(t, h, "t", "end")
+			testkit.Publish(t, h, "t", "end")
 		}
 	}, func(ev ssetest.Event) bool { return ev.Data == "end" })
 	if rotations < 3 {
@@ -416,7 +417,7 @@ func TestEventLargerThanQueueBound(t *testing.T) {
 			// The largest event allowed (a quarter of the queue by default)
 			// and another one both arrive.
 			big := strings.Repeat("y", 4<<10-100)
-			ids := []string{ssetest.Publish(t, h, "t", big), ssetest.Publish(t, h, "t", "after")}
+			ids := []string{testkit.Publish(t, h, "t", big), testkit.Publish(t, h, "t", "after")}
 			for i, want := range []string{big, "after"} {
 				if ev := next(t, st); ev.Data != want || ev.LastEventID != ids[i] {
 					t.Fatalf("got type %q, %d bytes, id %q; want %d bytes with id %s", ev.Type, len(ev.Data), ev.LastEventID, len(want), ids[i])
@@ -470,9 +471,9 @@ func TestReplayLimit(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := ssetest.NewHub(t, c.opts)
 			srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
-			first := ssetest.Publish(t, h, "t", "first")
+			first := testkit.Publish(t, h, "t", "first")
 			for range 100 {
-				ssetest.Publish(t, h, "t", strings.Repeat("x", c.size))
+				testkit.Publish(t, h, "t", strings.Repeat("x", c.size))
 			}
 			st := connect(t, srv.URL, first)
 			got := 0
@@ -489,14 +490,14 @@ func TestReplayLimit(t *testing.T) {
 			if got != c.want {
 				t.Errorf("%d events before the reset, want %d", got, c.want)
 			}
-			live := ssetest.Publish(t, h, "t", "live")
+			live := testkit.Publish(t, h, "t", "live")
 			if ev := next(t, st); ev.Data != "live" || ev.LastEventID != live {
 				t.Errorf("after the reset: %+v, want the live event", ev)
 			}
 			// The reset's ID resumes without another reset.
 			st.Close()
 			st = connect(t, srv.URL, live)
-			again := ssetest.Publish(t, h, "t", "again")
+			again := testkit.Publish(t, h, "t", "again")
 			if ev := next(t, st); ev.Data != "again" || ev.LastEventID != again {
 				t.Errorf("resuming after the reset: %+v", ev)
 			}

@@ -117,6 +117,10 @@ const (
 	ResetReplayLimit ResetReason = "replay-limit"
 	// ResetUnavailable: the store failed while the hub read its history.
 	ResetUnavailable ResetReason = "unavailable"
+	// ResetNewEpoch: the store began a new lifetime (its history was lost,
+	// see Listener.NewEpoch) while the stream was open. The reset's ID
+	// names the start of the new lifetime.
+	ResetNewEpoch ResetReason = "new-epoch"
 )
 
 // ReplayOutcome says how a resuming stream's replay went.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -91,7 +92,7 @@ func (l *obsLog) observer() sse.Observer {
 // wait waits until cond, run under the log's lock, holds.
 func (l *obsLog) wait(t *testing.T, what string, cond func(l *obsLog) bool) {
 	t.Helper()
-	ssetest.Eventually(t, what, func() bool {
+	testkit.Eventually(t, what, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return cond(l)
@@ -137,7 +138,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 			t.Errorf("Started %v, not during the request", opened.Started)
 		}
 		for i := range 3 {
-			ssetest.Publish(t, h, []string{"a", "b"}[i%2], "x")
+			testkit.Publish(t, h, []string{"a", "b"}[i%2], "x")
 			next(t, st)
 		}
 		st.Close()
@@ -155,9 +156,9 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		st := connect(t, srv.URL, "")
-		ssetest.WaitStreams(t, h, 1)
-		ssetest.Publish(t, h, "t", "1")
-		ssetest.Publish(t, h, "t", "2")
+		testkit.WaitStreams(t, h, 1)
+		testkit.Publish(t, h, "t", "1")
+		testkit.Publish(t, h, "t", "2")
 		next(t, st)
 		next(t, st)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -178,7 +179,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, WriteTimeout: 2 * time.Second})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		stalledClient(t, srv, "/")
-		ssetest.WaitStreams(t, h, 1)
+		testkit.WaitStreams(t, h, 1)
 		// Publish in bursts until the queue overflows before the stream
 		// goroutine takes it.
 		evicted := func(l *obsLog) bool {
@@ -186,7 +187,7 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		}
 		for i := 0; ; i++ {
 			for range 200 {
-				ssetest.Publish(t, h, "t", "burst")
+				testkit.Publish(t, h, "t", "burst")
 			}
 			log.mu.Lock()
 			done := evicted(&log)
@@ -221,8 +222,8 @@ func TestObserverStreamOpenedAndClosed(t *testing.T) {
 		h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxStreamAge: 100 * time.Millisecond})
 		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 		st := connect(t, srv.URL, "")
-		ssetest.WaitStreams(t, h, 1)
-		ssetest.Publish(t, h, "t", "1")
+		testkit.WaitStreams(t, h, 1)
+		testkit.Publish(t, h, "t", "1")
 		next(t, st)
 		if _, err := st.Next(); err != io.EOF {
 			t.Fatalf("Next: %v, want the end", err)
@@ -326,14 +327,14 @@ func TestObserverPublished(t *testing.T) {
 	var log obsLog
 	h := ssetest.NewHub(t, sse.Options{Observer: log.observer()})
 	srv := serve(t, h, sse.HandlerOptions{})
-	ssetest.Publish(t, h, "t", "nobody")
+	testkit.Publish(t, h, "t", "nobody")
 	connect(t, srv.URL+"?topic=t", "")
 	connect(t, srv.URL+"?topic=t&topic=u", "")
 	connect(t, srv.URL+"?topic=u", "")
-	ssetest.WaitStreams(t, h, 3)
-	ssetest.Publish(t, h, "t", "two")
-	ssetest.Publish(t, h, "u", "two")
-	ssetest.Publish(t, h, "v", "none")
+	testkit.WaitStreams(t, h, 3)
+	testkit.Publish(t, h, "t", "two")
+	testkit.Publish(t, h, "u", "two")
+	testkit.Publish(t, h, "v", "none")
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	want := []obsDelivered{{"t", 0, 0, 0}, {"t", 2, 0, 0}, {"u", 2, 0, 0}, {"v", 0, 0, 0}}
@@ -350,7 +351,7 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{Observer: log.observer(), MaxQueueEvents: 1, SlowConsumer: sse.SlowConsumerDropOldest, WriteTimeout: 2 * time.Second})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	stalledClient(t, srv, "/")
-	ssetest.WaitStreams(t, h, 1)
+	testkit.WaitStreams(t, h, 1)
 	dropped := func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
@@ -361,7 +362,7 @@ func TestObserverPublishedDropOldest(t *testing.T) {
 			t.Fatal("nothing dropped after 20000 events with MaxQueueEvents 1")
 		}
 		for range 200 {
-			ssetest.Publish(t, h, "t", "burst")
+			testkit.Publish(t, h, "t", "burst")
 		}
 	}
 	log.mu.Lock()
@@ -386,9 +387,9 @@ func TestObserverReplayed(t *testing.T) {
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
 	var ids []string
 	for i := range 4 {
-		ids = append(ids, ssetest.Publish(t, h, "t", fmt.Sprint(i)))
+		ids = append(ids, testkit.Publish(t, h, "t", fmt.Sprint(i)))
 	}
-	ssetest.Publish(t, h, "other", "not replayed to t")
+	testkit.Publish(t, h, "other", "not replayed to t")
 	tests := []struct {
 		name, lastID string
 		want         obsReplayed
@@ -404,7 +405,7 @@ func TestObserverReplayed(t *testing.T) {
 			lastID := tt.lastID
 			if tt.name == "evicted" {
 				for range 10 {
-					ssetest.Publish(t, h, "t", "more")
+					testkit.Publish(t, h, "t", "more")
 				}
 				lastID = ids[0]
 			}
@@ -433,7 +434,7 @@ func TestObserverReplayed(t *testing.T) {
 	log.replayed = nil
 	log.mu.Unlock()
 	st := connect(t, srv.URL, "")
-	ssetest.Publish(t, h, "t", "sync")
+	testkit.Publish(t, h, "t", "sync")
 	if ev := next(t, st); ev.Data != "sync" {
 		t.Fatalf("got %+v", ev)
 	}
@@ -549,10 +550,10 @@ func TestObserverPublishedOncePerEvent(t *testing.T) {
 		hubs[i] = ssetest.NewHub(t, sse.Options{Store: bus, Observer: logs[i].observer()})
 		// A hub fans out only the topics its streams follow.
 		connect(t, serve(t, hubs[i], sse.HandlerOptions{Topics: sse.Topics("t", "u")}).URL, "")
-		ssetest.WaitStreams(t, hubs[i], 1)
+		testkit.WaitStreams(t, hubs[i], 1)
 	}
-	ssetest.Publish(t, hubs[0], "t", "x")
-	ssetest.Publish(t, hubs[2], "u", "y")
+	testkit.Publish(t, hubs[0], "t", "x")
+	testkit.Publish(t, hubs[2], "u", "y")
 	for i, l := range logs {
 		l.wait(t, "both events delivered", func(l *obsLog) bool { return len(l.delivered) == 2 })
 		l.mu.Lock()

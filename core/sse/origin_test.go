@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -148,7 +149,7 @@ func TestAuthMiddlewareAuthorizes(t *testing.T) {
 	withOwn := serveHandler(t, sse.AuthMiddleware(h, mw)(h.Handler(sse.HandlerOptions{Auth: own})))
 	bearer := http.Header{"Authorization": {"Bearer tok-ann"}}
 
-	resp, body := ssetest.Request(t, "GET", plain.URL+"?topic=user/bob", bearer)
+	resp, body := testkit.Request(t, "GET", plain.URL+"?topic=user/bob", bearer)
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") == "text/event-stream" {
 		t.Errorf("foreign topic behind the middleware: %d %q, want 403 before any stream byte", resp.StatusCode, body)
 	}
@@ -168,11 +169,11 @@ func TestAuthMiddlewareAuthorizes(t *testing.T) {
 	if ownCalls != 1 || mwCalls != 2 {
 		t.Errorf("with the handler's own Auth: own Authorize ran %d times, the middleware's %d; want 1 and still 2", ownCalls, mwCalls)
 	}
-	resp, _ = ssetest.Request(t, "GET", plain.URL+"?topic=user/ann", nil)
+	resp, _ = testkit.Request(t, "GET", plain.URL+"?topic=user/ann", nil)
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d, want 401", resp.StatusCode)
 	}
-	resp, _ = ssetest.Request(t, "OPTIONS", plain.URL, http.Header{"Origin": {"https://app.example.com"}, "Access-Control-Request-Method": {"GET"}})
+	resp, _ = testkit.Request(t, "OPTIONS", plain.URL, http.Header{"Origin": {"https://app.example.com"}, "Access-Control-Request-Method": {"GET"}})
 	if resp.StatusCode == http.StatusUnauthorized {
 		t.Errorf("a preflight through the middleware got 401; it must pass through")
 	}

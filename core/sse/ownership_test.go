@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -68,7 +69,7 @@ func TestPublishOwnsWhatItRecords(t *testing.T) {
 				t.Fatalf("replayed {id %q, data %q}, want {id %q, data %q}", ev.LastEventID, ev.Data, tt.wantID, tt.wantData)
 			}
 			// Nothing else was replayed: the next event is a live one.
-			ssetest.Eventually(t, "stream registered", func() bool { return h.Subscribers(tt.topic) == 1 })
+			testkit.Eventually(t, "stream registered", func() bool { return h.Subscribers(tt.topic) == 1 })
 			live, err := h.Publish(ctx, tt.topic, sse.Event{Data: []byte("live")})
 			if err != nil {
 				t.Fatal(err)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -22,10 +24,10 @@ func TestPositionPerTopic(t *testing.T) {
 	srvA, srvB := serve(t, a, opts), serve(t, b, opts)
 
 	st := connect(t, srvA.URL+"?topic=y&topic=x", "")
-	ssetest.WaitStreams(t, a, 1)
+	testkit.WaitStreams(t, a, 1)
 	want := map[string][]string{}
 	pub := func(topic, data string) {
-		ssetest.Publish(t, b, topic, data)
+		testkit.Publish(t, b, topic, data)
 		want[topic] = append(want[topic], data)
 	}
 	pub("x", "x1")
@@ -60,6 +62,15 @@ func TestPositionPerTopic(t *testing.T) {
 	if ev := next(t, resumed); ev.Data != "x3" {
 		t.Fatalf("then got %+v, want x3", ev)
 	}
+	// One Seq, as a stream of one topic is sent, names a place in that
+	// topic alone: a stream of two topics of this store is reset, not
+	// resumed from it.
+	epoch, seqs, _ := strings.Cut(last, "-")
+	oneSeq := epoch + "-" + strings.Split(seqs, ".")[0]
+	crossed := connect(t, srvB.URL+"?topic=x&topic=y", oneSeq)
+	if ev := next(t, crossed); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
+		t.Fatalf("the one-Seq ID %q on a stream of two topics: %+v, want a reset", oneSeq, ev)
+	}
 	// An ID with the wrong number of topics is unknown: the stream is reset.
 	other := connect(t, srvB.URL+"?topic=x&topic=y&topic=z", last)
 	if ev := next(t, other); ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
@@ -73,7 +84,7 @@ func TestOrderedStoreIDsAreOneSeq(t *testing.T) {
 	h := ssetest.NewHub(t, sse.Options{})
 	srv := serve(t, h, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
 	st := connect(t, srv.URL+"?topic=a&topic=b", "")
-	ids := []string{ssetest.Publish(t, h, "b", "1"), ssetest.Publish(t, h, "a", "2")}
+	ids := []string{testkit.Publish(t, h, "b", "1"), testkit.Publish(t, h, "a", "2")}
 	for _, id := range ids {
 		if ev := next(t, st); ev.LastEventID != id {
 			t.Fatalf("got %+v, want the event's own ID %s", ev, id)
@@ -95,17 +106,65 @@ func TestLongIDsResume(t *testing.T) {
 		url += fmt.Sprintf("topic=t%02d&", i)
 	}
 	st := connect(t, url, "")
-	ssetest.WaitStreams(t, h, 1)
-	ssetest.Publish(t, h, "t00", "first")
+	testkit.WaitStreams(t, h, 1)
+	testkit.Publish(t, h, "t00", "first")
 	first := next(t, st)
 	if n := strings.Count(first.LastEventID, ".") + 1; n != 32 || len(first.LastEventID) <= 256 {
 		t.Fatalf("got the ID %q, want 32 long positions", first.LastEventID)
 	}
 	st.Close()
-	ssetest.Publish(t, h, "t31", "second")
+	testkit.Publish(t, h, "t31", "second")
 
 	resumed := connect(t, url, first.LastEventID)
 	if ev := next(t, resumed); ev.Type != "" && ev.Type != "message" || ev.Data != "second" {
 		t.Fatalf("resumed with %+v, want the event after the ID it was given", ev)
+	}
+}
+
+// TestNewEpoch: when a Broadcaster's store begins a new lifetime (a Redis
+// that lost its keys, a recreated stream), its Seqs start over. Streams
+// that were open get a reset naming the start of the new lifetime, then its
+// events: none is dropped for being "older" than what the old lifetime
+// delivered, and an ID of the new lifetime resumes on any hub.
+func TestNewEpoch(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	a := ssetest.NewHub(t, sse.Options{Store: bus})
+	b := ssetest.NewHub(t, sse.Options{Store: bus})
+	opts := sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}
+	srvA, srvB := serve(t, a, opts), serve(t, b, opts)
+
+	st := connect(t, srvA.URL+"?topic=x&topic=y", "")
+	testkit.WaitStreams(t, a, 1)
+	for i := range 3 {
+		testkit.Publish(t, b, "x", fmt.Sprint("old", i))
+		if ev := ssetest.NextWithin(t, st, 10*time.Second); ev.Data != fmt.Sprint("old", i) {
+			t.Fatalf("got %+v, want old%d", ev, i)
+		}
+	}
+
+	fresh := newTestStore(t)
+	for fresh.Epoch() == bus.Epoch() {
+		fresh = newTestStore(t)
+	}
+	bus.restart(fresh)
+	testkit.Publish(t, b, "x", "new0")
+	ev := ssetest.NextWithin(t, st, 10*time.Second)
+	if ev.Type != "sse-reset" || ev.Data != `{"reason":"new-epoch"}` {
+		t.Fatalf("after the store's restart got %+v, want a reset for the new epoch", ev)
+	}
+	if want := fresh.Epoch() + "-0.0"; ev.LastEventID != want {
+		t.Fatalf("the reset's ID is %q, want %q: the start of the new lifetime", ev.LastEventID, want)
+	}
+	ev = ssetest.NextWithin(t, st, 10*time.Second)
+	if ev.Data != "new0" {
+		t.Fatalf("then got %+v, want new0", ev)
+	}
+	st.Close()
+
+	// The ID of the new lifetime resumes on the other hub.
+	testkit.Publish(t, b, "y", "new1")
+	resumed := connect(t, srvB.URL+"?topic=x&topic=y", ev.LastEventID)
+	if ev := ssetest.NextWithin(t, resumed, 10*time.Second); ev.Data != "new1" {
+		t.Fatalf("resumed with %+v, want new1", ev)
 	}
 }

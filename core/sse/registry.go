@@ -238,6 +238,30 @@ func (r *registry) snapshot(topic string, seq uint64) (chunks []*chunk, ok bool)
 	return *ts.chunks.Load(), true
 }
 
+// rewind starts every topic's Seqs over, for a store's new lifetime, and
+// calls f for every subscriber of a topic. No fan-out runs meanwhile: a
+// Broadcaster delivers one entry at a time, and calls NewEpoch between.
+func (r *registry) rewind(f func(*subscriber)) {
+	r.mu.Lock() // no topic gains or loses subscribers meanwhile
+	defer r.mu.Unlock()
+	r.lastSeq.Store(0)
+	for _, ts := range r.topics {
+		ts.mu.Lock()
+		ts.lastSeq.Store(0)
+		for _, c := range *ts.chunks.Load() {
+			c.mu.Lock()
+			c.lastSeq = 0
+			for _, m := range c.subs {
+				if m.s != nil {
+					f(m.s)
+				}
+			}
+			c.mu.Unlock()
+		}
+		ts.mu.Unlock()
+	}
+}
+
 // subscribers returns topic's subscribers, or nil.
 func (r *registry) subscribers(topic string) *topicSubs {
 	r.mu.Lock()

@@ -135,6 +135,13 @@ type Listener interface {
 	// the hub (an outage longer than the history): the topic's streams are
 	// sent the reset event.
 	Lost(topic string)
+	// NewEpoch reports that the store began a new lifetime: its history
+	// was lost (a Redis that lost its keys, a recreated stream) and Seqs
+	// start over. Epoch returns the new lifetime's name before NewEpoch is
+	// called, and no entry of the new lifetime is delivered before it.
+	// Every stream is sent the reset event, naming the start of the new
+	// lifetime, and then gets its entries.
+	NewEpoch()
 	// Signal hands over a message that a hub sent with
 	// Broadcaster.Signal.
 	Signal(msg []byte)

@@ -113,7 +113,7 @@ func (h *Hub) open(ctx context.Context, st streamWriter, s *subscriber, lastID s
 		buf = h.appendID(buf, pos)
 		buf = append(buf, '\n')
 	} else if len(lastID) <= h.opts.MaxLastEventIDLength {
-		pos, _ = parseID(lastID, h.store.Epoch(), len(s.topics))
+		pos, _ = parseID(lastID, h.store.Epoch(), len(s.topics), h.ordered)
 	}
 	buf = append(buf, '\n')
 	err = h.write(st, buf)

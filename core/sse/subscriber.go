@@ -60,8 +60,11 @@ type subscriber struct {
 	spare []queued // the stream goroutine's previous batch, reused
 	bytes int
 	reset ResetReason // reason of a reset event owed to the stream, or ""
-	ended EndReason   // 0 while the stream runs
-	last  []byte      // a frame to send before the end (EndStreams), or nil
+	// rewound: the store began a new lifetime; the stream's positions
+	// start over at its next take.
+	rewound bool
+	ended   EndReason // 0 while the stream runs
+	last    []byte    // a frame to send before the end (EndStreams), or nil
 }
 
 // newSubscriber returns a subscriber of the stream info describes; info
@@ -175,6 +178,10 @@ func (s *subscriber) take() (batch []queued, reset ResetReason, ended EndReason,
 	batch, s.queue, s.spare = s.queue, s.spare[:0], s.queue
 	s.bytes = 0
 	reset, s.reset = s.reset, ""
+	if s.rewound {
+		s.rewound = false
+		clear(s.after) // the caller owns after: it is the stream's goroutine
+	}
 	for _, q := range batch {
 		s.hub.releaseFrame(q.f)
 	}
@@ -203,6 +210,22 @@ func (s *subscriber) owe(reason ResetReason) {
 	if s.reset == "" {
 		s.reset = reason
 	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// rewind drops what is queued, of a store's lifetime that has ended, and
+// owes the stream a reset with reason, sent from the start of the new
+// lifetime. A stream of several topics is rewound once per topic; the
+// first drops the old lifetime's events, the others find none.
+func (s *subscriber) rewind(reason ResetReason) {
+	s.mu.Lock()
+	for _, q := range s.queue {
+		s.hub.releaseFrame(q.f)
+	}
+	clear(s.queue)
+	s.queue, s.bytes = s.queue[:0], 0
+	s.reset, s.rewound = reason, true
 	s.mu.Unlock()
 	s.wake()
 }

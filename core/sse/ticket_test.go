@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -128,7 +129,7 @@ func TestTicketLivesForItsTTL(t *testing.T) {
 	tk := newTickets(t, ticketKey(3))
 	// In the first 300ms of a second, now+600ms is still in the same second:
 	// rounding down would give an expiry in the past.
-	ssetest.Eventually(t, "the start of a second", func() bool { return time.Now().Nanosecond() < 3e8 })
+	testkit.Eventually(t, "the start of a second", func() bool { return time.Now().Nanosecond() < 3e8 })
 	issued := time.Now()
 	ticket := issue(t, tk, "alice", 600*time.Millisecond)
 	if _, err := tk.Verify(ticket); err != nil {
@@ -340,7 +341,7 @@ func TestTicketCrafted(t *testing.T) {
 // TestTicketsAuthenticateOverHTTP: Tickets.Authenticate as Auth.Authenticate,
 // with the ticket in the query, as an EventSource sends it.
 func TestTicketsAuthenticateOverHTTP(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	key := ticketKey(10)
 	tk := newTickets(t, key)
 	h := ssetest.NewHub(t, sse.Options{})
@@ -356,12 +357,12 @@ func TestTicketsAuthenticateOverHTTP(t *testing.T) {
 	st := connect(t, srv.URL+"/events?ticket="+url.QueryEscape(ticket), "")
 	// A ticket is a bearer token: the header works too.
 	hs := connectWith(t, srv.URL+"/events", "", hdr("Authorization", "Bearer "+ticket))
-	ssetest.WaitStreams(t, h, 2)
+	testkit.WaitStreams(t, h, 2)
 	if got := h.Subscribers("user/alice"); got != 2 {
 		t.Fatalf("%d streams on user/alice, want 2", got)
 	}
-	ssetest.Publish(t, h, "user/bob", "not for alice")
-	ssetest.Publish(t, h, "user/alice", "for alice")
+	testkit.Publish(t, h, "user/bob", "not for alice")
+	testkit.Publish(t, h, "user/alice", "for alice")
 	if ev := next(t, st); ev.Data != "for alice" {
 		t.Errorf("query ticket stream got %q", ev.Data)
 	}

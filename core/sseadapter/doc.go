@@ -3,7 +3,7 @@
 // fibersse, chisse). Applications do not need it; they use package sse and
 // their framework's adapter.
 //
-// It has two parts.
+// It has three parts.
 //
 // # Options
 //
@@ -18,6 +18,14 @@
 //	type Option = sseadapter.Option[*gin.Context]
 //
 //	func WithAuth(a *sse.Auth) Option { return sseadapter.WithAuth[*gin.Context](a) }
+//
+// # Auth middleware
+//
+// Authenticate is sse.AuthMiddleware for routers whose middleware is not
+// an http.Handler wrapper: it returns the request to go on with (the
+// principal and the Auth in its context), or nil once it has answered the
+// refusal, and lets CORS preflights through. Each adapter's Auth is a few
+// lines around it in the router's middleware type.
 //
 // # Streams on other servers
 //

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseadapter"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -59,7 +60,7 @@ func TestAcceptServe(t *testing.T) {
 	if over != nil {
 		t.Error("a second session was admitted with MaxStreams 1")
 	}
-	id := ssetest.Publish(t, hub, "t", "hello")
+	id := testkit.Publish(t, hub, "t", "hello")
 	if got, want := <-w.writes, "id: "+id+"\ndata: hello\n\n"; got != want {
 		t.Errorf("wrote %q, want %q", got, want)
 	}

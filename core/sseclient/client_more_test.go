@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sseclient"
-	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 // TestPrepare mints a fresh ticket for every request, and stops the client
@@ -111,7 +111,7 @@ func errString(err error) string {
 
 // TestBreakEndsStream checks that leaving the loop closes the stream.
 func TestBreakEndsStream(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	gone := make(chan struct{})
 	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		hold("data: a\n\n")(w, r)
@@ -193,7 +193,7 @@ func TestRun(t *testing.T) {
 
 // TestDo reads a streaming API's answer to a POST, once.
 func TestDo(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	s := newServer(t,
 		func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {

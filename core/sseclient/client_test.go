@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sseclient"
-	"github.com/ssekit/ssekit/core/ssetest"
 )
 
 // server is an httptest.Server whose handler answers the n-th request
@@ -151,7 +151,7 @@ func msg(data, id string) sseclient.Event {
 }
 
 func TestEvents(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	s := newServer(t, hold(
 		": hello\n\nid: pos-0\n\n", // an id without data sets the position
 		"retry: 5000\n\nid: 1\nevent: add\ndata: {\"n\":1}\n\n",
@@ -197,7 +197,7 @@ func TestOwnHeadersWin(t *testing.T) {
 // reconnection carries the last event ID, whether an event set it or an
 // id without data, and none after an empty id.
 func TestLastEventIDOnReconnect(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	s := newServer(t,
 		stream("id: 1\ndata: a\n\n"),
 		stream("id: 2\n\n"),                       // position only
@@ -231,7 +231,7 @@ func TestLastEventIDOnReconnect(t *testing.T) {
 // fail, back to InitialDelay after a stream stayed open for ResetAfter,
 // and a retry field or Retry-After on top.
 func TestWaits(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	const ms = time.Millisecond
 	long := func(w http.ResponseWriter, r *http.Request) { // healthy: open for ResetAfter
 		stream()(w, r)
@@ -342,7 +342,7 @@ func TestStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ssetest.CheckGoroutines(t)
+			testkit.CheckGoroutines(t)
 			s := newServer(t, tt.h)
 			opts := fast()
 			if tt.opts != nil {
@@ -419,7 +419,7 @@ func TestRetryField(t *testing.T) {
 }
 
 func TestReadTimeout(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	const timeout = 200 * time.Millisecond
 	beats := func(w http.ResponseWriter, r *http.Request) { // a comment every 50 ms for 600 ms
 		stream("data: beating\n\n")(w, r)
@@ -545,7 +545,7 @@ func TestLimits(t *testing.T) {
 }
 
 func TestContextCancel(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	t.Run("while streaming", func(t *testing.T) {
 		s := newServer(t, hold("data: a\n\n"))
 		ctx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseclient"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -100,7 +101,7 @@ func exactlyOnce(t *testing.T, ctx context.Context, c *sseclient.Client, total i
 // mid-stream, several times while events are being published: the client
 // must resume each time and get every event exactly once, in order.
 func TestHubResumeAfterServerDrops(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := newHubServer(t, sse.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -139,7 +140,7 @@ func TestHubResumeAfterServerDrops(t *testing.T) {
 // MaxStreamAge while events are published: the client comes back after
 // the retry hint each time, and gets every event exactly once, in order.
 func TestHubResumeAcrossMaxStreamAge(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := newHubServer(t, sse.Options{MaxStreamAge: 100 * time.Millisecond, CloseRetry: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -163,13 +164,13 @@ func TestHubResumeAcrossMaxStreamAge(t *testing.T) {
 // so the client gets a *ResetError first, then live events, and does not
 // get another reset when it reconnects.
 func TestHubReset(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	store, err := sse.NewMemoryStore(sse.MemoryStoreOptions{Epoch: "now"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := newHubServer(t, sse.Options{Store: store})
-	ssetest.Publish(t, h.hub, "t", "old")
+	testkit.Publish(t, h.hub, "t", "old")
 	opts := fast()
 	opts.LastEventID = "earlier-7"
 	c := sseclient.New(h.srv.URL, opts)
@@ -184,13 +185,13 @@ func TestHubReset(t *testing.T) {
 			if !ok || reset.Reason != "unknown-id" || ev.Type != "sse-reset" || ev.LastEventID != store.Epoch()+"-1" {
 				t.Fatalf("first: %+v, %v; want the reset", ev, err)
 			}
-			ssetest.Publish(t, h.hub, "t", "live")
+			testkit.Publish(t, h.hub, "t", "live")
 		case 2:
 			if err != nil || ev.Data != "live" {
 				t.Fatalf("second: %+v, %v", ev, err)
 			}
 			h.srv.CloseClientConnections()
-			ssetest.Publish(t, h.hub, "t", "after drop")
+			testkit.Publish(t, h.hub, "t", "after drop")
 		case 3:
 			if err != nil || ev.Data != "after drop" || ev.LastEventID != store.Epoch()+"-3" {
 				t.Fatalf("third: %+v, %v", ev, err)
@@ -210,7 +211,7 @@ func TestHubReconnectCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1000 reconnections")
 	}
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	h := newHubServer(t, sse.Options{MaxStreamAge: time.Millisecond, CloseRetry: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -265,5 +266,5 @@ func TestHubReconnectCycles(t *testing.T) {
 		}
 	}
 	t.Logf("%d connections, %d events", connects.Load(), len(got))
-	ssetest.WaitStreams(t, h.hub, 0)
+	testkit.WaitStreams(t, h.hub, 0)
 }

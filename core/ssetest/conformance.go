@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 )
 
@@ -178,7 +179,7 @@ func (k *kit) next(st *Stream) Event {
 // get makes a plain request and returns the response with its body read.
 func (k *kit) get(method, query string, hdr http.Header) (*http.Response, string) {
 	k.t.Helper()
-	return Request(k.t, method, k.url+query, hdr)
+	return testkit.Request(k.t, method, k.url+query, hdr)
 }
 
 var topicT = sse.HandlerOptions{Topics: sse.Topics("t")}
@@ -296,7 +297,7 @@ func checkResume(t *testing.T, su *suite) {
 	// A stream cut before its first event resumes from its opening position.
 	open := k.hub.Stats().Streams
 	pos := k.openingPosition("?topic=a")
-	Eventually(t, "the stream to end", func() bool { return k.hub.Stats().Streams == open })
+	testkit.Eventually(t, "the stream to end", func() bool { return k.hub.Stats().Streams == open })
 	missed := k.publish("a", "missed")
 	st := k.connect("?topic=a", pos)
 	if ev := k.next(st); ev.Data != "missed" || ev.LastEventID != missed {
@@ -397,16 +398,16 @@ func checkClientGone(t *testing.T, su *suite) {
 	k := newKit(t, su, sse.Options{HeartbeatInterval: shortHeartbeat}, topicT)
 	for range 5 {
 		st := k.connect("", "")
-		Eventually(t, "the stream to open", func() bool { return k.hub.Stats().Streams == 1 })
+		testkit.Eventually(t, "the stream to open", func() bool { return k.hub.Stats().Streams == 1 })
 		st.Close()
-		Eventually(t, "the departed client's stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+		testkit.Eventually(t, "the departed client's stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
 	}
 	if n := k.hub.Stats().Topics; n != 0 {
 		t.Errorf("%d topics left in the hub after every client left", n)
 	}
 	http.DefaultClient.CloseIdleConnections()
 	// The server's own idle connections may hold a goroutine or two.
-	Eventually(t, "goroutines to return to their number before the check", func() bool {
+	testkit.Eventually(t, "goroutines to return to their number before the check", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }
@@ -432,7 +433,7 @@ func checkStalledClient(t *testing.T, su *suite) {
 	if _, err := io.WriteString(stalled, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, "the stalled client's stream", func() bool { return k.hub.Stats().Streams == 1 })
+	testkit.Eventually(t, "the stalled client's stream", func() bool { return k.hub.Stats().Streams == 1 })
 	healthy := k.connect("", "")
 
 	payload := strings.Repeat("x", 32<<10)
@@ -464,7 +465,7 @@ func checkStalledClient(t *testing.T, su *suite) {
 	if ids := <-got; strings.Join(ids, ",") != strings.Join(want, ",") {
 		t.Fatalf("the healthy client got %d events, want each of %d once, in order", len(ids), n)
 	}
-	Eventually(t, "the stalled client to be cut off", func() bool { return k.hub.Stats().Streams <= 1 })
+	testkit.Eventually(t, "the stalled client to be cut off", func() bool { return k.hub.Stats().Streams <= 1 })
 }
 
 func checkShutdown(t *testing.T, su *suite) {
@@ -682,7 +683,7 @@ func checkCaps(t *testing.T, su *suite) {
 		t.Errorf("over the cap: %d %q, want 200 with only a retry hint", resp.StatusCode, body)
 	}
 	a.Close()
-	Eventually(t, "a stream to close", func() bool { return k.hub.Stats().Streams == 1 })
+	testkit.Eventually(t, "a stream to close", func() bool { return k.hub.Stats().Streams == 1 })
 	k.connect("", "")
 }
 
@@ -881,7 +882,7 @@ func checkPerRequestClientGone(t *testing.T, su *suite) {
 	if err := <-sendErr; !errors.Is(err, sse.ErrStreamEnded) {
 		t.Errorf("Send after the client left: %v, want ErrStreamEnded", err)
 	}
-	Eventually(t, "the stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+	testkit.Eventually(t, "the stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
 }
 
 // checkPerRequestStalled: a client that stops reading is cut off by the
@@ -921,7 +922,7 @@ func checkPerRequestStalled(t *testing.T, su *suite) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Send never gave up on a client that stopped reading")
 	}
-	Eventually(t, "the stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
+	testkit.Eventually(t, "the stream to be released", func() bool { return k.hub.Stats().Streams == 0 })
 }
 
 // checkPerRequestShutdown: Hub.Shutdown ends per-request streams: the

@@ -12,6 +12,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	echosse "github.com/ssekit/ssekit/echosse/echo5"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // serve starts e on a test server, closed when t ends, and returns its URL.
@@ -36,7 +37,7 @@ var getAndOptions = []string{http.MethodGet, http.MethodOptions}
 // kit's options mapped to the adapter's own options, and passed as base
 // options (WithHandlerOptions).
 func TestConformance(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	t.Run("Options", func(t *testing.T) { ssetest.Run(t, kitServer(nil)) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.Run(t, baseOptionsServer(nil)) })
 }
@@ -45,7 +46,7 @@ func TestConformance(t *testing.T) {
 // Echo's Response hijacks, so every stream is served on a detached
 // connection.
 func TestConformanceDetached(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	detached := ssetest.Config{Detached: true}
 	t.Run("Options", func(t *testing.T) { ssetest.RunWith(t, kitServer(nil, echosse.Detach()), detached) })
 	t.Run("BaseOptions", func(t *testing.T) { ssetest.RunWith(t, baseOptionsServer(nil, echosse.Detach()), detached) })

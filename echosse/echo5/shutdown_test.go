@@ -13,6 +13,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	echosse "github.com/ssekit/ssekit/echosse/echo5"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // Echo's graceful shutdown (StartConfig) returns at once with streams open
@@ -52,7 +53,7 @@ func TestStartConfigShutdown(t *testing.T) {
 	for range 3 {
 		sts = append(sts, connect(t, url, "", nil).Parser())
 	}
-	ssetest.Eventually(t, "the streams to open", streams(hub, 3))
+	testkit.Eventually(t, "the streams to open", streams(hub, 3))
 	start := time.Now()
 	stop()
 	select {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 // lines collects what run prints.
@@ -38,7 +39,7 @@ func (l *lines) String() string {
 // after the server drops the connection without losing or repeating any,
 // and returns promptly and cleanly when its context ends.
 func TestRun(t *testing.T) {
-	ssetest.CheckGoroutines(t)
+	testkit.CheckGoroutines(t)
 	hub := ssetest.NewHub(t, sse.Options{Logger: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(hub.Handler(sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")}))
 	t.Cleanup(srv.Close)
@@ -49,16 +50,16 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, srv.URL+"/events?topic=news", "", "", out, log.New(logs, "", 0)) }()
 
-	ssetest.WaitStreams(t, hub, 1)
-	id1 := ssetest.Publish(t, hub, "news", "hello")
+	testkit.WaitStreams(t, hub, 1)
+	id1 := testkit.Publish(t, hub, "news", "hello")
 	want := id1 + " message hello\n"
-	ssetest.Eventually(t, "the first event", func() bool { return out.String() == want })
+	testkit.Eventually(t, "the first event", func() bool { return out.String() == want })
 
 	srv.CloseClientConnections()
 	// Published while the client is away: replayed when it comes back.
-	id2 := ssetest.Publish(t, hub, "news", "while away")
+	id2 := testkit.Publish(t, hub, "news", "while away")
 	want += id2 + " message while away\n"
-	ssetest.Eventually(t, "the event published while away", func() bool { return out.String() == want })
+	testkit.Eventually(t, "the event published while away", func() bool { return out.String() == want })
 	if !strings.Contains(logs.String(), `connected (Last-Event-ID "`+id1+`")`) {
 		t.Errorf("the reconnection did not resume after %s:\n%s", id1, logs)
 	}
@@ -90,10 +91,10 @@ func TestRunReset(t *testing.T) {
 	go func() {
 		done <- run(ctx, srv.URL+"/events?topic=news", "from-last-week-42", "", out, log.New(io.Discard, "", 0))
 	}()
-	ssetest.WaitStreams(t, hub, 1)
-	id := ssetest.Publish(t, hub, "news", "fresh")
+	testkit.WaitStreams(t, hub, 1)
+	id := testkit.Publish(t, hub, "news", "fresh")
 	want := "reset (unknown-id): events were missed, reload\n" + id + " message fresh\n"
-	ssetest.Eventually(t, "the reset and the event", func() bool { return out.String() == want })
+	testkit.Eventually(t, "the reset and the event", func() bool { return out.String() == want })
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

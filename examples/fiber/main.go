@@ -1,8 +1,9 @@
-// Command fiber serves ssekit event streams from a Fiber (v3) app.
+// Command fiber serves ssekit event streams from a Fiber v2 app: one
+// stream per room, for signed-in users.
 //
 //	go run ./examples/fiber
-//	curl -N 'http://127.0.0.1:8080/events?topic=news'          # a tick every second
-//	curl -X POST 'http://127.0.0.1:8080/publish?topic=news&data=hello'
+//	curl -N -b session=demo-session http://127.0.0.1:8080/rooms/lobby/events
+//	curl -b session=demo-session -d hello http://127.0.0.1:8080/rooms/lobby/messages
 package main
 
 import (
@@ -14,13 +15,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v2"
 	"github.com/ssekit/ssekit/core/sse"
-	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
+	"github.com/ssekit/ssekit/fibersse"
 )
 
 func main() {
@@ -32,11 +32,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("listening on http://%s/events?topic=news\n", ln.Addr())
+	fmt.Printf("listening on http://%s/rooms/lobby/events\n", ln.Addr())
 	if err := run(ctx, ln); err != nil {
 		log.Fatal(err)
 	}
 }
+
+// sessions stands for the application's session store.
+var sessions = map[string]string{"demo-session": "ann"}
 
 // run serves on ln until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, ln net.Listener) error {
@@ -44,32 +47,31 @@ func run(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
+	auth := &sse.Auth{
+		CookieName: "session", // EventSource sends the page's cookies
+		Authenticate: func(_ context.Context, token string) (sse.Principal, error) {
+			user, ok := sessions[token]
+			if !ok {
+				return sse.Principal{}, errors.New("unknown session")
+			}
+			return sse.Principal{ID: user}, nil
+		},
+	}
+
 	// An IdleTimeout keeps app.Shutdown from waiting on idle connections.
-	app := fiber.New(fiber.Config{IdleTimeout: time.Minute})
-	app.Get("/events", fibersse.Handler(hub, fibersse.TopicsFromQuery("topic")))
-	app.Post("/publish", func(c fiber.Ctx) error {
-		// Fiber reuses its buffers: copy the topic, which the hub keeps.
-		id, err := hub.Publish(c.Context(), strings.Clone(c.Query("topic")), sse.Event{Data: []byte(c.Query("data"))})
+	app := fiber.New(fiber.Config{IdleTimeout: time.Minute, DisableStartupMessage: true})
+	app.Get("/rooms/:room/events", fibersse.Handler(hub, fibersse.TopicsFromParam("room"), fibersse.WithAuth(auth)))
+	app.Post("/rooms/:room/messages", fibersse.Auth(hub, auth), func(c *fiber.Ctx) error {
+		// The hub copies the topic and the data: Fiber may reuse both.
+		id, err := hub.Publish(c.UserContext(), c.Params("room"), sse.Event{Data: c.Body()})
 		if err != nil {
-			return c.Status(fiber.StatusBadRequest).SendString(err.Error() + "\n")
+			return fiber.NewError(fiber.StatusBadRequest, err.Error())
 		}
 		return c.SendString(id + "\n")
 	})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				_, _ = hub.Publish(ctx, "news", sse.Event{Data: []byte(now.Format(time.TimeOnly))})
-			}
-		}
-	}()
 
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true}) }()
+	go func() { served <- app.Listener(ln) }()
 	select {
 	case err := <-served:
 		return err

@@ -6,7 +6,7 @@ import (
 	"github.com/ssekit/ssekit/examples/internal/exampletest"
 )
 
-// TestRun starts the example, receives a published event and a tick, and
-// checks that cancelling run's context ends the streams cleanly and
-// returns promptly.
-func TestRun(t *testing.T) { exampletest.Check(t, run) }
+// TestRun starts the example and uses it as a signed-in user would: a
+// stream per room, with the session cookie, gets the room's messages;
+// cancelling run's context ends the streams cleanly and returns promptly.
+func TestRun(t *testing.T) { exampletest.CheckRoom(t, run) }

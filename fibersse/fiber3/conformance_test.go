@@ -70,14 +70,18 @@ func optionsServer(extra ...fibersse.Option) ssetest.Server {
 }
 
 // mount serves the kit's route on app: h on /events for GET and OPTIONS,
-// behind the Auth middleware when the kit asks for it; and the publishing
+// behind mw and the Auth middleware when the kit asks for it; and the publishing
 // route, which publishes Fiber's own body and parameter buffers, as an
 // application would.
-func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fiber.Handler) string {
-	chain := []any{h}
-	if route.Middleware != nil {
-		chain = append([]any{fibersse.Auth(hub, route.Middleware)}, chain...)
+func mount(t *testing.T, hub *sse.Hub, route ssetest.Route, app *fiber.App, h fiber.Handler, mw ...fiber.Handler) string {
+	var chain []any
+	for _, m := range mw {
+		chain = append(chain, m)
 	}
+	if route.Middleware != nil {
+		chain = append(chain, fibersse.Auth(hub, route.Middleware))
+	}
+	chain = append(chain, h)
 	app.Add(streamMethods, "/events", chain[0], chain[1:]...)
 	app.Post("/events/publish/:topic", func(c fiber.Ctx) error {
 		id, err := hub.Publish(c.Context(), c.Params("topic"), sse.Event{Data: c.Body()})

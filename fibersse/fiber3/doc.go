@@ -31,8 +31,9 @@
 // honours the stream's Cache-Control: no-cache) middleware do not hold a
 // stream up. Middleware that reads the whole response body (Fiber v3's
 // compress, etag, a logger with ${resBody}) would wait forever for the end
-// of the stream: the stream detects it, answers 500 and logs what to do. Exclude the stream routes from such middleware with its Next
-// option, for instance
+// of the stream: the stream detects it, answers 500 and logs what to do.
+// Exclude the stream routes from such middleware with its Next option, for
+// instance
 //
 //	compress.New(compress.Config{Next: func(c fiber.Ctx) bool { return c.Get("Accept") == "text/event-stream" }})
 //

@@ -75,8 +75,9 @@ func WithCORS(cors *sse.CORS) Option { return sseadapter.WithCORS[fiber.Ctx](cor
 // warning. Streams over TLS are served attached.
 //
 // The handler returns before the stream starts, as it always does on
-// fasthttp; middleware after it sees an empty response, so compress and
-// etag no longer refuse the stream (it goes out uncompressed). app.Shutdown
+// fasthttp; middleware after it sees a response that is never sent: one
+// that reads its whole body (etag, say) is refused as it is attached, and
+// compress leaves it alone (the stream goes out uncompressed). app.Shutdown
 // neither waits for nor ends detached streams: call hub.Shutdown first.
 func Detach() Option { return sseadapter.Detach[fiber.Ctx]() }
 
@@ -97,19 +98,15 @@ func WithHandlerOptions(o sse.HandlerOptions) Option {
 // delay. An app that shuts down first still ends its streams, without
 // that hint.
 //
-// A middleware that reads the whole response body (Fiber's compress
+// A middleware that reads the whole response body (Fiber v3's compress
 // and etag middleware, a logger with ${resBody}) would wait for the
 // end of a stream that never ends: such a request is answered with 500
 // and a log line that says which route to exclude from it.
 func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 	cfg := sseadapter.NewConfig(opts...)
 	return func(c fiber.Ctx) error {
-		r, err := fasthttpsse.Request(c.RequestCtx(), c.Context())
-		if err != nil {
-			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-		}
 		o := cfg.For(c, func(r *http.Request) { c.SetContext(r.Context()) })
-		fasthttpsse.Serve(hub, c.RequestCtx(), r, o, c.App().Server())
+		fasthttpsse.Serve(hub, c.RequestCtx(), c.Context(), o, c.App().Server())
 		return nil
 	}
 }
@@ -125,14 +122,11 @@ func Handler(hub *sse.Hub, opts ...Option) fiber.Handler {
 // unauthenticated, for the handler (WithCORS) to answer.
 func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 	return func(c fiber.Ctx) error {
-		r, err := fasthttpsse.Request(c.RequestCtx(), c.Context())
-		if err != nil {
-			return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-		}
-		if r = fasthttpsse.Authenticate(hub, a, c.RequestCtx(), r); r == nil {
+		ctx, ok := fasthttpsse.Authenticate(hub, a, c.RequestCtx(), c.Context())
+		if !ok {
 			return nil
 		}
-		c.SetContext(r.Context())
+		c.SetContext(ctx)
 		return c.Next()
 	}
 }
@@ -166,11 +160,7 @@ func Auth(hub *sse.Hub, a *sse.Auth) fiber.Handler {
 // Stream answers every request itself, refusals included (over a cap,
 // after Shutdown), and returns nil.
 func Stream(hub *sse.Hub, c fiber.Ctx, fn func(*sse.Stream) error) error {
-	r, err := fasthttpsse.Request(c.RequestCtx(), c.Context())
-	if err != nil {
-		return fiber.NewError(http.StatusBadRequest, "malformed request URI")
-	}
-	_ = fasthttpsse.Stream(hub, c.RequestCtx(), r, fn)
+	_ = fasthttpsse.Stream(hub, c.RequestCtx(), c.Context(), fn)
 	return nil
 }
 

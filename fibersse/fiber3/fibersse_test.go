@@ -19,6 +19,7 @@ import (
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 	fibersse "github.com/ssekit/ssekit/fibersse/fiber3"
+	"github.com/ssekit/ssekit/internal/testkit"
 )
 
 func TestTopicsFromParam(t *testing.T) {
@@ -28,8 +29,8 @@ func TestTopicsFromParam(t *testing.T) {
 	base := start(t, hub, app)
 	lobby := connect(t, base+"/rooms/lobby/events", "")
 	kitchen := connect(t, base+"/rooms/kitchen/events", "")
-	ssetest.Publish(t, hub, "kitchen", "for the kitchen")
-	id := ssetest.Publish(t, hub, "lobby", "for the lobby")
+	testkit.Publish(t, hub, "kitchen", "for the kitchen")
+	id := testkit.Publish(t, hub, "lobby", "for the lobby")
 	if ev := ssetest.NextWithin(t, lobby, 2*time.Second); ev.Data != "for the lobby" || ev.LastEventID != id {
 		t.Errorf("lobby got %+v", ev)
 	}
@@ -50,17 +51,17 @@ func TestTopicsOutliveFiberBuffers(t *testing.T) {
 	first := connect(t, base+"/rooms/aaaa/events", "") // its memory names the topic in the hub
 	second := connect(t, base+"/rooms/aaaa/events", "")
 	first.Close()
-	ssetest.Eventually(t, "the first stream to end", func() bool { return hub.Stats().Streams == 1 })
+	testkit.Eventually(t, "the first stream to end", func() bool { return hub.Stats().Streams == 1 })
 	http.DefaultClient.CloseIdleConnections()
 	for i := range 50 { // reuse fiber's and fasthttp's request memory
 		st := connect(t, base+"/rooms/"+fmt.Sprintf("b%03d", i)+"/events", "")
 		st.Close()
 	}
-	ssetest.Eventually(t, "the other streams to end", func() bool { return hub.Stats().Streams == 1 })
+	testkit.Eventually(t, "the other streams to end", func() bool { return hub.Stats().Streams == 1 })
 	if hub.Subscribers("aaaa") == 0 {
 		t.Fatalf("no subscriber of aaaa")
 	}
-	id := ssetest.Publish(t, hub, "aaaa", "still here")
+	id := testkit.Publish(t, hub, "aaaa", "still here")
 	if ev := ssetest.NextWithin(t, second, 2*time.Second); ev.LastEventID != id {
 		t.Errorf("got %+v", ev)
 	}
@@ -72,15 +73,15 @@ func TestTopicsFromQuery(t *testing.T) {
 	app.Get("/events", fibersse.Handler(hub, fibersse.TopicsFromQuery("room")))
 	base := start(t, hub, app)
 	st := connect(t, base+"/events?room=a&room=b", "")
-	a := ssetest.Publish(t, hub, "a", "1")
-	ssetest.Publish(t, hub, "c", "not for us")
-	b := ssetest.Publish(t, hub, "b", "2")
+	a := testkit.Publish(t, hub, "a", "1")
+	testkit.Publish(t, hub, "c", "not for us")
+	b := testkit.Publish(t, hub, "b", "2")
 	for _, id := range []string{a, b} {
 		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Errorf("got %+v, want %s", ev, id)
 		}
 	}
-	if resp, body := ssetest.Request(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "room") {
+	if resp, body := testkit.Request(t, "GET", base+"/events?topic=a", nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "room") {
 		t.Errorf("without the parameter: %d %q, want 400", resp.StatusCode, body)
 	}
 }
@@ -135,15 +136,15 @@ func TestPrincipalPerUserTopic(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		ssetest.Publish(t, hub, "user/bob", "for bob")
-		ssetest.Publish(t, hub, "user/ann", "for ann")
+		testkit.Publish(t, hub, "user/bob", "for bob")
+		testkit.Publish(t, hub, "user/ann", "for ann")
 		if ev := ssetest.NextWithin(t, ann, 2*time.Second); ev.Data != "for ann" {
 			t.Errorf("%s: ann got %+v", path, ev)
 		}
 		if ev := ssetest.NextWithin(t, bob, 2*time.Second); ev.Data != "for bob" {
 			t.Errorf("%s: bob got %+v", path, ev)
 		}
-		resp, body := ssetest.Request(t, "GET", base+path, http.Header{"Authorization": {"Bearer bad"}})
+		resp, body := testkit.Request(t, "GET", base+path, http.Header{"Authorization": {"Bearer bad"}})
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" || body == "" {
 			t.Errorf("%s with a bad token: %d %q %v", path, resp.StatusCode, body, resp.Header)
 		}
@@ -162,10 +163,10 @@ func TestAuthMiddlewareStoresPrincipal(t *testing.T) {
 	})
 	app.Get("/hub/me", fibersse.Auth(hub, testAuth), func(c fiber.Ctx) error { return c.SendString("unreachable") })
 	base := start(t, hub, app)
-	if _, body := ssetest.Request(t, "GET", base+"/me", http.Header{"Cookie": {"session=good-ann"}}); body != "anntrueanntrue" {
+	if _, body := testkit.Request(t, "GET", base+"/me", http.Header{"Cookie": {"session=good-ann"}}); body != "anntrueanntrue" {
 		t.Errorf("got %q", body)
 	}
-	resp, body := ssetest.Request(t, "GET", base+"/hub/me", nil)
+	resp, body := testkit.Request(t, "GET", base+"/hub/me", nil)
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "unreachable") {
 		t.Errorf("without a token: %d %q", resp.StatusCode, body)
 	}
@@ -199,7 +200,7 @@ func TestRefusals(t *testing.T) {
 		{"POST", "ok", 405, "event streams answer GET only\n", "text/plain; charset=utf-8"},
 		{"HEAD", "ok", 405, "", "text/plain; charset=utf-8"},
 	} {
-		resp, body := ssetest.Request(t, c.method, base+"/events/"+c.what, nil)
+		resp, body := testkit.Request(t, c.method, base+"/events/"+c.what, nil)
 		if resp.StatusCode != c.status || body != c.body || resp.Header.Get("Content-Type") != c.ct ||
 			(c.status == 405 && resp.Header.Get("Allow") != "GET") {
 			t.Errorf("%s %s: %d %q (%s), want %d %q (%s)", c.method, c.what, resp.StatusCode, body, resp.Header.Get("Content-Type"), c.status, c.body, c.ct)
@@ -226,9 +227,9 @@ func TestOptionPrecedence(t *testing.T) {
 	}
 	b := connect(t, url+"/b", "") // no token: Optional from WithAuth applies
 	c := connect(t, url+"/c?topic=q", "")
-	specific := ssetest.Publish(t, hub, "specific", "")
-	baseID := ssetest.Publish(t, hub, "base", "")
-	q := ssetest.Publish(t, hub, "q", "")
+	specific := testkit.Publish(t, hub, "specific", "")
+	baseID := testkit.Publish(t, hub, "base", "")
+	q := testkit.Publish(t, hub, "q", "")
 	for _, x := range []struct {
 		st   *ssetest.Stream
 		want string
@@ -236,6 +237,33 @@ func TestOptionPrecedence(t *testing.T) {
 		if ev := ssetest.NextWithin(t, x.st, 2*time.Second); ev.LastEventID != x.want {
 			t.Errorf("got %+v, want %s", ev, x.want)
 		}
+	}
+}
+
+// TestNilOptionsClearBase: WithAuth(nil) and WithCORS(nil) mean none, even
+// where WithHandlerOptions set them, whatever the order (the same rule in
+// every adapter).
+func TestNilOptionsClearBase(t *testing.T) {
+	hub := newHub(t, sse.Options{})
+	base := sse.HandlerOptions{
+		Auth: &sse.Auth{Authenticate: func(context.Context, string) (sse.Principal, error) { return sse.Principal{}, errors.New("no") }},
+		CORS: &sse.CORS{AllowedOrigins: []string{"http://app.example"}},
+	}
+	app := fiber.New()
+	app.Get("/before", fibersse.Handler(hub, fibersse.WithHandlerOptions(base), fibersse.WithAuth(nil), fibersse.WithCORS(nil), fibersse.Topics("t")))
+	app.Get("/after", fibersse.Handler(hub, fibersse.WithAuth(nil), fibersse.WithCORS(nil), fibersse.Topics("t"), fibersse.WithHandlerOptions(base)))
+	url := start(t, hub, app)
+	for _, path := range []string{"/before", "/after"} {
+		// No token, and an origin the base CORS would refuse: neither applies.
+		st := ssetest.Open(t, url+path, "", http.Header{"Origin": {"http://other.example"}})
+		if h := st.Response.Header.Get("Access-Control-Allow-Origin"); h != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q without CORS", path, h)
+		}
+		id := testkit.Publish(t, hub, "t", path)
+		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
+			t.Errorf("%s: got %+v, want %s", path, ev, id)
+		}
+		st.Close()
 	}
 }
 
@@ -334,12 +362,12 @@ func TestClientGoneWithinHeartbeat(t *testing.T) {
 		for range 10 {
 			streams = append(streams, connect(t, url, ""))
 		}
-		ssetest.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 10 })
+		testkit.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 10 })
 		left := time.Now()
 		for _, st := range streams {
 			st.Close()
 		}
-		ssetest.Eventually(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
+		testkit.Eventually(t, "the streams to be released", func() bool { return hub.Stats().Streams == 0 })
 		if d := time.Since(left); d > interval {
 			t.Errorf("released %v after the clients left, want within the heartbeat interval %v", d, interval)
 		}
@@ -348,7 +376,7 @@ func TestClientGoneWithinHeartbeat(t *testing.T) {
 		t.Errorf("%d topics left", n)
 	}
 	http.DefaultClient.CloseIdleConnections()
-	ssetest.Eventually(t, "goroutines to return to their number before the test", func() bool {
+	testkit.Eventually(t, "goroutines to return to their number before the test", func() bool {
 		return runtime.NumGoroutine() <= base+4
 	})
 }
@@ -379,7 +407,7 @@ func TestConcurrentStreamsAndRequests(t *testing.T) {
 				default:
 				}
 				n := strconv.Itoa(w*1e6 + i)
-				if _, body := ssetest.Request(t, "GET", base+"/ping?n="+n, nil); body != "pong "+n {
+				if _, body := testkit.Request(t, "GET", base+"/ping?n="+n, nil); body != "pong "+n {
 					t.Errorf("ping %s: %q", n, body)
 					return
 				}
@@ -419,7 +447,7 @@ func TestConcurrentStreamsAndRequests(t *testing.T) {
 	streams.Wait()
 	close(stop)
 	plain.Wait()
-	ssetest.Eventually(t, "every stream to end", func() bool { return hub.Stats().Streams == 0 })
+	testkit.Eventually(t, "every stream to end", func() bool { return hub.Stats().Streams == 0 })
 }
 
 // openStreams opens n streams on url.
@@ -476,7 +504,7 @@ func TestShutdownWithOpenStreams(t *testing.T) {
 			app.Get("/events", fibersse.Handler(hub, fibersse.Topics("t")))
 			url := start(t, nil, app) + "/events"
 			streams := openStreams(t, url, 50)
-			ssetest.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 50 })
+			testkit.Eventually(t, "the streams to open", func() bool { return hub.Stats().Streams == 50 })
 			began := time.Now()
 			c.shutdown(t, hub, app)
 			if d := time.Since(began); d > time.Second {
@@ -508,7 +536,7 @@ func TestServerTimeouts(t *testing.T) {
 	st := connect(t, start(t, hub, app)+"/events", "")
 	for i := range 5 {
 		time.Sleep(limit)
-		id := ssetest.Publish(t, hub, "t", strconv.Itoa(i))
+		id := testkit.Publish(t, hub, "t", strconv.Itoa(i))
 		if ev := ssetest.NextWithin(t, st, 2*time.Second); ev.LastEventID != id {
 			t.Fatalf("got %+v", ev)
 		}
@@ -554,7 +582,7 @@ func TestEndReasons(t *testing.T) {
 	if _, err := io.WriteString(stalled, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	ssetest.Eventually(t, "the stalled stream", func() bool { return hub.Stats().Streams == 1 })
+	testkit.Eventually(t, "the stalled stream", func() bool { return hub.Stats().Streams == 1 })
 	big := strings.Repeat("x", 64<<10)
 	for hub.Stats().Streams == 1 {
 		if _, err := hub.Publish(context.Background(), "t", sse.Event{Data: []byte(big)}); err != nil {

@@ -136,9 +136,13 @@ func main() {
 		}
 		links := runner.Links{JSON: rel(jsonPath), README: rel(filepath.Join(modDir, "README.md"))}
 		// The go test benchmarks' results, kept by hand, go into the report.
-		if b, err := os.ReadFile(filepath.Join(modDir, "micro", "results.md")); err == nil {
-			links.Extra = string(b)
+		var extra []string
+		for _, dir := range []string{"micro", "perrequest"} {
+			if b, err := os.ReadFile(filepath.Join(modDir, dir, "results.md")); err == nil {
+				extra = append(extra, strings.TrimSpace(string(b)))
+			}
 		}
+		links.Extra = strings.Join(extra, "\n\n")
 		if pngPath != "-" {
 			links.PNG = rel(pngPath)
 		}

@@ -436,6 +436,7 @@ type recorder struct {
 	mu      sync.Mutex
 	entries []sse.Entry
 	lost    []string
+	epochs  int           // NewEpoch calls
 	block   chan struct{} // Deliver waits on it while it is set
 }
 
@@ -456,6 +457,12 @@ func (r *recorder) State(error) {}
 func (r *recorder) Lost(topic string) {
 	r.mu.Lock()
 	r.lost = append(r.lost, topic)
+	r.mu.Unlock()
+}
+
+func (r *recorder) NewEpoch() {
+	r.mu.Lock()
+	r.epochs++
 	r.mu.Unlock()
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssetest"
 )
@@ -38,7 +39,7 @@ func Run(t *testing.T, e Engine) {
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			ssetest.CheckGoroutines(t)
+			testkit.CheckGoroutines(t)
 			c.run(t, e)
 		})
 	}
@@ -179,7 +180,7 @@ func checkFollowOnly(t *testing.T, e Engine) {
 		t.Helper()
 		eventually(t, "an event of "+topic, func() bool {
 			data := eventData(topic, "mark", 0)
-			ssetest.Publish(t, pub.hub, topic, data)
+			testkit.Publish(t, pub.hub, topic, data)
 			time.Sleep(5 * time.Millisecond)
 			return slices.ContainsFunc(r.list(), func(e sse.Entry) bool { return string(e.Event.Data) == data })
 		})
@@ -187,7 +188,7 @@ func checkFollowOnly(t *testing.T, e Engine) {
 	follow("a")
 	mark("a")
 	for i := range 20 {
-		ssetest.Publish(t, pub.hub, []string{"a", "b"}[i%2], strconv.Itoa(i))
+		testkit.Publish(t, pub.hub, []string{"a", "b"}[i%2], strconv.Itoa(i))
 	}
 	mark("a")
 	for _, e := range r.list() {
@@ -200,7 +201,7 @@ func checkFollowOnly(t *testing.T, e Engine) {
 	mark("z")
 	n := len(r.list())
 	for i := range 10 {
-		ssetest.Publish(t, pub.hub, "a", strconv.Itoa(i))
+		testkit.Publish(t, pub.hub, "a", strconv.Itoa(i))
 	}
 	mark("z")
 	for _, e := range r.list()[n:] {
@@ -298,12 +299,12 @@ func checkOutageLongerThanHistory(t *testing.T, e Engine) {
 	r := read(st)
 	a.node.Down(t)
 	for i := range 3 * keep {
-		ssetest.Publish(t, b.hub, "t", eventData("t", "B", i))
+		testkit.Publish(t, b.hub, "t", eventData("t", "B", i))
 	}
 	a.node.Up(t)
 	eventually(t, "delivery to resume", func() bool { downs, ups := a.states.counts(); return downs > 0 && ups >= downs })
 	last := eventData("t", "B", 3*keep)
-	ssetest.Publish(t, b.hub, "t", last)
+	testkit.Publish(t, b.hub, "t", last)
 	eventually(t, "the event published after the outage", func() bool {
 		evs := r.events()
 		return len(evs) > 0 && evs[len(evs)-1].Data == last
@@ -358,7 +359,7 @@ func checkFallsBehind(t *testing.T, e Engine) {
 	from := positions(t, s, "t")
 	s.Follow("t", from["t"])
 	eventually(t, "the listener to follow", func() bool {
-		ssetest.Publish(t, pub.hub, "t", eventData("t", "probe", 0))
+		testkit.Publish(t, pub.hub, "t", eventData("t", "probe", 0))
 		time.Sleep(5 * time.Millisecond)
 		return len(r.list()) > 0
 	})
@@ -413,7 +414,7 @@ func checkDataLost(t *testing.T, e Engine) {
 	st := a.stream(t, "", "t")
 	probe(t, b.hub, st, "t")
 	for i := range 5 {
-		ssetest.Publish(t, b.hub, "t", eventData("t", "B", i))
+		testkit.Publish(t, b.hub, "t", eventData("t", "B", i))
 		if ev := nextEvent(t, st); !samePublish(ev.Data, eventData("t", "B", i)) {
 			t.Fatalf("got %+v", ev)
 		}

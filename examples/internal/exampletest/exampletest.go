@@ -84,9 +84,10 @@ func Check(t *testing.T, run func(ctx context.Context, ln net.Listener) error) {
 // it as a signed-in user of its README would: a stream of
 // /rooms/{room}/events is refused (401) without the "session" cookie, and
 // with the cookie of Session gets what POST /rooms/{room}/messages
-// publishes to that room, and nothing of another room. Cancelling run's
-// context then ends the streams cleanly, with a retry hint, and makes run
-// return promptly.
+// publishes to that room, and nothing of another room. A stream that
+// comes back with Last-Event-ID, as a browser does, gets what was
+// published while it was away. Cancelling run's context then ends the
+// streams cleanly, with a retry hint, and makes run return promptly.
 func CheckRoom(t *testing.T, run func(ctx context.Context, ln net.Listener) error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -122,22 +123,41 @@ func CheckRoom(t *testing.T, run func(ctx context.Context, ln net.Listener) erro
 		t.Fatal(err)
 	}
 	defer kitchen.Close()
-	for _, m := range []struct{ room, text string }{{"kitchen", "dinner"}, {"lobby", "hello"}} {
-		req, _ := http.NewRequestWithContext(cctx, http.MethodPost, base+"/rooms/"+m.room+"/messages", strings.NewReader(m.text))
+	post := func(room, text string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(cctx, http.MethodPost, base+"/rooms/"+room+"/messages", strings.NewReader(text))
 		resp, err := browser.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST /rooms/%s/messages: %s", m.room, resp.Status)
+			t.Fatalf("POST /rooms/%s/messages: %s", room, resp.Status)
 		}
 	}
-	if ev, err := lobby.Next(); err != nil || ev.Data != "hello" || ev.LastEventID == "" {
-		t.Fatalf("lobby: got %+v, %v; want the lobby's message", ev, err)
+	post("kitchen", "dinner")
+	post("lobby", "hello")
+	hello, err := lobby.Next()
+	if err != nil || hello.Data != "hello" || hello.LastEventID == "" {
+		t.Fatalf("lobby: got %+v, %v; want the lobby's message", hello, err)
 	}
 	if ev, err := kitchen.Next(); err != nil || ev.Data != "dinner" {
 		t.Fatalf("kitchen: got %+v, %v; want the kitchen's message", ev, err)
+	}
+
+	// The lobby's stream drops; two messages are published meanwhile.
+	lobby.Close()
+	post("lobby", "while")
+	post("lobby", "away")
+	lobby, err = ssetest.Connect(cctx, browser, base+"/rooms/lobby/events", hello.LastEventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lobby.Close()
+	for _, want := range []string{"while", "away"} {
+		if ev, err := lobby.Next(); err != nil || ev.Data != want {
+			t.Fatalf("lobby, resumed after %s: got %+v, %v; want %q", hello.LastEventID, ev, err, want)
+		}
 	}
 
 	stop()

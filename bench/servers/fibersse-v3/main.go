@@ -1,4 +1,4 @@
-// Command fibersse serves the bench contract with ssekit's Fiber adapter
+// Command fibersse-v3 serves the bench contract with ssekit's Fiber adapter
 // (fibersse.Handler) on a Fiber v3 app, that is on fasthttp: the same Hub,
 // with the same default options, as the ssekit server. Fiber is not
 // net/http, so the publish and debug routes call serverkit's ParsePublish,
@@ -27,8 +27,8 @@ func main() {
 		return err
 	}
 	info := serverkit.Info{
-		Name: "fibersse", Delivers: true, Resume: true,
-		Notes: "ssekit's Fiber adapter on Fiber v3.1.0 / fasthttp (no middleware), Hub with default options",
+		Name: "fibersse-v3", Delivers: true, Resume: true,
+		Notes: "ssekit's Fiber v3 adapter (fibersse/fiber3) on Fiber v3.1.0 / fasthttp (no middleware), Hub with default options",
 	}
 	// IdleTimeout as the adapter's README advises; it never ends a stream.
 	app := fiber.New(fiber.Config{IdleTimeout: time.Minute})
