@@ -67,3 +67,33 @@ func TestShutdownAfterEagerDelivery(t *testing.T) {
 		t.Errorf("Shutdown took %v: it waited for an event the hub had delivered", d)
 	}
 }
+
+// TestShutdownDuringFanOut: Publish returns while the store's listener is
+// still fanning the entry out to a topic's many streams; Shutdown right
+// after must still let every stream have it before the stream ends.
+func TestShutdownDuringFanOut(t *testing.T) {
+	for round := range 10 {
+		bus := newMemBus(newTestStore(t))
+		h, err := sse.NewHub(sse.Options{Store: bus})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := serve(t, h, sse.HandlerOptions{Topics: sse.Topics("t")})
+		streams := make([]*ssetest.Stream, 200)
+		for i := range streams {
+			streams[i] = connect(t, srv.URL, "")
+		}
+		id := testkit.Publish(t, h, "t", "before shutdown")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := h.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		for i, st := range streams {
+			if ev, err := st.Next(); err != nil || ev.LastEventID != id {
+				t.Fatalf("round %d, stream %d: got %+v, %v before the end, want the event published before Shutdown", round, i, ev, err)
+			}
+			st.Close()
+		}
+	}
+}

@@ -462,11 +462,12 @@ func (h *Hub) Publish(ctx context.Context, topic string, ev Event) (string, erro
 		}
 		// Remember it until it is delivered, unless it was already: a
 		// store may broadcast the entry before Append returns (NATS
-		// republishes a message before it acknowledges it). deliver fans
-		// out before it takes h.mu, so one of the two sees the other.
+		// republishes a message before it acknowledges it). deliver ends
+		// its fan-out before it takes h.mu, so one of the two sees the
+		// other.
 		if ts := h.reg.subscribers(entry.Topic); ts != nil {
 			h.mu.Lock()
-			if ts.lastSeq.Load() < entry.Seq {
+			if ts.doneSeq.Load() < entry.Seq {
 				if h.published == nil {
 					h.published = make(map[string]uint64)
 				}
@@ -510,10 +511,11 @@ func (h *Hub) deliver(entry Entry) {
 // must arrive in Seq order; one already delivered is ignored (fresh is
 // false).
 func (h *Hub) fanOut(entry Entry) (queued, dropped, evicted int, fresh bool) {
-	chunks, ok := h.reg.snapshot(entry.Topic, entry.Seq)
+	ts, chunks, ok := h.reg.snapshot(entry.Topic, entry.Seq)
 	if !ok {
 		return 0, 0, 0, false
 	}
+	defer ts.doneSeq.Store(entry.Seq) // fan-outs of a topic run one at a time
 	if len(chunks) == 0 {
 		return 0, 0, 0, true
 	}

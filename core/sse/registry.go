@@ -72,6 +72,9 @@ type topicSubs struct {
 	// lastSeq is the Seq of the topic's event being fanned out, or of the
 	// newest one fanned out. A chunk created now starts after it.
 	lastSeq atomic.Uint64
+	// doneSeq is the Seq of the newest event whose fan-out has ended: it
+	// is in the queue of every subscriber it was for.
+	doneSeq atomic.Uint64
 }
 
 // slot is where a subscriber sits in one of its topics' chunks.
@@ -224,18 +227,18 @@ func (r *registry) leave(s *subscriber) {
 // topic's event of Seq seq; ok is false when the topic has no subscribers
 // or the event is at or below the newest of the topic fanned out (a
 // Broadcaster may deliver an event twice).
-func (r *registry) snapshot(topic string, seq uint64) (chunks []*chunk, ok bool) {
+func (r *registry) snapshot(topic string, seq uint64) (ts *topicSubs, chunks []*chunk, ok bool) {
 	if seq > r.lastSeq.Load() {
 		r.lastSeq.Store(seq) // fan-outs run one at a time
 	}
-	ts := r.subscribers(topic)
+	ts = r.subscribers(topic)
 	if ts == nil || seq <= ts.lastSeq.Load() {
-		return nil, false
+		return nil, nil, false
 	}
 	// Set before the chunk list is read: a chunk created after this starts
 	// after seq, and a chunk in the list gets the event.
 	ts.lastSeq.Store(seq)
-	return *ts.chunks.Load(), true
+	return ts, *ts.chunks.Load(), true
 }
 
 // rewind starts every topic's Seqs over, for a store's new lifetime, and
@@ -269,14 +272,14 @@ func (r *registry) subscribers(topic string) *topicSubs {
 	return r.topics[topic]
 }
 
-// seqOf returns the Seq of the newest event of topic fanned out (or being
-// fanned out); ok is false when the topic has no subscribers.
+// seqOf returns the Seq of the newest event of topic whose fan-out has
+// ended; ok is false when the topic has no subscribers.
 func (r *registry) seqOf(topic string) (seq uint64, ok bool) {
 	ts := r.subscribers(topic)
 	if ts == nil {
 		return 0, false
 	}
-	return ts.lastSeq.Load(), true
+	return ts.doneSeq.Load(), true
 }
 
 // countOf returns the number of topic's subscribers.
