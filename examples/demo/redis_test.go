@@ -44,11 +44,12 @@ func TestTwoDemosShareRedis(t *testing.T) {
 	t.Cleanup(func() { cleanRedis(t, addr, prefix) })
 
 	// A shared store numbers each topic on its own, so a position of one
-	// topic says nothing of another's: B follows the job's topic from its
-	// start, position 0 in the store's epoch, which A's IDs carry.
+	// stream says nothing of another's: B follows the job's stream (its
+	// topic, "broadcast" and "metrics") from their start, position 0 of
+	// each in the store's epoch, which A's IDs carry.
 	epoch, _, _ := strings.Cut(position(t, ctx, a), "-")
 	j := startJob(t, ctx, nil, a)
-	s := connect(t, ctx, nil, bURL+"/events?topic="+j.Topic+"&lastEventId="+url.QueryEscape(epoch+"-0"), "")
+	s := connect(t, ctx, nil, bURL+"/events?topic="+j.Topic+"&lastEventId="+url.QueryEscape(epoch+"-0.0.0"), "")
 	values, _ := progressValues(t, s, j.ID)
 	checkSteps(t, values, 0)
 }
