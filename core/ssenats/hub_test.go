@@ -454,9 +454,9 @@ func TestEndStreamsAcrossNodes(t *testing.T) {
 	}
 }
 
-// TestResume: a stream of two topics resumes from any ID it was sent, or
-// from a single-topic ID (one Seq stands for every topic), with exactly
-// the events after it, in the stream's order.
+// TestResume: a stream of two topics resumes from any ID it was sent with
+// exactly the events after it, in the stream's order. An ID of one Seq
+// (a single topic's) is no place in a stream of two: it is reset.
 func TestResume(t *testing.T) {
 	testkit.CheckGoroutines(t)
 	env := newEnv(t)
@@ -478,9 +478,14 @@ func TestResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	single := open(t, a.url+"?topic=a&topic=b", a.store.Epoch()+"-"+strconv.FormatUint(pubs[3].seq, 10))
+	if ev, err := single.Next(); err != nil || ev.Type != "sse-reset" || ev.Data != `{"reason":"unknown-id"}` {
+		t.Errorf("resuming two topics from one Seq gave %+v, %v; want the reset", ev, err)
+	}
+	single.Close()
 	var lasts []string
 	for i := range 12 {
-		lasts = append(lasts, got[i].LastEventID, a.store.Epoch()+"-"+strconv.FormatUint(pubs[i].seq, 10))
+		lasts = append(lasts, got[i].LastEventID)
 	}
 	for _, last := range lasts {
 		pos := position(t, last, 2)
