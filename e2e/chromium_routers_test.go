@@ -83,10 +83,11 @@ func TestChromiumRouters(t *testing.T) {
 
 // testRouterResume is TestChromiumRouters for one router.
 func testRouterResume(t *testing.T, browser context.Context, rc routerCase) {
-	// 100 events (300 ms) after the last drop: the browser comes back
-	// within its 100 ms retry while events are still being published,
-	// even on a loaded machine, so that replay is exercised.
-	const total = 200
+	// The browser waits its 250 ms retry before it comes back: time for
+	// events to be published while it is away, even on a loaded machine,
+	// so that replay is exercised; and 200 events (600 ms) after the last
+	// drop, so that it comes back while events are still being published.
+	const total = 300
 	drops := []int{50, 100} // cut the stream before publishing these events
 
 	store, err := sse.NewMemoryStore(sse.MemoryStoreOptions{})
@@ -95,7 +96,7 @@ func testRouterResume(t *testing.T, browser context.Context, rc routerCase) {
 	}
 	hub, err := sse.NewHub(sse.Options{
 		Store:             store,
-		Retry:             100 * time.Millisecond,
+		Retry:             250 * time.Millisecond,
 		HeartbeatInterval: rc.heartbeat,
 		Logger:            slog.New(slog.DiscardHandler),
 	})

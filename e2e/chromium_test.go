@@ -397,7 +397,7 @@ func testResumeAcrossReload(t *testing.T, browser context.Context, mode streamMo
 	}
 	// The pages unloaded released their streams: only the last page's is
 	// left.
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	waitUntil(t, wctx, "the hub to count only the last page's stream", func() bool { return s.streams() == 1 })
 	checkStreamsDetached(t, s.hub, mode.detach)
