@@ -3,6 +3,7 @@ package ssenats_test
 import (
 	"testing"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssenats"
 	"github.com/ssekit/ssekit/core/ssetest/enginetest"
@@ -22,8 +23,8 @@ func TestEngine(t *testing.T) {
 type natsBus struct{ env *testEnv }
 
 func (b *natsBus) NewNode(t *testing.T, history int) enginetest.Node {
-	p := startProxy(t, b.env.url[len("nats://"):])
-	s := b.env.store(b.env.conn(p.addr), ssenats.Options{MaxEventsPerTopic: history})
+	p := testkit.StartProxy(t, b.env.url[len("nats://"):])
+	s := b.env.store(b.env.conn(p.Addr), ssenats.Options{MaxEventsPerTopic: history})
 	return &natsNode{proxy: p, store: s}
 }
 
@@ -36,7 +37,7 @@ func (b *natsBus) LoseData(t *testing.T) bool {
 
 // natsNode is one process, connected through its proxy.
 type natsNode struct {
-	proxy *proxy
+	proxy *testkit.Proxy
 	store *ssenats.Store
 }
 

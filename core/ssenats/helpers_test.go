@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/ssenats"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -175,7 +176,7 @@ func (e *testEnv) store(nc *nats.Conn, opts ssenats.Options) *ssenats.Store {
 // test can cut), store, hub and HTTP server.
 type node struct {
 	name   string
-	proxy  *proxy
+	proxy  *testkit.Proxy
 	conn   *nats.Conn
 	store  *ssenats.Store
 	hub    *sse.Hub
@@ -199,8 +200,8 @@ func (e *testEnv) node(name string, cfg nodeConfig) *node {
 	n := &node{name: name, states: &stateLog{}}
 	addr := ""
 	if !cfg.direct {
-		n.proxy = startProxy(e.t, strings.TrimPrefix(e.url, "nats://"))
-		addr = n.proxy.addr
+		n.proxy = testkit.StartProxy(e.t, strings.TrimPrefix(e.url, "nats://"))
+		addr = n.proxy.Addr
 	}
 	n.conn = e.conn(addr)
 	n.store = e.store(n.conn, cfg.store)
@@ -387,132 +388,6 @@ func (s *natsServer) stop() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
-}
-
-// proxy is a TCP proxy to NATS that a test can take down (closing every
-// connection and refusing new ones) and bring back on the same address.
-type proxy struct {
-	t      testing.TB
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func startProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, target: target, addr: ln.Addr().String(), conns: make(map[net.Conn]struct{})}
-	p.serve(ln)
-	t.Cleanup(func() {
-		p.Down()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.ln = ln
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.ln != ln { // went down meanwhile
-				p.mu.Unlock()
-				c.Close()
-				up.Close()
-				continue
-			}
-			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go p.pipe(c, up)
-			go p.pipe(up, c)
-		}
-	}()
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// Down closes every connection and stops accepting: NATS is unreachable.
-func (p *proxy) Down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		return
-	}
-	p.ln.Close()
-	p.ln = nil
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// Kill closes every connection, and goes on accepting new ones.
-func (p *proxy) Kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// Up accepts connections again, on the same address.
-func (p *proxy) Up() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		return
-	}
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Errorf("proxy: listening again on %s: %v", p.addr, err)
-		return
-	}
-	p.serve(ln)
 }
 
 // history returns every event of topic the store holds, oldest first.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseredis"
 	"github.com/ssekit/ssekit/core/ssetest/enginetest"
@@ -50,9 +51,9 @@ func (b *redisBus) NewNode(t *testing.T, history int) enginetest.Node {
 	n := &redisNode{env: b.env, name: b.env.name + "-n" + strconv.Itoa(b.nodes)}
 	var clients []redis.UniversalClient
 	for _, addr := range b.servers {
-		p := startProxy(t, addr)
+		p := testkit.StartProxy(t, addr)
 		n.proxies = append(n.proxies, p)
-		c := redis.NewClient(&redis.Options{Addr: p.addr, ClientName: n.name})
+		c := redis.NewClient(&redis.Options{Addr: p.Addr, ClientName: n.name})
 		t.Cleanup(func() { c.Close() })
 		clients = append(clients, c)
 		n.admins = append(n.admins, adminOf(t, addr))
@@ -95,7 +96,7 @@ type redisNode struct {
 	env     *testEnv
 	name    string
 	store   *sseredis.Store
-	proxies []*proxy
+	proxies []*testkit.Proxy
 	admins  []*redis.Client
 }
 
@@ -246,9 +247,9 @@ func (b *clusterBus) NewNode(t *testing.T, history int) enginetest.Node {
 	// proxy of that node.
 	via := map[string]string{}
 	for _, addr := range b.nodes {
-		p := startProxy(t, addr)
+		p := testkit.StartProxy(t, addr)
 		n.proxies = append(n.proxies, p)
-		via[addr] = p.addr
+		via[addr] = p.Addr
 		n.admins = append(n.admins, adminOf(t, addr))
 	}
 	c := redis.NewClusterClient(&redis.ClusterOptions{

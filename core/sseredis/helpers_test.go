@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseredis"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -186,7 +186,7 @@ func (e *testEnv) store(c redis.UniversalClient, opts sseredis.Options) *sseredi
 // test can cut), store, hub and HTTP server.
 type node struct {
 	name   string
-	proxy  *proxy
+	proxy  *testkit.Proxy
 	client *redis.Client
 	store  *sseredis.Store
 	hub    *sse.Hub
@@ -208,8 +208,8 @@ func (e *testEnv) node(name string, cfg nodeConfig) *node {
 	n := &node{name: name, states: &stateLog{}}
 	addr := ""
 	if !cfg.direct {
-		n.proxy = startProxy(e.t, redisAddr())
-		addr = n.proxy.addr
+		n.proxy = testkit.StartProxy(e.t, redisAddr())
+		addr = n.proxy.Addr
 	}
 	n.client = e.client(addr)
 	n.store = e.store(n.client, cfg.store)
@@ -304,150 +304,6 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
-}
-
-// proxy is a TCP proxy to Redis that a test can take down (closing every
-// connection and refusing new ones) and bring back on the same address.
-type proxy struct {
-	t      testing.TB
-	target string
-	addr   string
-
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-	frozen chan struct{} // while non-nil, no byte passes; closed to thaw
-}
-
-func startProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, target: target, addr: ln.Addr().String(), conns: make(map[net.Conn]struct{})}
-	p.serve(ln)
-	t.Cleanup(func() {
-		p.Thaw()
-		p.Down()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.ln = ln
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.ln != ln { // went down meanwhile
-				p.mu.Unlock()
-				c.Close()
-				up.Close()
-				continue
-			}
-			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go p.pipe(c, up)
-			go p.pipe(up, c)
-		}
-	}()
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		frozen := p.frozen
-		p.mu.Unlock()
-		if frozen != nil {
-			<-frozen
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// Freeze stops every byte in both directions without closing anything, as
-// a network that fails silently does; Thaw lets them pass again.
-func (p *proxy) Freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.frozen == nil {
-		p.frozen = make(chan struct{})
-	}
-}
-
-func (p *proxy) Thaw() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.frozen != nil {
-		close(p.frozen)
-		p.frozen = nil
-	}
-}
-
-// Down closes every connection and stops accepting: Redis is unreachable.
-func (p *proxy) Down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln == nil {
-		return
-	}
-	p.ln.Close()
-	p.ln = nil
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// Up accepts connections again, on the same address.
-func (p *proxy) Up() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		return
-	}
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Errorf("proxy: listening again on %s: %v", p.addr, err)
-		return
-	}
-	p.serve(ln)
 }
 
 // killClients kills the test's own connections of a type ("pubsub" or

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseredis"
 	"github.com/ssekit/ssekit/core/ssetest"
@@ -278,8 +279,8 @@ func TestOneSubscriptionPerStore(t *testing.T) {
 // canceled even while Redis is unreachable and it waits to retry.
 func TestListenEndsDuringOutage(t *testing.T) {
 	env := newEnv(t)
-	p := startProxy(t, redisAddr())
-	s := env.store(env.client(p.addr), sseredis.Options{})
+	p := testkit.StartProxy(t, redisAddr())
+	s := env.store(env.client(p.Addr), sseredis.Options{})
 	base := runtime.NumGoroutine()
 	l := listen(t, s)
 	s.Follow("t", 0)

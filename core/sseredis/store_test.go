@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ssekit/ssekit/core/internal/testkit"
 	"github.com/ssekit/ssekit/core/sse"
 	"github.com/ssekit/ssekit/core/sseredis"
 )
@@ -359,9 +360,9 @@ func TestNewErrors(t *testing.T) {
 	}
 
 	// Nothing listens on a port just closed.
-	closed := startProxy(t, redisAddr())
+	closed := testkit.StartProxy(t, redisAddr())
 	closed.Down()
-	unreachable := redis.NewClient(&redis.Options{Addr: closed.addr})
+	unreachable := redis.NewClient(&redis.Options{Addr: closed.Addr})
 	defer unreachable.Close()
 	start := time.Now()
 	s, err := sseredis.New(ctx, sseredis.Options{Client: unreachable})
