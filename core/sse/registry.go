@@ -165,11 +165,14 @@ func (r *registry) join(s *subscriber, i int, start uint64, known bool) bool {
 	at := ts.free[len(ts.free)-1]
 	ts.free = ts.free[:len(ts.free)-1]
 	ts.n++
+	ts.mu.Unlock()
+	// The slot is s's now: the chunk's lock, which a fan-out to the chunk
+	// holds, is taken with no other lock held, so that nothing else waits
+	// for that fan-out.
 	at.chunk.mu.Lock()
 	at.chunk.subs[at.index] = member{s, i}
 	s.after[i] = at.chunk.lastSeq
 	at.chunk.mu.Unlock()
-	ts.mu.Unlock()
 	s.slots[i] = at
 	return true
 }
@@ -204,12 +207,15 @@ func (r *registry) leave(s *subscriber) {
 			continue // never joined
 		}
 		s.slots[i] = slot{}
-		r.mu.Lock()
-		ts := r.topics[t]
-		ts.mu.Lock()
+		// Out of the chunk first, with no other lock held: a fan-out to
+		// the chunk holds its lock, and only s waits for it. The slot is
+		// not free until it is empty.
 		at.chunk.mu.Lock()
 		at.chunk.subs[at.index] = member{}
 		at.chunk.mu.Unlock()
+		r.mu.Lock()
+		ts := r.topics[t] // s still counts in ts.n: ts is there
+		ts.mu.Lock()
 		ts.free = append(ts.free, at)
 		if ts.n--; ts.n == 0 {
 			delete(r.topics, t)
