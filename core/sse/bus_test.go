@@ -3,6 +3,8 @@ package sse_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ssekit/ssekit/core/sse"
 )
@@ -23,6 +25,10 @@ type memBus struct {
 	// the entry, as a store does that broadcasts before it acknowledges
 	// (NATS JetStream's republish).
 	eager bool
+
+	// delay, in nanoseconds, holds each hand-over to a hub that long: a
+	// slow bus.
+	delay atomic.Int64
 }
 
 // busListener is one Listen call: the topics it follows and its queue.
@@ -78,6 +84,7 @@ func (b *memBus) Listen(ctx context.Context, l sse.Listener) error {
 	for {
 		select {
 		case f := <-bl.ch:
+			time.Sleep(time.Duration(b.delay.Load()))
 			f(l)
 		case <-ctx.Done():
 			return ctx.Err()

@@ -168,3 +168,48 @@ func TestNewEpoch(t *testing.T) {
 		t.Fatalf("resumed with %+v, want new1", ev)
 	}
 }
+
+// TestShutdownAfterNewEpoch: an event published in a store's new lifetime,
+// whose Seq is below what the old one delivered, still reaches its
+// streams before Shutdown ends them, however slow the store is to hand it
+// over.
+func TestShutdownAfterNewEpoch(t *testing.T) {
+	bus := newMemBus(newTestStore(t))
+	h, err := sse.NewHub(sse.Options{Store: bus, CloseRetry: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, h, sse.HandlerOptions{Topics: sse.TopicsFromQuery("topic")})
+	st := connect(t, srv.URL+"?topic=x", "")
+	testkit.WaitStreams(t, h, 1)
+	for i := range 3 {
+		testkit.Publish(t, h, "x", fmt.Sprint("old", i))
+		ssetest.NextWithin(t, st, 10*time.Second)
+	}
+	fresh := newTestStore(t)
+	for fresh.Epoch() == bus.Epoch() {
+		fresh = newTestStore(t)
+	}
+	bus.restart(fresh)
+	if ev := ssetest.NextWithin(t, st, 10*time.Second); ev.Type != "sse-reset" {
+		t.Fatalf("got %+v, want the reset of the new epoch", ev)
+	}
+	bus.delay.Store(int64(300 * time.Millisecond))
+	id := testkit.Publish(t, h, "x", "new0")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	var got []string
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, ev.LastEventID+" "+ev.Data)
+	}
+	if len(got) != 1 || got[0] != id+" new0" {
+		t.Errorf("before its end the stream got %q, want the event published before Shutdown (%s)", got, id)
+	}
+}

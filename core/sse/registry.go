@@ -257,6 +257,7 @@ func (r *registry) rewind(f func(*subscriber)) {
 	for _, ts := range r.topics {
 		ts.mu.Lock()
 		ts.lastSeq.Store(0)
+		ts.doneSeq.Store(0)
 		for _, c := range *ts.chunks.Load() {
 			c.mu.Lock()
 			c.lastSeq = 0
