@@ -332,7 +332,12 @@ func TestSSEClientRedisNodeKill(t *testing.T) {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := c.Del(ctx, prefix+":stream", prefix+":seq", prefix+":epoch").Err(); err != nil {
+		// Every key of the store: its epoch and each topic's history.
+		keys, err := c.Keys(ctx, prefix+":*").Result()
+		if err == nil && len(keys) > 0 {
+			err = c.Del(ctx, keys...).Err()
+		}
+		if err != nil {
 			t.Errorf("deleting the test's keys: %v", err)
 		}
 	})
